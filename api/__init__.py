@@ -1,0 +1,1 @@
+"""FastAPI application: routes, dependencies, error mapping and (later) the web pages."""

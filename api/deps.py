@@ -1,0 +1,90 @@
+"""Dependency aliases used by every route: settings, session, current account, context, page,
+and the case-scoped objects (resolved before the body, so an unseen id answers 404 first)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from triage import access, accounts
+from triage.context import Context
+from triage.errors import AuthenticationError
+from triage.models.accounts import Account
+from triage.models.cases import Case
+from triage.models.exhibits import Exhibit
+from triage.models.images import EvidenceImage
+from triage.pagination import Page
+from triage.settings import Settings
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
+    """A session per request; routes commit what they change (the caller owns the transaction)."""
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_current_account(
+    session: SessionDep, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> Account:
+    if not token:
+        raise AuthenticationError("not authenticated")
+    return accounts.account_from_token(session, settings, token)
+
+
+CurrentAccount = Annotated[Account, Depends(get_current_account)]
+
+
+def get_context(request: Request, account: CurrentAccount) -> Context:
+    return Context(actor=account, request_id=request.state.request_id)
+
+
+CtxDep = Annotated[Context, Depends(get_context)]
+
+
+def get_page(
+    settings: SettingsDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int | None, Query(ge=1, description="clamped to the server's page cap")] = None,
+) -> Page:
+    return Page.clamp(offset, limit, settings.page_size_default, settings.page_size_max)
+
+
+PageDep = Annotated[Page, Depends(get_page)]
+
+
+def visible_case(case_id: int, session: SessionDep, ctx: CtxDep) -> Case:
+    return access.get_case(session, ctx, case_id)
+
+
+def visible_exhibit(exhibit_id: int, session: SessionDep, ctx: CtxDep) -> Exhibit:
+    return access.get_exhibit(session, ctx, exhibit_id)
+
+
+def visible_image(image_id: int, session: SessionDep, ctx: CtxDep) -> EvidenceImage:
+    return access.get_image(session, ctx, image_id)
+
+
+CaseDep = Annotated[Case, Depends(visible_case)]
+ExhibitDep = Annotated[Exhibit, Depends(visible_exhibit)]
+ImageDep = Annotated[EvidenceImage, Depends(visible_image)]

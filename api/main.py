@@ -1,0 +1,39 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from api import errors
+from api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from api.routes import accounts, audit, auth, cases, exhibits, health
+from api.routes.auth import LoginThrottle
+from triage import __version__
+from triage.db import make_engine
+from triage.settings import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for ``settings``; the engine is created here but connects lazily."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="HTCU Triage Queue",
+        version=__version__,
+        description="Intake, triage and prioritisation of seized devices for a Hi-Tech Crime Unit. "
+        "Authenticate with POST /api/v1/auth/token, then send `Authorization: Bearer <token>`.",
+    )
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.database_url)
+    app.state.login_throttle = LoginThrottle()
+
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (auth, accounts, cases, exhibits, audit):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    errors.install(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    return app

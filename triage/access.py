@@ -1,0 +1,61 @@
+"""Object-level access: investigators reach only their own cases; others answer 404."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
+
+from triage.context import Context
+from triage.errors import NotFoundError
+from triage.models.accounts import STAFF_ROLES
+from triage.models.cases import Case, CaseMember
+from triage.models.exhibits import Exhibit
+from triage.models.images import EvidenceImage
+
+
+def case_visibility_clause(ctx: Context) -> Any:
+    """A WHERE clause limiting ``Case`` rows to those the actor may see (None: all)."""
+    actor = ctx.actor
+    if actor is None or actor.role in STAFF_ROLES:
+        return None
+    member_cases = select(CaseMember.case_id).where(CaseMember.account_id == actor.id)
+    return or_(col(Case.officer_id) == actor.id, col(Case.id).in_(member_cases))
+
+
+def can_see_case(session: Session, ctx: Context, case: Case) -> bool:
+    actor = ctx.actor
+    if actor is None or actor.role in STAFF_ROLES:
+        return True
+    if case.officer_id == actor.id:
+        return True
+    return session.get(CaseMember, (case.id, actor.id)) is not None
+
+
+def get_case(session: Session, ctx: Context, case_id: int) -> Case:
+    case = session.get(Case, case_id)
+    if case is None or not can_see_case(session, ctx, case):
+        raise NotFoundError(f"case {case_id} not found")
+    return case
+
+
+def get_exhibit(session: Session, ctx: Context, exhibit_id: int) -> Exhibit:
+    exhibit = session.get(Exhibit, exhibit_id)
+    if exhibit is None:
+        raise NotFoundError(f"exhibit {exhibit_id} not found")
+    case = session.get(Case, exhibit.case_id)
+    if case is None or not can_see_case(session, ctx, case):
+        raise NotFoundError(f"exhibit {exhibit_id} not found")
+    return exhibit
+
+
+def get_image(session: Session, ctx: Context, image_id: int) -> EvidenceImage:
+    image = session.get(EvidenceImage, image_id)
+    if image is None:
+        raise NotFoundError(f"evidence image {image_id} not found")
+    try:
+        get_exhibit(session, ctx, image.exhibit_id)
+    except NotFoundError:
+        raise NotFoundError(f"evidence image {image_id} not found") from None
+    return image

@@ -1,0 +1,198 @@
+"""Accounts: argon2 password hashes, bearer tokens, creation and disabling (never deletion)."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import timedelta
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from pydantic import BaseModel, ConfigDict, Field as PField
+from sqlmodel import Session, col, select
+
+from triage import audit
+from triage.context import Context
+from triage.errors import (
+    AuthenticationError,
+    ConflictError,
+    FieldValidationError,
+    NotFoundError,
+)
+from triage.models.accounts import Account, Role
+from triage.models.exhibits import DeviceType
+from triage.models.types import utcnow
+from triage.settings import Settings
+
+_hasher = PasswordHasher()
+TOKEN_ALGORITHM = "HS256"
+MIN_PASSWORD_LENGTH = 12
+# Verified against when the username is unknown, so both paths cost the same time.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class AccountCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = PField(min_length=2, max_length=64, pattern=r"^[a-z0-9._\-]+$")
+    password: str = PField(min_length=MIN_PASSWORD_LENGTH, max_length=200)
+    role: Role
+    full_name: str = PField(default="", max_length=200)
+    team: str = PField(default="", max_length=100)
+    device_types: list[DeviceType] = PField(default_factory=list)
+    iioc_cleared: bool = False
+
+
+class AccountUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    full_name: str | None = PField(default=None, max_length=200)
+    team: str | None = PField(default=None, max_length=100)
+    role: Role | None = None
+    device_types: list[DeviceType] | None = None
+    iioc_cleared: bool | None = None
+    password: str | None = PField(default=None, min_length=MIN_PASSWORD_LENGTH, max_length=200)
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def _public(account: Account) -> dict[str, object]:
+    return audit.snapshot(account, exclude={"password_hash"})
+
+
+def create_account(session: Session, ctx: Context, data: AccountCreate) -> Account:
+    if ctx.actor is not None:
+        ctx.require(Role.admin)
+    if session.exec(select(Account).where(Account.username == data.username)).first():
+        raise ConflictError(f"username {data.username!r} is taken")
+    account = Account(
+        username=data.username,
+        full_name=data.full_name,
+        role=data.role,
+        team=data.team,
+        password_hash=hash_password(data.password),
+        device_types=[d.value for d in data.device_types],
+        iioc_cleared=data.iioc_cleared,
+    )
+    session.add(account)
+    session.flush()
+    audit.record(session, ctx, "account.create", "account", account.id, None, _public(account))
+    return account
+
+
+def get_account(session: Session, account_id: int) -> Account:
+    account = session.get(Account, account_id)
+    if account is None:
+        raise NotFoundError(f"account {account_id} not found")
+    return account
+
+
+def find_account(session: Session, username: str) -> Account:
+    account = session.exec(select(Account).where(Account.username == username)).first()
+    if account is None:
+        raise NotFoundError(f"account {username!r} not found")
+    return account
+
+
+def update_account(session: Session, ctx: Context, account: Account, data: AccountUpdate) -> Account:
+    if ctx.actor is not None:
+        ctx.require(Role.admin)
+    before = _public(account)
+    changes = data.model_dump(exclude_unset=True)
+    password = changes.pop("password", None)
+    for key, value in changes.items():
+        if value is None and key != "full_name":
+            raise FieldValidationError(key, "cannot be null")
+        setattr(account, key, [d.value for d in value] if key == "device_types" else value)
+    if password:
+        account.password_hash = hash_password(password)
+    session.add(account)
+    session.flush()
+    after = _public(account)
+    if password:
+        after["password"] = "changed"  # noqa: S105 - a marker, never the password
+    audit.record(session, ctx, "account.update", "account", account.id, before, after)
+    return account
+
+
+def set_active(session: Session, ctx: Context, account: Account, active: bool) -> Account:
+    """Disable or re-enable; accounts are never deleted because audit events refer to them."""
+    if ctx.actor is not None:
+        ctx.require(Role.admin)
+        if not active and ctx.actor.id == account.id:
+            raise ConflictError("an admin cannot disable their own account")
+    before = _public(account)
+    account.is_active = active
+    account.disabled_at = None if active else utcnow()
+    session.add(account)
+    session.flush()
+    audit.record(
+        session, ctx, "account.enable" if active else "account.disable", "account",
+        account.id, before, _public(account),
+    )
+    return account
+
+
+def list_accounts(session: Session, offset: int, limit: int) -> tuple[list[Account], int]:
+    from sqlalchemy import func
+
+    total = session.exec(select(func.count()).select_from(Account)).one()
+    rows = session.exec(select(Account).order_by(col(Account.id)).offset(offset).limit(limit)).all()
+    return list(rows), int(total)
+
+
+def authenticate(session: Session, username: str, password: str) -> Account:
+    """The active account with this password, or ``AuthenticationError`` (one message for all)."""
+    account = session.exec(select(Account).where(Account.username == username)).first()
+    try:
+        _hasher.verify(account.password_hash if account else _DUMMY_HASH, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        raise AuthenticationError("wrong username or password") from None
+    if account is None or not account.is_active:
+        raise AuthenticationError("wrong username or password")
+    if _hasher.check_needs_rehash(account.password_hash):
+        account.password_hash = hash_password(password)
+        session.add(account)
+    return account
+
+
+def issue_token(settings: Settings, account: Account) -> tuple[str, int]:
+    """A signed bearer token and its lifetime in seconds."""
+    lifetime = timedelta(minutes=settings.token_lifetime_minutes)
+    now = utcnow()
+    claims = {
+        "sub": str(account.id),
+        "role": account.role.value if isinstance(account.role, Role) else account.role,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": uuid.uuid4().hex,
+    }
+    token = jwt.encode(claims, settings.signing_key(), algorithm=TOKEN_ALGORITHM)
+    return token, int(lifetime.total_seconds())
+
+
+def account_from_token(session: Session, settings: Settings, token: str) -> Account:
+    """The active account a valid, unexpired token names; anything else is 401."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.signing_key(),
+            algorithms=[TOKEN_ALGORITHM],
+            options={"require": ["exp", "sub", "iat"]},
+        )
+        account_id = int(claims["sub"])
+    except jwt.ExpiredSignatureError:
+        raise AuthenticationError("token expired") from None
+    except (jwt.InvalidTokenError, ValueError):
+        raise AuthenticationError("invalid token") from None
+    account = session.get(Account, account_id)
+    if account is None or not account.is_active:
+        raise AuthenticationError("account disabled or unknown")
+    return account
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(18)

@@ -1,0 +1,124 @@
+"""Append-only audit log with a SHA-256 hash chain.
+
+Each event stores the hash of the event before it; ``verify_chain`` recomputes every link
+and names the first one that does not hold, so a row edited or removed by hand is found.
+The application has no code path that updates or deletes an event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session, col, select
+
+from triage.context import Context
+from triage.models.audit import AuditEvent
+from triage.models.types import utcnow
+
+GENESIS = "0" * 64
+_PG_AUDIT_LOCK = 0x7A0D17  # advisory lock key serialising chain appends on PostgreSQL
+
+
+def snapshot(obj: Any, exclude: set[str] | None = None) -> dict[str, Any]:
+    """A JSON-ready copy of a model's fields, for before/after values."""
+    data: dict[str, Any] = obj.model_dump(mode="json", exclude=exclude or set())
+    return data
+
+
+def _canonical_time(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_hash(prev_hash: str, event: AuditEvent) -> str:
+    """The SHA-256 over the previous hash and this event's content, canonically serialised."""
+    body = {
+        "at": _canonical_time(event.at),
+        "actor_id": event.actor_id,
+        "actor_name": event.actor_name,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "before": event.before,
+        "after": event.after,
+        "request_id": event.request_id,
+    }
+    payload = prev_hash + "\n" + json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def record(
+    session: Session,
+    ctx: Context,
+    action: str,
+    object_type: str,
+    object_id: object,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event in the caller's transaction (it commits or rolls back with the change)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_AUDIT_LOCK})
+    last = session.exec(select(AuditEvent.hash).order_by(col(AuditEvent.id).desc()).limit(1)).first()
+    prev = last or GENESIS
+    event = AuditEvent(
+        at=utcnow(),
+        actor_id=ctx.actor_id,
+        actor_name=ctx.actor_name,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id) if object_id is not None else "",
+        before=before,
+        after=after,
+        request_id=ctx.request_id,
+        prev_hash=prev,
+        hash="",
+    )
+    event.hash = event_hash(prev, event)
+    session.add(event)
+    session.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    events: int
+    first_broken_id: int | None = None
+    reason: str = ""
+
+
+def _iter_events(session: Session, batch: int = 1000) -> Iterator[AuditEvent]:
+    last_id = 0
+    while True:
+        rows = session.exec(
+            select(AuditEvent)
+            .where(col(AuditEvent.id) > last_id)
+            .order_by(col(AuditEvent.id))
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        last_id = rows[-1].id or last_id
+
+
+def verify_chain(session: Session) -> ChainReport:
+    """Walk the log in order; report the first event whose link or content does not match."""
+    prev = GENESIS
+    count = 0
+    for event in _iter_events(session):
+        count += 1
+        if event.prev_hash != prev:
+            return ChainReport(False, count, event.id, "previous-hash link broken (row removed or reordered)")
+        if event_hash(prev, event) != event.hash:
+            return ChainReport(False, count, event.id, "content does not match its hash (row edited)")
+        prev = event.hash
+    return ChainReport(True, count)

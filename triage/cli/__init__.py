@@ -1,0 +1,20 @@
+"""The ``triage`` command. Sub-commands live one module per concept in this folder."""
+
+from __future__ import annotations
+
+import typer
+
+from triage.cli import admin
+
+app = typer.Typer(
+    name="triage",
+    help="HTCU triage queue: intake, triage of disk images, prioritised examination queue.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(admin.db_app, name="db")
+app.add_typer(admin.users_app, name="users")
+app.add_typer(admin.audit_app, name="audit")
+app.command("serve")(admin.serve)
+
+__all__ = ["app"]

@@ -1,0 +1,159 @@
+"""Setup and administration: database migrations, accounts, audit verification, serving."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlmodel import col, select
+
+from triage import accounts, audit, migrate
+from triage.context import system_context
+from triage.db import make_engine, session_scope
+from triage.errors import TriageError
+from triage.models.accounts import Account, Role
+from triage.models.exhibits import DeviceType
+from triage.settings import get_settings
+
+console = Console()
+err = Console(stderr=True)
+
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+users_app = typer.Typer(help="Accounts and roles. Accounts are disabled, never deleted.", no_args_is_help=True)
+audit_app = typer.Typer(help="The append-only audit log.", no_args_is_help=True)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    url = get_settings().database_url
+    migrate.upgrade(url, revision)
+    console.print(f"database at revision {migrate.current(url)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's current revision and the newest one."""
+    url = get_settings().database_url
+    console.print(f"current: {migrate.current(url)}  head: {migrate.head()}")
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    role: Annotated[Role, typer.Option(help="admin, manager, examiner or investigator")],
+    full_name: Annotated[str, typer.Option()] = "",
+    team: Annotated[str, typer.Option()] = "",
+    device_type: Annotated[list[DeviceType] | None, typer.Option(help="device kinds examined")] = None,
+    iioc_cleared: Annotated[bool, typer.Option(help="cleared to view indecent imagery")] = False,
+    password: Annotated[str | None, typer.Option(envvar="TRIAGE_NEW_PASSWORD",
+                                                  help="otherwise generated and printed once")] = None,
+) -> None:
+    """Create an account."""
+    generated = password is None
+    secret = password or accounts.generate_password()
+    try:
+        data = accounts.AccountCreate(
+            username=username, password=secret, role=role, full_name=full_name, team=team,
+            device_types=device_type or [], iioc_cleared=iioc_cleared,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+    engine = make_engine(get_settings().database_url)
+    try:
+        with session_scope(engine) as session:
+            account = accounts.create_account(session, system_context(), data)
+    except TriageError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"created {account.role} account {account.username!r} (id {account.id})")
+    if generated:
+        console.print(f"password (shown once): {secret}")
+
+
+def _set_active(username: str, active: bool) -> None:
+    engine = make_engine(get_settings().database_url)
+    try:
+        with session_scope(engine) as session:
+            account = accounts.find_account(session, username)
+            accounts.set_active(session, system_context(), account, active)
+    except TriageError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"{username}: {'enabled' if active else 'disabled'}")
+
+
+@users_app.command("disable")
+def users_disable(username: str) -> None:
+    """Disable an account (kept for the audit log; it can no longer log in)."""
+    _set_active(username, False)
+
+
+@users_app.command("enable")
+def users_enable(username: str) -> None:
+    """Re-enable a disabled account."""
+    _set_active(username, True)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List accounts."""
+    engine = make_engine(get_settings().database_url)
+    with session_scope(engine) as session:
+        rows = session.exec(select(Account).order_by(col(Account.id))).all()
+        table = Table("id", "username", "role", "team", "active")
+        for a in rows:
+            table.add_row(str(a.id), a.username, str(a.role), a.team, "yes" if a.is_active else "no")
+    console.print(table)
+
+
+@users_app.command("bootstrap-admin")
+def users_bootstrap_admin(username: str = "admin") -> None:
+    """Create the first admin if there is none (password from TRIAGE_ADMIN_PASSWORD, or
+    generated and printed once)."""
+    engine = make_engine(get_settings().database_url)
+    with session_scope(engine) as session:
+        if session.exec(select(Account.id).where(Account.role == Role.admin)).first():
+            console.print("an admin account exists already; nothing to do")
+            return
+        supplied = os.environ.get("TRIAGE_ADMIN_PASSWORD")
+        secret = supplied or accounts.generate_password()
+        try:
+            data = accounts.AccountCreate(username=username, password=secret, role=Role.admin,
+                                          full_name="First administrator")
+        except ValueError as exc:
+            raise _fail(f"TRIAGE_ADMIN_PASSWORD: {exc}", 2) from None
+        accounts.create_account(session, system_context(), data)
+    console.print(f"created admin account {username!r}")
+    if not supplied:
+        console.print(f"password (shown once, store it now): [bold]{secret}[/bold]")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit log's hash chain; exit 1 naming the first broken link."""
+    engine = make_engine(get_settings().database_url)
+    with session_scope(engine) as session:
+        report = audit.verify_chain(session)
+    if report.ok:
+        console.print(f"audit log intact: {report.events} events")
+        return
+    raise _fail(f"audit chain broken at event {report.first_broken_id}: {report.reason}")
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="default: TRIAGE_API_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="default: TRIAGE_API_PORT")] = None,
+) -> None:
+    """Serve the API (and, in the embedded shape, run the local worker beside it)."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run("api.main:create_app", factory=True, host=host or settings.api_host,
+                port=port or settings.api_port)

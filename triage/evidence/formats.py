@@ -1,0 +1,114 @@
+"""Image format detection: by content first, then by segment naming.
+
+Formats: ``ewf`` (EnCase .E01 + .E02...), ``split_raw`` (.000/.001..., .001/.002...,
+.aa/.ab...), ``raw`` (anything else; the volume/file-system layer decides whether it holds
+anything readable).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from triage.errors import InvalidInputError, UnsupportedFormatError
+
+EWF_SIGNATURE = b"EVF\x09\x0d\x0a\xff\x00"
+EWF2_SIGNATURE = b"EVF2\x0d\x0a\x81\x00"
+LEF_SIGNATURES = (b"LVF\x09\x0d\x0a\xff\x00", b"LEF2\x0d\x0a\x81\x00")
+MAX_SEGMENTS = 10_000
+
+
+class ImageFormat(StrEnum):
+    raw = "raw"
+    split_raw = "split_raw"
+    ewf = "ewf"
+
+
+@dataclass(frozen=True)
+class DetectedImage:
+    format: ImageFormat
+    segments: tuple[Path, ...]
+
+    @property
+    def first(self) -> Path:
+        return self.segments[0]
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes on disk over all segments (for raw this is also the media size)."""
+        return sum(p.stat().st_size for p in self.segments)
+
+
+def _read_head(path: Path, n: int = 16) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(n)
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot be read: {exc.strerror}") from exc
+
+
+def _ewf_segments(first: Path) -> tuple[Path, ...]:
+    import pyewf
+
+    try:
+        names = pyewf.glob(str(first))
+    except (OSError, IOError) as exc:
+        raise InvalidInputError(f"{first}: cannot list EWF segments: {exc}") from exc
+    return tuple(Path(n) for n in names)
+
+
+_NUMERIC = re.compile(r"^(?P<stem>.*)\.(?P<num>\d{3})$")
+_ALPHA = re.compile(r"^(?P<stem>.*)\.(?P<alpha>[a-z]{2})$")
+
+
+def _numeric_segments(path: Path) -> tuple[Path, ...] | None:
+    match = _NUMERIC.match(path.name)
+    if not match:
+        return None
+    start = int(match["num"])
+    if start not in (0, 1):
+        raise InvalidInputError(
+            f"{path.name}: a split raw image must be opened at its first segment (.000 or .001)"
+        )
+    segments = []
+    for n in range(start, start + MAX_SEGMENTS):
+        candidate = path.with_name(f"{match['stem']}.{n:03d}")
+        if not candidate.is_file():
+            break
+        segments.append(candidate)
+    return tuple(segments)
+
+
+def _alpha_segments(path: Path) -> tuple[Path, ...] | None:
+    match = _ALPHA.match(path.name)
+    if not match or match["alpha"] != "aa":
+        return None
+    letters = string.ascii_lowercase
+    segments = []
+    for a in letters:
+        for b in letters:
+            candidate = path.with_name(f"{match['stem']}.{a}{b}")
+            if not candidate.is_file():
+                return tuple(segments)
+            segments.append(candidate)
+    return tuple(segments)
+
+
+def detect(path: Path) -> DetectedImage:
+    """Detect the format of the image whose first segment is ``path``."""
+    head = _read_head(path)
+    if head.startswith(EWF_SIGNATURE) or head.startswith(EWF2_SIGNATURE):
+        segments = _ewf_segments(path)
+        if not segments or segments[0].resolve() != path.resolve():
+            raise InvalidInputError(f"{path.name}: open an EWF image at its first segment (.E01)")
+        return DetectedImage(ImageFormat.ewf, segments)
+    if any(head.startswith(sig) for sig in LEF_SIGNATURES):
+        raise UnsupportedFormatError(f"{path.name}: logical evidence files (L01/Lx01) are not disk images")
+    for finder in (_numeric_segments, _alpha_segments):
+        segments = finder(path)
+        if segments and len(segments) > 1:
+            return DetectedImage(ImageFormat.split_raw, segments)
+    return DetectedImage(ImageFormat.raw, (path,))

@@ -1,0 +1,52 @@
+"""Accounts and roles."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+from sqlmodel import Field, SQLModel
+
+from triage.models.types import UTCDateTime, utcnow
+
+
+class Role(StrEnum):
+    admin = "admin"
+    manager = "manager"
+    examiner = "examiner"
+    investigator = "investigator"
+
+
+STAFF_ROLES = frozenset({Role.admin, Role.manager, Role.examiner})
+
+
+class Account(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(sa_type=sa.String(64), unique=True, index=True)
+    full_name: str = Field(default="", sa_type=sa.String(200))
+    role: Role = Field(sa_type=sa.String(16))
+    team: str = Field(default="", sa_type=sa.String(100))
+    password_hash: str = Field(sa_type=sa.String(200))
+    is_active: bool = True
+    # Examiner qualifications: device kinds examined (empty = all) and IIOC clearance.
+    device_types: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    iioc_cleared: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AccountPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    username: str
+    full_name: str
+    role: Role
+    team: str
+    is_active: bool
+    device_types: list[str]
+    iioc_cleared: bool
+    created_at: datetime
+    disabled_at: datetime | None

@@ -1,0 +1,99 @@
+"""The one configuration object: every knob is an environment variable prefixed ``TRIAGE_``."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from triage.errors import ConfigurationError
+
+DEFAULT_SECRET = "changethis"
+VAR_DIR = Path("var")
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class QueueBackend(StrEnum):
+    local = "local"
+    celery = "celery"
+    rq = "rq"
+
+
+class Settings(BaseSettings):
+    """Read from the environment (``TRIAGE_*``) and an optional ``.env`` file."""
+
+    model_config = SettingsConfigDict(env_prefix="TRIAGE_", env_file=".env", extra="ignore")
+
+    environment: Environment = Environment.development
+    database_url: str = Field(
+        default=f"sqlite:///{VAR_DIR / 'triage.db'}",
+        description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db",
+    )
+    queue_backend: QueueBackend = QueueBackend.local
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    evidence_roots: list[Path] = Field(
+        default_factory=lambda: [VAR_DIR / "evidence"],
+        description="The only directories evidence images may be read from.",
+    )
+    artifact_dir: Path = VAR_DIR / "artifacts"
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    token_lifetime_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60)
+    max_body_bytes: int = 1024 * 1024
+    page_size_default: int = 50
+    page_size_max: int = 200
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    @field_validator("evidence_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        # Accept "a:b" or "a,b" in an environment variable as well as a JSON list.
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [p for p in value.replace(",", ":").split(":") if p]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if self.environment is Environment.production:
+            if self.secret_key.get_secret_value() in ("", DEFAULT_SECRET):
+                raise ConfigurationError(
+                    "TRIAGE_SECRET_KEY is left at its default; set a long random value "
+                    "outside development"
+                )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def signing_key(self) -> str:
+        """The key that signs tokens; in development a default key is replaced by one kept
+        in ``var/secret.key`` so that tokens do not verify with a public string."""
+        key = self.secret_key.get_secret_value()
+        if key != DEFAULT_SECRET:
+            return key
+        path = VAR_DIR / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+    def resolved_evidence_roots(self) -> list[Path]:
+        return [Path(p).resolve() for p in self.evidence_roots]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
