@@ -34,14 +34,13 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodySizeLimitMiddleware:
-    """Answers 413 for bodies over ``max_bytes`` (by Content-Length or by counting chunks).
+    """Answers 413 for bodies over ``max_bytes``.
 
-    ``overrides`` gives larger caps to path prefixes that take uploads (hash sets, rules).
+    With a Content-Length the check is immediate (the server holds the client to that length).
+    A chunked body is read up to the cap here, before the app sees any of it, so that an
+    oversized request is refused whole and nothing is half-processed.
+    ``overrides`` gives other caps to path prefixes that take uploads.
     """
 
     def __init__(
@@ -63,40 +62,44 @@ class BodySizeLimitMiddleware:
             return
         limit = self._limit(scope["path"])
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            await self._reject(send, limit)
-            return
-        received = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
+        if length is not None:
+            if length.isdigit() and int(length) > limit:
                 await self._reject(send, limit)
+                return
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        received = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            received += len(message.get("body", b""))
+            if received > limit:
+                await self._reject(send, limit)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            if messages:
+                return messages.pop(0)
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     @staticmethod
     async def _reject(send: Send, limit: int) -> None:
         body = json.dumps({"detail": f"request body larger than {limit} bytes"}).encode()
-        await send({
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode())],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

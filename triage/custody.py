@@ -14,9 +14,16 @@ MOVERS = (Role.admin, Role.manager, Role.examiner)
 
 
 def add_event(
-    session: Session, exhibit: Exhibit, actor_id: int | None, *, action: str,
-    from_location: str = "", to_location: str = "", from_state: ExhibitState | None = None,
-    to_state: ExhibitState | None = None, reason: str = "",
+    session: Session,
+    exhibit: Exhibit,
+    actor_id: int | None,
+    *,
+    action: str,
+    from_location: str = "",
+    to_location: str = "",
+    from_state: ExhibitState | None = None,
+    to_state: ExhibitState | None = None,
+    reason: str = "",
 ) -> CustodyEvent:
     assert exhibit.id is not None
     event = CustodyEvent(
@@ -48,14 +55,25 @@ def transition(
     session.add(exhibit)
     session.flush()
     add_event(
-        session, exhibit, ctx.actor_id, action="state_change", from_location=exhibit.location,
-        to_location=exhibit.location, from_state=current, to_state=target, reason=reason,
+        session,
+        exhibit,
+        ctx.actor_id,
+        action="state_change",
+        from_location=exhibit.location,
+        to_location=exhibit.location,
+        from_state=current,
+        to_state=target,
+        reason=reason,
     )
-    audit.record(session, ctx, "exhibit.transition", "exhibit", exhibit.id, before, audit.snapshot(exhibit))
+    audit.record(
+        session, ctx, "exhibit.transition", "exhibit", exhibit.id, before, audit.snapshot(exhibit)
+    )
     return exhibit
 
 
-def move(session: Session, ctx: Context, exhibit: Exhibit, to_location: str, reason: str) -> Exhibit:
+def move(
+    session: Session, ctx: Context, exhibit: Exhibit, to_location: str, reason: str
+) -> Exhibit:
     """Record a physical movement of the device."""
     actor = ctx.require(*MOVERS)
     before = audit.snapshot(exhibit)
@@ -64,16 +82,25 @@ def move(session: Session, ctx: Context, exhibit: Exhibit, to_location: str, rea
     session.add(exhibit)
     session.flush()
     add_event(
-        session, exhibit, actor.id, action="moved", from_location=previous,
-        to_location=to_location, reason=reason,
+        session,
+        exhibit,
+        actor.id,
+        action="moved",
+        from_location=previous,
+        to_location=to_location,
+        reason=reason,
     )
-    audit.record(session, ctx, "exhibit.move", "exhibit", exhibit.id, before, audit.snapshot(exhibit))
+    audit.record(
+        session, ctx, "exhibit.move", "exhibit", exhibit.id, before, audit.snapshot(exhibit)
+    )
     return exhibit
 
 
 def trail(session: Session, exhibit: Exhibit) -> list[CustodyEvent]:
     return list(
         session.exec(
-            select(CustodyEvent).where(CustodyEvent.exhibit_id == exhibit.id).order_by(col(CustodyEvent.id))
+            select(CustodyEvent)
+            .where(CustodyEvent.exhibit_id == exhibit.id)
+            .order_by(col(CustodyEvent.id))
         ).all()
     )

@@ -42,6 +42,7 @@ def _investigator(session: Session, account_id: int, field: str = "officer_id") 
 
 # --- cases -------------------------------------------------------------------------------
 
+
 def create_case(session: Session, ctx: Context, data: CaseCreate) -> Case:
     ctx.require(*CASE_WRITERS)
     _investigator(session, data.officer_id)
@@ -57,8 +58,15 @@ def create_case(session: Session, ctx: Context, data: CaseCreate) -> Case:
 def update_case(session: Session, ctx: Context, case: Case, data: CaseUpdate) -> Case:
     ctx.require(*CASE_WRITERS)
     changes = data.model_dump(exclude_unset=True)
-    required = {"offence_category", "officer_id", "status", "received_date", "team",
-                "children_in_household", "safeguarding_notes"}
+    required = {
+        "offence_category",
+        "officer_id",
+        "status",
+        "received_date",
+        "team",
+        "children_in_household",
+        "safeguarding_notes",
+    }
     for key in required & changes.keys():
         if changes[key] is None:
             raise FieldValidationError(key, "cannot be null")
@@ -83,8 +91,13 @@ def update_case(session: Session, ctx: Context, case: Case, data: CaseUpdate) ->
 
 
 def list_cases(
-    session: Session, ctx: Context, page: Page, status: str | None = None,
-    offence_category: str | None = None, officer_id: int | None = None, team: str | None = None,
+    session: Session,
+    ctx: Context,
+    page: Page,
+    status: str | None = None,
+    offence_category: str | None = None,
+    officer_id: int | None = None,
+    team: str | None = None,
 ) -> tuple[list[Case], int]:
     query = select(Case).order_by(col(Case.id))
     clause = case_visibility_clause(ctx)
@@ -116,6 +129,7 @@ def add_member(session: Session, ctx: Context, case: Case, account_id: int) -> C
 
 # --- exhibits ----------------------------------------------------------------------------
 
+
 def create_exhibit(session: Session, ctx: Context, case: Case, data: ExhibitCreate) -> Exhibit:
     actor = ctx.require(*EXHIBIT_WRITERS)
     clash = session.exec(
@@ -127,15 +141,24 @@ def create_exhibit(session: Session, ctx: Context, case: Case, data: ExhibitCrea
     exhibit = Exhibit(case_id=case.id, **data.model_dump())
     session.add(exhibit)
     session.flush()
-    audit.record(session, ctx, "exhibit.create", "exhibit", exhibit.id, None, audit.snapshot(exhibit))
+    audit.record(
+        session, ctx, "exhibit.create", "exhibit", exhibit.id, None, audit.snapshot(exhibit)
+    )
     custody.add_event(
-        session, exhibit, actor.id, action="registered", to_location=exhibit.location,
-        to_state=ExhibitState.registered, reason="exhibit registered",
+        session,
+        exhibit,
+        actor.id,
+        action="registered",
+        to_location=exhibit.location,
+        to_state=ExhibitState.registered,
+        reason="exhibit registered",
     )
     return exhibit
 
 
-def update_exhibit(session: Session, ctx: Context, exhibit: Exhibit, data: ExhibitUpdate) -> Exhibit:
+def update_exhibit(
+    session: Session, ctx: Context, exhibit: Exhibit, data: ExhibitUpdate
+) -> Exhibit:
     ctx.require(*EXHIBIT_WRITERS)
     before = audit.snapshot(exhibit)
     for key, value in data.model_dump(exclude_unset=True).items():
@@ -144,15 +167,23 @@ def update_exhibit(session: Session, ctx: Context, exhibit: Exhibit, data: Exhib
         setattr(exhibit, key, value)
     session.add(exhibit)
     session.flush()
-    audit.record(session, ctx, "exhibit.update", "exhibit", exhibit.id, before, audit.snapshot(exhibit))
+    audit.record(
+        session, ctx, "exhibit.update", "exhibit", exhibit.id, before, audit.snapshot(exhibit)
+    )
     return exhibit
 
 
 def list_exhibits(
-    session: Session, ctx: Context, page: Page, case_id: int | None = None,
-    state: str | None = None, device_type: str | None = None,
+    session: Session,
+    ctx: Context,
+    page: Page,
+    case_id: int | None = None,
+    state: str | None = None,
+    device_type: str | None = None,
 ) -> tuple[list[Exhibit], int]:
-    query = select(Exhibit).join(Case, col(Case.id) == col(Exhibit.case_id)).order_by(col(Exhibit.id))
+    query = (
+        select(Exhibit).join(Case, col(Case.id) == col(Exhibit.case_id)).order_by(col(Exhibit.id))
+    )
     clause = case_visibility_clause(ctx)
     if clause is not None:
         query = query.where(clause)
@@ -167,6 +198,7 @@ def list_exhibits(
 
 
 # --- evidence images ---------------------------------------------------------------------
+
 
 def register_image(
     session: Session, ctx: Context, exhibit: Exhibit, data: ImageRegister, roots: Sequence[Path]
@@ -220,18 +252,26 @@ def register_image(
     )
     session.add(image)
     session.flush()
-    audit.record(session, ctx, "image.register", "evidence_image", image.id, None, audit.snapshot(image))
+    audit.record(
+        session, ctx, "image.register", "evidence_image", image.id, None, audit.snapshot(image)
+    )
     if exhibit.state in (ExhibitState.registered, ExhibitState.awaiting_imaging):
         if exhibit.state == ExhibitState.registered:
-            custody.transition(session, ctx, exhibit, ExhibitState.awaiting_imaging, "image registered")
-        custody.transition(session, ctx, exhibit, ExhibitState.imaged, f"image {path.name} registered")
+            custody.transition(
+                session, ctx, exhibit, ExhibitState.awaiting_imaging, "image registered"
+            )
+        custody.transition(
+            session, ctx, exhibit, ExhibitState.imaged, f"image {path.name} registered"
+        )
     return image
 
 
 def list_images(session: Session, exhibit: Exhibit) -> list[EvidenceImage]:
     return list(
         session.exec(
-            select(EvidenceImage).where(EvidenceImage.exhibit_id == exhibit.id).order_by(col(EvidenceImage.id))
+            select(EvidenceImage)
+            .where(EvidenceImage.exhibit_id == exhibit.id)
+            .order_by(col(EvidenceImage.id))
         ).all()
     )
 

@@ -6,6 +6,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
 
 from triage.db import make_engine
 
@@ -31,18 +34,20 @@ def upgrade(database_url: str, revision: str = "head") -> None:
         engine.dispose()
 
 
-def current(database_url: str) -> str | None:
-    from alembic.runtime.migration import MigrationContext
+def current_on(connection: Connection) -> str | None:
+    """The revision recorded in the database behind ``connection``."""
+    return MigrationContext.configure(connection).get_current_revision()
 
+
+def current(database_url: str) -> str | None:
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            return current_on(connection)
     finally:
         engine.dispose()
 
 
 def head() -> str | None:
-    from alembic.script import ScriptDirectory
-
+    """The newest revision shipped with this version of the program."""
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()

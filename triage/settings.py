@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from triage.errors import ConfigurationError
 
-DEFAULT_SECRET = "changethis"
+DEFAULT_SECRET = "changethis"  # noqa: S105 - the sentinel that is refused
 VAR_DIR = Path("var")
 
 
@@ -40,7 +42,7 @@ class Settings(BaseSettings):
     )
     queue_backend: QueueBackend = QueueBackend.local
     broker_url: str = "redis://127.0.0.1:6379/0"
-    evidence_roots: list[Path] = Field(
+    evidence_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=lambda: [VAR_DIR / "evidence"],
         description="The only directories evidence images may be read from.",
     )
@@ -57,7 +59,9 @@ class Settings(BaseSettings):
     @classmethod
     def _split_roots(cls, value: object) -> object:
         # Accept "a:b" or "a,b" in an environment variable as well as a JSON list.
-        if isinstance(value, str) and not value.lstrip().startswith("["):
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [p for p in value.replace(",", ":").split(":") if p]
         return value
 

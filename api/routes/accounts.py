@@ -16,8 +16,12 @@ router = APIRouter(prefix="/accounts", tags=["accounts"])
 def list_accounts(session: SessionDep, ctx: CtxDep, page: PageDep) -> Paged[AccountPublic]:
     ctx.require(Role.admin)
     rows, total = accounts.list_accounts(session, page.offset, page.limit)
-    return Paged(items=[AccountPublic.model_validate(a) for a in rows], total=total,
-                 offset=page.offset, limit=page.limit)
+    return Paged(
+        items=[AccountPublic.model_validate(a) for a in rows],
+        total=total,
+        offset=page.offset,
+        limit=page.limit,
+    )
 
 
 @router.post("", response_model=AccountPublic, status_code=201)

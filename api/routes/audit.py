@@ -25,8 +25,12 @@ class ChainReportPublic(BaseModel):
 
 @router.get("", response_model=Paged[AuditEventPublic])
 def list_events(
-    session: SessionDep, ctx: CtxDep, page: PageDep, object_type: str | None = None,
-    object_id: str | None = None, action: str | None = None,
+    session: SessionDep,
+    ctx: CtxDep,
+    page: PageDep,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    action: str | None = None,
 ) -> Paged[AuditEventPublic]:
     ctx.require(Role.admin, Role.manager)
     query = select(AuditEvent).order_by(col(AuditEvent.id).desc())
@@ -37,8 +41,12 @@ def list_events(
     if action:
         query = query.where(AuditEvent.action == action)
     rows, total = paginate(session, query, page)
-    return Paged(items=[AuditEventPublic.model_validate(e) for e in rows], total=total,
-                 offset=page.offset, limit=page.limit)
+    return Paged(
+        items=[AuditEventPublic.model_validate(e) for e in rows],
+        total=total,
+        offset=page.offset,
+        limit=page.limit,
+    )
 
 
 @router.get("/verify", response_model=ChainReportPublic)

@@ -23,12 +23,20 @@ router = APIRouter(tags=["exhibits"])
 
 @router.get("/exhibits", response_model=Paged[ExhibitPublic])
 def list_exhibits(
-    session: SessionDep, ctx: CtxDep, page: PageDep, case_id: int | None = None,
-    state: ExhibitState | None = None, device_type: DeviceType | None = None,
+    session: SessionDep,
+    ctx: CtxDep,
+    page: PageDep,
+    case_id: int | None = None,
+    state: ExhibitState | None = None,
+    device_type: DeviceType | None = None,
 ) -> Paged[ExhibitPublic]:
     rows, total = intake.list_exhibits(session, ctx, page, case_id, state, device_type)
-    return Paged(items=[ExhibitPublic.model_validate(e) for e in rows], total=total,
-                 offset=page.offset, limit=page.limit)
+    return Paged(
+        items=[ExhibitPublic.model_validate(e) for e in rows],
+        total=total,
+        offset=page.offset,
+        limit=page.limit,
+    )
 
 
 @router.get("/exhibits/{exhibit_id}", response_model=ExhibitPublic)
@@ -51,7 +59,9 @@ def allowed_transitions(exhibit: ExhibitDep) -> list[ExhibitState]:
     return sorted(lifecycle.allowed_next(ExhibitState(exhibit.state)))
 
 
-@router.post("/exhibits/{exhibit_id}/transitions", response_model=ExhibitPublic, responses={409: {}})
+@router.post(
+    "/exhibits/{exhibit_id}/transitions", response_model=ExhibitPublic, responses={409: {}}
+)
 def transition(
     exhibit: ExhibitDep, data: TransitionRequest, session: SessionDep, ctx: CtxDep
 ) -> ExhibitPublic:
@@ -62,7 +72,9 @@ def transition(
 
 
 @router.post("/exhibits/{exhibit_id}/movements", response_model=ExhibitPublic)
-def move(exhibit: ExhibitDep, data: MovementRequest, session: SessionDep, ctx: CtxDep) -> ExhibitPublic:
+def move(
+    exhibit: ExhibitDep, data: MovementRequest, session: SessionDep, ctx: CtxDep
+) -> ExhibitPublic:
     """Record a physical movement of the device (custody event)."""
     exhibit = custody.move(session, ctx, exhibit, data.to_location, data.reason)
     session.commit()
@@ -79,10 +91,18 @@ def list_images(exhibit: ExhibitDep, session: SessionDep) -> list[ImagePublic]:
     return [ImagePublic.model_validate(i) for i in intake.list_images(session, exhibit)]
 
 
-@router.post("/exhibits/{exhibit_id}/images", response_model=ImagePublic, status_code=201,
-             responses={400: {}, 409: {}})
+@router.post(
+    "/exhibits/{exhibit_id}/images",
+    response_model=ImagePublic,
+    status_code=201,
+    responses={400: {}, 409: {}},
+)
 def register_image(
-    exhibit: ExhibitDep, data: ImageRegister, session: SessionDep, ctx: CtxDep, settings: SettingsDep
+    exhibit: ExhibitDep,
+    data: ImageRegister,
+    session: SessionDep,
+    ctx: CtxDep,
+    settings: SettingsDep,
 ) -> ImagePublic:
     """Register an evidence image found under an evidence root (never uploaded)."""
     image = intake.register_image(session, ctx, exhibit, data, settings.resolved_evidence_roots())
@@ -93,5 +113,3 @@ def register_image(
 @router.get("/images/{image_id}", response_model=ImagePublic)
 def get_image(image: ImageDep) -> ImagePublic:
     return ImagePublic.model_validate(image)
-
-

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep
 from triage import migrate
 
 router = APIRouter(tags=["health"])
@@ -20,13 +20,15 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz(session: SessionDep, settings: SettingsDep) -> JSONResponse:
+def readyz(session: SessionDep) -> JSONResponse:
     """The database answers and its schema is at the newest migration."""
     try:
         session.execute(text("SELECT 1"))
-        revision = migrate.current(settings.database_url)
+        revision = migrate.current_on(session.connection())
     except SQLAlchemyError as exc:
-        return JSONResponse({"status": "unavailable", "reason": type(exc).__name__}, status_code=503)
+        return JSONResponse(
+            {"status": "unavailable", "reason": type(exc).__name__}, status_code=503
+        )
     head = migrate.head()
     if revision != head:
         return JSONResponse(

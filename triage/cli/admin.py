@@ -22,7 +22,9 @@ console = Console()
 err = Console(stderr=True)
 
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
-users_app = typer.Typer(help="Accounts and roles. Accounts are disabled, never deleted.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="Accounts and roles. Accounts are disabled, never deleted.", no_args_is_help=True
+)
 audit_app = typer.Typer(help="The append-only audit log.", no_args_is_help=True)
 
 
@@ -52,18 +54,27 @@ def users_create(
     role: Annotated[Role, typer.Option(help="admin, manager, examiner or investigator")],
     full_name: Annotated[str, typer.Option()] = "",
     team: Annotated[str, typer.Option()] = "",
-    device_type: Annotated[list[DeviceType] | None, typer.Option(help="device kinds examined")] = None,
+    device_type: Annotated[
+        list[DeviceType] | None, typer.Option(help="device kinds examined")
+    ] = None,
     iioc_cleared: Annotated[bool, typer.Option(help="cleared to view indecent imagery")] = False,
-    password: Annotated[str | None, typer.Option(envvar="TRIAGE_NEW_PASSWORD",
-                                                  help="otherwise generated and printed once")] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(envvar="TRIAGE_NEW_PASSWORD", help="otherwise generated and printed once"),
+    ] = None,
 ) -> None:
     """Create an account."""
     generated = password is None
     secret = password or accounts.generate_password()
     try:
         data = accounts.AccountCreate(
-            username=username, password=secret, role=role, full_name=full_name, team=team,
-            device_types=device_type or [], iioc_cleared=iioc_cleared,
+            username=username,
+            password=secret,
+            role=role,
+            full_name=full_name,
+            team=team,
+            device_types=device_type or [],
+            iioc_cleared=iioc_cleared,
         )
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
@@ -109,7 +120,9 @@ def users_list() -> None:
         rows = session.exec(select(Account).order_by(col(Account.id))).all()
         table = Table("id", "username", "role", "team", "active")
         for a in rows:
-            table.add_row(str(a.id), a.username, str(a.role), a.team, "yes" if a.is_active else "no")
+            table.add_row(
+                str(a.id), a.username, str(a.role), a.team, "yes" if a.is_active else "no"
+            )
     console.print(table)
 
 
@@ -125,8 +138,9 @@ def users_bootstrap_admin(username: str = "admin") -> None:
         supplied = os.environ.get("TRIAGE_ADMIN_PASSWORD")
         secret = supplied or accounts.generate_password()
         try:
-            data = accounts.AccountCreate(username=username, password=secret, role=Role.admin,
-                                          full_name="First administrator")
+            data = accounts.AccountCreate(
+                username=username, password=secret, role=Role.admin, full_name="First administrator"
+            )
         except ValueError as exc:
             raise _fail(f"TRIAGE_ADMIN_PASSWORD: {exc}", 2) from None
         accounts.create_account(session, system_context(), data)
@@ -155,5 +169,9 @@ def serve(
     import uvicorn
 
     settings = get_settings()
-    uvicorn.run("api.main:create_app", factory=True, host=host or settings.api_host,
-                port=port or settings.api_port)
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+    )

@@ -55,7 +55,7 @@ def _ewf_segments(first: Path) -> tuple[Path, ...]:
 
     try:
         names = pyewf.glob(str(first))
-    except (OSError, IOError) as exc:
+    except OSError as exc:
         raise InvalidInputError(f"{first}: cannot list EWF segments: {exc}") from exc
     return tuple(Path(n) for n in names)
 
@@ -73,7 +73,7 @@ def _numeric_segments(path: Path) -> tuple[Path, ...] | None:
         raise InvalidInputError(
             f"{path.name}: a split raw image must be opened at its first segment (.000 or .001)"
         )
-    segments = []
+    segments: list[Path] = []
     for n in range(start, start + MAX_SEGMENTS):
         candidate = path.with_name(f"{match['stem']}.{n:03d}")
         if not candidate.is_file():
@@ -87,7 +87,7 @@ def _alpha_segments(path: Path) -> tuple[Path, ...] | None:
     if not match or match["alpha"] != "aa":
         return None
     letters = string.ascii_lowercase
-    segments = []
+    segments: list[Path] = []
     for a in letters:
         for b in letters:
             candidate = path.with_name(f"{match['stem']}.{a}{b}")
@@ -106,9 +106,11 @@ def detect(path: Path) -> DetectedImage:
             raise InvalidInputError(f"{path.name}: open an EWF image at its first segment (.E01)")
         return DetectedImage(ImageFormat.ewf, segments)
     if any(head.startswith(sig) for sig in LEF_SIGNATURES):
-        raise UnsupportedFormatError(f"{path.name}: logical evidence files (L01/Lx01) are not disk images")
+        raise UnsupportedFormatError(
+            f"{path.name}: logical evidence files (L01/Lx01) are not disk images"
+        )
     for finder in (_numeric_segments, _alpha_segments):
-        segments = finder(path)
-        if segments and len(segments) > 1:
-            return DetectedImage(ImageFormat.split_raw, segments)
+        found = finder(path)
+        if found and len(found) > 1:
+            return DetectedImage(ImageFormat.split_raw, found)
     return DetectedImage(ImageFormat.raw, (path,))

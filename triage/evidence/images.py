@@ -87,15 +87,19 @@ class EwfImage:
         try:
             self._handle.open([str(p) for p in detected.segments], "r")
             self.size = int(self._handle.get_media_size())
-        except (OSError, IOError) as exc:
-            raise CorruptImageError(f"{detected.first.name}: EWF image cannot be opened: {exc}") from exc
+        except OSError as exc:
+            raise CorruptImageError(
+                f"{detected.first.name}: EWF image cannot be opened: {exc}"
+            ) from exc
 
     def read(self, offset: int, length: int) -> bytes:
         if offset >= self.size or length <= 0:
             return b""
         try:
-            data: bytes = self._handle.read_buffer_at_offset(min(length, self.size - offset), offset)
-        except (OSError, IOError) as exc:
+            data: bytes = self._handle.read_buffer_at_offset(
+                min(length, self.size - offset), offset
+            )
+        except OSError as exc:
             raise CorruptImageError(f"EWF read failed at offset {offset}: {exc}") from exc
         return data
 
@@ -104,7 +108,7 @@ class EwfImage:
         for name, key in (("MD5", "md5"), ("SHA1", "sha1"), ("SHA256", "sha256")):
             try:
                 value = self._handle.get_hash_value(name)
-            except (OSError, IOError):
+            except OSError:
                 value = None
             if value:
                 hashes[key] = value.lower()

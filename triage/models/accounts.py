@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import Field, SQLModel
 
-from triage.models.types import UTCDateTime, utcnow
+from triage.models.types import EnumString, UTCDateTime, utcnow
 
 
 class Role(StrEnum):
@@ -26,7 +26,7 @@ class Account(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(sa_type=sa.String(64), unique=True, index=True)
     full_name: str = Field(default="", sa_type=sa.String(200))
-    role: Role = Field(sa_type=sa.String(16))
+    role: Role = Field(sa_type=EnumString(Role, 16))
     team: str = Field(default="", sa_type=sa.String(100))
     password_hash: str = Field(sa_type=sa.String(200))
     is_active: bool = True

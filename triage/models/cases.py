@@ -6,10 +6,11 @@ from datetime import date, datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field as PField, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
-from triage.models.types import UTCDateTime, utcnow
+from triage.models.types import EnumString, UTCDateTime, utcnow
 
 
 class OffenceCategory(StrEnum):
@@ -40,10 +41,10 @@ class RestrictionKind(StrEnum):
 class Case(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     crime_reference: str = Field(sa_type=sa.String(64), unique=True, index=True)
-    offence_category: OffenceCategory = Field(sa_type=sa.String(40))
+    offence_category: OffenceCategory = Field(sa_type=EnumString(OffenceCategory, 40))
     officer_id: int = Field(foreign_key="account.id", index=True)
     team: str = Field(default="", sa_type=sa.String(100))
-    status: CaseStatus = Field(default=CaseStatus.open, sa_type=sa.String(16))
+    status: CaseStatus = Field(default=CaseStatus.open, sa_type=EnumString(CaseStatus, 16))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     received_date: date
@@ -53,7 +54,9 @@ class Case(SQLModel, table=True):
     suspect_access_children_work: bool = False
     section47_open: bool = False
     child_protection_plan: bool = False
-    restriction_kind: RestrictionKind | None = Field(default=None, sa_type=sa.String(40))
+    restriction_kind: RestrictionKind | None = Field(
+        default=None, sa_type=EnumString(RestrictionKind, 40)
+    )
     restriction_start: date | None = None
     restriction_end: date | None = None
     bail_return_date: date | None = None

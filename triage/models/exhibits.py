@@ -6,10 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field as PField
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
-from triage.models.types import UTCDateTime, utcnow
+from triage.models.types import EnumString, UTCDateTime, utcnow
 
 
 class DeviceType(StrEnum):
@@ -44,14 +45,16 @@ class Exhibit(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)
     reference: str = Field(sa_type=sa.String(64))
-    device_type: DeviceType = Field(sa_type=sa.String(20))
+    device_type: DeviceType = Field(sa_type=EnumString(DeviceType, 20))
     make: str = Field(default="", sa_type=sa.String(100))
     model: str = Field(default="", sa_type=sa.String(100))
     serial: str = Field(default="", sa_type=sa.String(100))
     seized_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     seized_from: str = Field(default="", sa_type=sa.String(300))
     location: str = Field(default="", sa_type=sa.String(200))
-    state: ExhibitState = Field(default=ExhibitState.registered, sa_type=sa.String(24), index=True)
+    state: ExhibitState = Field(
+        default=ExhibitState.registered, sa_type=EnumString(ExhibitState, 24), index=True
+    )
     state_changed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     integrity_flag: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

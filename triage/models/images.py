@@ -6,10 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field as PField
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
-from triage.models.types import UTCDateTime, utcnow
+from triage.models.types import EnumString, UTCDateTime, utcnow
 
 
 class VerificationState(StrEnum):
@@ -32,7 +33,7 @@ class EvidenceImage(SQLModel, table=True):
     acquisition_sha1: str | None = Field(default=None, sa_type=sa.String(40))
     acquisition_sha256: str | None = Field(default=None, sa_type=sa.String(64))
     verification_state: VerificationState = Field(
-        default=VerificationState.unverified, sa_type=sa.String(16)
+        default=VerificationState.unverified, sa_type=EnumString(VerificationState, 16)
     )
     verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     computed_md5: str | None = Field(default=None, sa_type=sa.String(32))

@@ -1,0 +1,1 @@
+"""Pure prioritisation: case facts + triage facts + clock + policy -> score with reasons."""

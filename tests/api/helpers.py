@@ -1,0 +1,56 @@
+"""Request bodies used across API tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+
+def case_body(officer_id: int, ref: str = "CR/2026/0001", **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "crime_reference": ref,
+        "offence_category": "iioc",
+        "officer_id": officer_id,
+        "team": "North",
+        "received_date": "2026-04-01",
+        "children_in_household": 2,
+        "suspect_access_children_home": True,
+        "restriction_kind": "no_contact_own_children",
+        "restriction_start": "2026-04-02",
+        "bail_return_date": "2026-12-01",
+    }
+    body.update(extra)
+    return body
+
+
+def create_case(
+    client: TestClient,
+    headers: dict[str, str],
+    officer_id: int,
+    ref: str = "CR/2026/0001",
+    **extra: Any,
+) -> dict[str, Any]:
+    response = client.post(
+        "/api/v1/cases", json=case_body(officer_id, ref, **extra), headers=headers
+    )
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def create_exhibit(
+    client: TestClient,
+    headers: dict[str, str],
+    case_id: int,
+    ref: str = "JB/1",
+    device_type: str = "laptop",
+) -> dict[str, Any]:
+    response = client.post(
+        f"/api/v1/cases/{case_id}/exhibits",
+        json={"reference": ref, "device_type": device_type, "make": "Dell", "serial": "SN1"},
+        headers=headers,
+    )
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result

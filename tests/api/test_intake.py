@@ -1,0 +1,320 @@
+"""Registering cases, exhibits and images through the API, and the errors bad input gets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from tests.api.helpers import case_body, create_case, create_exhibit
+from tests.conftest import TESTDATA, Users
+
+E01 = TESTDATA / "ext2.E01"
+E01_MD5 = "196066add11fb71c4c49cf1bb50d6d24"
+
+
+def _counts(client: TestClient, h: dict[str, str]) -> tuple[int, int]:
+    cases = client.get("/api/v1/cases", headers=h).json()["total"]
+    audit = client.get("/api/v1/audit", headers=h).json()["total"]
+    return cases, audit
+
+
+def test_manager_registers_case_exhibits_and_e01_and_moves_exhibit_through_states(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    h = headers["manager"]
+    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
+    first = create_exhibit(client, h, case["id"], "JB/1", "laptop")
+    second = create_exhibit(client, h, case["id"], "JB/2", "phone")
+
+    response = client.post(
+        f"/api/v1/exhibits/{first['id']}/images", json={"path": str(E01)}, headers=h
+    )
+    assert response.status_code == 201, response.text
+    image = response.json()
+    assert image["format"] == "ewf"
+    assert image["acquisition_md5"] == E01_MD5  # read from inside the E01
+    assert image["media_size_bytes"] == 4194304
+    assert image["verification_state"] == "unverified"
+
+    # Registering the image took the exhibit to "imaged"; walk the rest of the lifecycle.
+    assert client.get(f"/api/v1/exhibits/{first['id']}", headers=h).json()["state"] == "imaged"
+    for state in [
+        "triage_queued",
+        "triaging",
+        "triaged",
+        "awaiting_examination",
+        "in_examination",
+        "examined",
+        "returned",
+    ]:
+        r = client.post(
+            f"/api/v1/exhibits/{first['id']}/transitions",
+            json={"to_state": state, "reason": "test"},
+            headers=h,
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["state"] == state
+
+    back = client.get(f"/api/v1/cases/{case['id']}", headers=h).json()
+    assert back["crime_reference"] == "CR/2026/0001"
+    assert back["restriction_kind"] == "no_contact_own_children"
+    listed = client.get(f"/api/v1/cases/{case['id']}/exhibits", headers=h).json()
+    assert {e["reference"] for e in listed["items"]} == {"JB/1", "JB/2"}
+    assert client.get(f"/api/v1/exhibits/{second['id']}", headers=h).json()["state"] == "registered"
+
+    trail = client.get(f"/api/v1/exhibits/{first['id']}/custody", headers=h).json()
+    assert trail[0]["action"] == "registered"
+    assert [e["to_state"] for e in trail if e["action"] == "state_change"][-1] == "returned"
+    assert all(e["actor_id"] == users.manager.id for e in trail)
+
+    verify = client.get("/api/v1/audit/verify", headers=h).json()
+    assert verify["ok"] is True and verify["events"] >= 12
+
+
+def test_illegal_transition_is_409_and_changes_nothing(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    h = headers["manager"]
+    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
+    exhibit = create_exhibit(client, h, case["id"])
+    before_trail = client.get(f"/api/v1/exhibits/{exhibit['id']}/custody", headers=h).json()
+    _, audit_before = _counts(client, h)
+    r = client.post(
+        f"/api/v1/exhibits/{exhibit['id']}/transitions", json={"to_state": "examined"}, headers=h
+    )
+    assert r.status_code == 409
+    assert "registered -> examined" in r.json()["detail"]
+    assert (
+        client.get(f"/api/v1/exhibits/{exhibit['id']}", headers=h).json()["state"] == "registered"
+    )
+    assert client.get(f"/api/v1/exhibits/{exhibit['id']}/custody", headers=h).json() == before_trail
+    assert _counts(client, h)[1] == audit_before
+
+
+def test_duplicate_references_are_409(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    h = headers["manager"]
+    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
+    r = client.post("/api/v1/cases", json=case_body(users.investigator.id), headers=h)  # type: ignore[arg-type]
+    assert r.status_code == 409
+    create_exhibit(client, h, case["id"], "JB/1")
+    r = client.post(
+        f"/api/v1/cases/{case['id']}/exhibits",
+        json={"reference": "JB/1", "device_type": "phone"},
+        headers=h,
+    )
+    assert r.status_code == 409
+    # The same exhibit reference in another case is fine.
+    other = create_case(client, h, users.investigator.id, "CR/2026/0002")  # type: ignore[arg-type]
+    create_exhibit(client, h, other["id"], "JB/1")
+
+
+def test_validation_errors_are_422_naming_the_field(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    h = headers["manager"]
+    r = client.post(
+        "/api/v1/cases",
+        json=case_body(users.investigator.id, children_in_household=-1),  # type: ignore[arg-type]
+        headers=h,
+    )
+    assert r.status_code == 422
+    assert any("children_in_household" in e["loc"] for e in r.json()["detail"])
+    r = client.post("/api/v1/cases", json=case_body(users.manager.id), headers=h)  # type: ignore[arg-type]
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "officer_id"
+    r = client.post(
+        "/api/v1/cases",
+        json=case_body(users.investigator.id, restriction_end="2026-01-01"),  # type: ignore[arg-type]
+        headers=h,
+    )
+    assert r.status_code == 422
+    r = client.post(
+        "/api/v1/cases", content=b"{not json", headers={**h, "content-type": "application/json"}
+    )
+    assert r.status_code == 422
+    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
+    r = client.patch(f"/api/v1/cases/{case['id']}", json={"restriction_kind": None}, headers=h)
+    assert r.status_code == 422
+    r = client.patch(f"/api/v1/cases/{case['id']}", json={"unknown_field": 1}, headers=h)
+    assert r.status_code == 422
+    assert client.get("/api/v1/cases", headers=h).json()["total"] == 1
+
+
+def test_unknown_ids_are_404(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    h = headers["manager"]
+    for path in [
+        "/api/v1/cases/999",
+        "/api/v1/exhibits/999",
+        "/api/v1/images/999",
+        "/api/v1/exhibits/999/custody",
+    ]:
+        assert client.get(path, headers=h).status_code == 404
+
+
+def test_image_paths_outside_roots_symlink_escapes_and_missing_files_are_400_and_store_nothing(
+    client: TestClient,
+    users: Users,
+    headers: dict[str, dict[str, str]],
+    evidence_root: Path,
+    tmp_path: Path,
+) -> None:
+    h = headers["manager"]
+    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
+    exhibit = create_exhibit(client, h, case["id"])
+    outside = tmp_path / "outside.dd"
+    outside.write_bytes(b"\0" * 4096)
+    (evidence_root / "escape.dd").symlink_to(outside)
+    (evidence_root / "inside.E01").symlink_to(E01)  # a link to another root is allowed
+    _, audit_before = _counts(client, h)
+    for path in [
+        str(outside),
+        "escape.dd",
+        str(evidence_root / "escape.dd"),
+        str(evidence_root / "missing.dd"),
+        "../outside.dd",
+        "/etc/passwd",
+        str(evidence_root),
+    ]:
+        r = client.post(f"/api/v1/exhibits/{exhibit['id']}/images", json={"path": path}, headers=h)
+        assert r.status_code == 400, (path, r.text)
+    assert client.get(f"/api/v1/exhibits/{exhibit['id']}/images", headers=h).json() == []
+    assert _counts(client, h)[1] == audit_before
+    assert (
+        client.get(f"/api/v1/exhibits/{exhibit['id']}", headers=h).json()["state"] == "registered"
+    )
+    r = client.post(
+        f"/api/v1/exhibits/{exhibit['id']}/images", json={"path": "inside.E01"}, headers=h
+    )
+    assert r.status_code == 201, r.text
+
+
+def test_declared_hash_contradicting_the_e01_is_refused(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    h = headers["manager"]
+    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
+    exhibit = create_exhibit(client, h, case["id"])
+    r = client.post(
+        f"/api/v1/exhibits/{exhibit['id']}/images",
+        json={"path": str(E01), "acquisition_md5": "0" * 32},
+        headers=h,
+    )
+    assert r.status_code == 400 and "stored inside the image" in r.json()["detail"]
+
+
+def test_split_raw_registration_lists_segments(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    h = headers["examiner"]
+    case = create_case(client, headers["manager"], users.investigator.id)  # type: ignore[arg-type]
+    exhibit = create_exhibit(client, h, case["id"])
+    r = client.post(
+        f"/api/v1/exhibits/{exhibit['id']}/images",
+        json={"path": str(TESTDATA / "ext2.splitraw.000"), "acquisition_md5": E01_MD5.upper()},
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["format"] == "split_raw" and len(body["segments"]) == 2
+    assert body["size_bytes"] == 4194304 and body["acquisition_md5"] == E01_MD5
+
+
+def test_bodies_over_one_mebibyte_are_413(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    h = headers["manager"]
+    big = case_body(users.investigator.id, safeguarding_notes="x" * (1024 * 1024 + 10))  # type: ignore[arg-type]
+    r = client.post("/api/v1/cases", json=big, headers=h)
+    assert r.status_code == 413
+    assert client.get("/api/v1/cases", headers=h).json()["total"] == 0
+
+    def chunks():  # no Content-Length: counted while streaming
+        for _ in range(20):
+            yield b"x" * 65536 * 2
+
+    r = client.post(
+        "/api/v1/cases", content=chunks(), headers={**h, "content-type": "application/json"}
+    )
+    assert r.status_code == 413
+
+
+def test_page_size_over_the_cap_is_clamped(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    h = headers["manager"]
+    for n in range(3):
+        create_case(client, h, users.investigator.id, f"CR/{n}")  # type: ignore[arg-type]
+    body = client.get("/api/v1/cases?limit=100000", headers=h).json()
+    assert body["limit"] == 200 and body["total"] == 3
+    body = client.get("/api/v1/cases?limit=2&offset=1", headers=h).json()
+    assert [c["crime_reference"] for c in body["items"]] == ["CR/1", "CR/2"]
+
+
+def test_wrong_or_expired_tokens_are_401(client: TestClient, users: Users, app) -> None:  # type: ignore[no-untyped-def]
+    import jwt
+
+    assert client.get("/api/v1/cases").status_code == 401
+    assert (
+        client.get("/api/v1/cases", headers={"Authorization": "Bearer nonsense"}).status_code == 401
+    )
+    key = app.state.settings.signing_key()
+    expired = jwt.encode({"sub": str(users.manager.id), "iat": 0, "exp": 1}, key, algorithm="HS256")
+    r = client.get("/api/v1/cases", headers={"Authorization": f"Bearer {expired}"})
+    assert r.status_code == 401 and r.json()["detail"] == "token expired"
+    unsigned = jwt.encode(
+        {"sub": str(users.manager.id), "iat": 0, "exp": 2**40}, None, algorithm="none"
+    )
+    assert (
+        client.get("/api/v1/cases", headers={"Authorization": f"Bearer {unsigned}"}).status_code
+        == 401
+    )
+    forged = jwt.encode(
+        {"sub": str(users.admin.id), "iat": 0, "exp": 2**40}, "x" * 40, algorithm="HS256"
+    )
+    assert (
+        client.get("/api/v1/cases", headers={"Authorization": f"Bearer {forged}"}).status_code
+        == 401
+    )
+    r = client.post(
+        "/api/v1/auth/token", data={"username": "manager", "password": "wrong-password"}
+    )
+    assert r.status_code == 401
+
+
+def test_disabled_account_cannot_log_in_or_use_its_token(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    r = client.post(f"/api/v1/accounts/{users.examiner.id}/disable", headers=headers["admin"])
+    assert r.status_code == 200 and r.json()["is_active"] is False
+    assert client.get("/api/v1/cases", headers=headers["examiner"]).status_code == 401
+    r = client.post(
+        "/api/v1/auth/token", data={"username": "examiner", "password": "correct-horse-battery"}
+    )
+    assert r.status_code == 401
+    # Still listed: accounts are never deleted.
+    listed = client.get("/api/v1/accounts", headers=headers["admin"]).json()["items"]
+    assert "examiner" in [a["username"] for a in listed]
+
+
+def test_request_id_is_echoed_and_recorded(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    h = {**headers["manager"], "X-Request-ID": "req-abc-123"}
+    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
+    events = client.get(f"/api/v1/audit?object_type=case&object_id={case['id']}", headers=h).json()[
+        "items"
+    ]
+    assert events[0]["request_id"] == "req-abc-123"
+    assert events[0]["actor_name"] == "manager"
+    assert events[0]["after"]["crime_reference"] == "CR/2026/0001"
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    r = client.get("/readyz")
+    assert r.status_code == 200 and r.json()["status"] == "ready"
+    assert client.get("/docs").status_code == 200

@@ -1,0 +1,79 @@
+"""The deliverables around the code: settings rules, the compose file, the two commands."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+from typer.main import get_command
+
+from triage.cli import app as cli
+from triage.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_default_secret_is_refused_in_production() -> None:
+    with pytest.raises(ValidationError, match="TRIAGE_SECRET_KEY"):
+        Settings(environment="production")
+    Settings(environment="production", secret_key="x" * 40)  # a real key is accepted
+    Settings(environment="development")  # and the default is fine for local development
+
+
+def test_evidence_roots_accept_a_colon_separated_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIAGE_EVIDENCE_ROOTS", "/evidence/a:/evidence/b")
+    assert [str(p) for p in Settings().evidence_roots] == ["/evidence/a", "/evidence/b"]
+
+
+def _cli_has(argv: list[str]) -> bool:
+    """Whether ``triage <argv...>`` names an existing command (options are ignored)."""
+    command = get_command(cli)
+    words = [w for w in argv if not w.startswith("-")]
+    for word in words:
+        commands = getattr(command, "commands", None)
+        if commands is None:
+            return True  # a leaf command; what follows are its arguments
+        if word not in commands:
+            return False
+        command = commands[word]
+    return getattr(command, "commands", None) is None
+
+
+def test_compose_file_parses_and_names_commands_that_exist() -> None:
+    compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"postgres", "redis", "api", "worker"} <= set(services)
+    checked = 0
+    for name, service in services.items():
+        command = service.get("command")
+        if not command:
+            continue
+        argv = command if isinstance(command, list) else shlex.split(command)
+        if argv[0] == "triage":
+            assert _cli_has(argv[1:]), f"service {name}: `{' '.join(argv)}` is not a triage command"
+            checked += 1
+        build = service.get("build")
+        if build:
+            assert (ROOT / "docker" / build["context"] / build["dockerfile"]).is_file()
+    assert checked >= 3
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    cmd_line = next(line for line in dockerfile.splitlines() if line.startswith("CMD"))
+    argv = yaml.safe_load(cmd_line.removeprefix("CMD").strip())
+    assert argv[0] == "triage" and _cli_has(argv[1:])
+
+
+def test_cli_check_rejects_an_unknown_command() -> None:
+    assert not _cli_has(["db", "explode"])
+    assert not _cli_has(["nonsense"])
+
+
+def test_readme_quick_start_is_exactly_make_run_and_make_test() -> None:
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = [line.strip() for line in quick.splitlines() if line.strip().startswith("make ")]
+    assert commands == ["make run", "make test"]
+    makefile = (ROOT / "Makefile").read_text()
+    assert "\nrun:" in makefile and "\ntest:" in makefile

@@ -1,0 +1,1 @@
+"""Job transport for triage runs: the embedded local worker, Celery and RQ."""
