@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from triage.cli import admin
+from triage.cli import admin, scan
 
 app = typer.Typer(
     name="triage",
@@ -16,5 +16,6 @@ app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.users_app, name="users")
 app.add_typer(admin.audit_app, name="audit")
 app.command("serve")(admin.serve)
+app.command("scan")(scan.scan)
 
 __all__ = ["app"]

@@ -1,0 +1,1 @@
+"""Analysis of file content: hashing, file types, hash-set lookups, YARA."""

@@ -1,0 +1,295 @@
+"""One reader per hash-set format, registered in ``READERS`` in the order they are sniffed.
+
+Formats: NIST NSRL RDS v3 (SQLite, ``FILE`` table or ``DISTINCT_HASH`` view), Project VIC
+VICS JSON 1.3/2.0, UK CAID category lists (CSV), CSV with a header, and plain text
+(md5sum/sha1sum/sha256sum lines, or one hash per line).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from triage.analysis.hashsets.records import HEX, LENGTHS, HashRecord, HashSetKind, parse_digest
+from triage.errors import HashSetError
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+VICS_CATEGORIES = {
+    0: "non-pertinent",
+    1: "child abuse material",
+    2: "child exploitive (age difficult)",
+    3: "CGI / animation",
+    4: "comparison images",
+}
+CAID_GRADES = {"A": "CAID A", "B": "CAID B", "C": "CAID C"}
+CAID_NOT_INDECENT = {"0", "N", "NI", "NON-INDECENT", "NOT INDECENT", "NONINDECENT", "D"}
+HASH_COLUMNS = {
+    "md5",
+    "sha1",
+    "sha-1",
+    "sha256",
+    "sha-256",
+    "hash",
+    "hashvalue",
+    "hash_value",
+    "digest",
+}
+CATEGORY_COLUMNS = {"category", "cat", "grade", "classification", "caid_category", "caid"}
+
+
+@dataclass(frozen=True)
+class Reader:
+    name: str
+    default_kind: HashSetKind
+    sniff: Callable[[Path, bytes], bool]
+    read: Callable[[Path], Iterator[HashRecord]]
+
+
+# --- NSRL RDS v3 (SQLite) -----------------------------------------------------------------
+
+
+def _sniff_nsrl(path: Path, head: bytes) -> bool:
+    return head.startswith(SQLITE_MAGIC)
+
+
+def _read_nsrl(path: Path) -> Iterator[HashRecord]:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+        names = {
+            r[0].upper()
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view')")
+        }
+    except sqlite3.DatabaseError as exc:
+        raise HashSetError(f"{path.name}: not a readable SQLite database: {exc}") from exc
+    source = "DISTINCT_HASH" if "DISTINCT_HASH" in names else "FILE" if "FILE" in names else None
+    if source is None:
+        conn.close()
+        raise HashSetError(
+            f"{path.name}: SQLite file without an NSRL FILE table or DISTINCT_HASH view"
+        )
+    try:
+        cursor = conn.execute(f"SELECT sha256, sha1, md5 FROM {source}")  # noqa: S608 - fixed names
+        for row in cursor:
+            for value in row:
+                if value:
+                    yield HashRecord(
+                        parse_digest(value, f"{path.name}:{source}"), "NSRL", alert=False
+                    )
+    except sqlite3.DatabaseError as exc:
+        raise HashSetError(f"{path.name}: NSRL query failed: {exc}") from exc
+    finally:
+        conn.close()
+
+
+# --- Project VIC VICS JSON ----------------------------------------------------------------
+
+
+def _sniff_vics(path: Path, head: bytes) -> bool:
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return text.startswith(b"{") and (b"odata" in head or b'"value"' in head or b'"Media"' in head)
+
+
+def _vics_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)
+
+
+def _vics_media(document: Any) -> Iterator[dict[str, Any]]:
+    values = document.get("value") if isinstance(document, dict) else None
+    if not isinstance(values, list):
+        raise HashSetError("VICS JSON without a 'value' list")
+    for item in values:
+        if not isinstance(item, dict):
+            continue
+        nested = item.get("Media")
+        if isinstance(nested, list):  # case exports: value[].Media[]
+            yield from (m for m in nested if isinstance(m, dict))
+        else:
+            yield item
+
+
+def _read_vics(path: Path) -> Iterator[HashRecord]:
+    try:
+        with path.open("rb") as fh:
+            document = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HashSetError(f"{path.name}: malformed VICS JSON: {exc}") from exc
+    for n, media in enumerate(_vics_media(document), 1):
+        raw_category = media.get("Category")
+        try:
+            category = int(raw_category) if raw_category not in (None, "") else None
+        except (TypeError, ValueError):
+            raise HashSetError(
+                f"{path.name}: Media #{n}: Category {raw_category!r} is not a number"
+            ) from None
+        label = (
+            f"VICS {category} {VICS_CATEGORIES.get(category, 'unknown')}"
+            if category is not None
+            else "VICS"
+        )
+        alert = category != 0
+        if _vics_bool(media.get("IsPrecategorized", False)) and category is None:
+            label = "VICS precategorized"
+        found = False
+        for key in ("MD5", "SHA1", "SHA256"):
+            value = media.get(key)
+            if value:
+                found = True
+                yield HashRecord(
+                    parse_digest(str(value), f"{path.name}: Media #{n} {key}"), label, alert
+                )
+        if not found:
+            continue  # a record with only PhotoDNA has nothing for us to match
+
+
+# --- CSV (generic and UK CAID) ------------------------------------------------------------
+
+
+def _csv_header(head: bytes) -> list[str] | None:
+    try:
+        first = head.decode("utf-8-sig").splitlines()[0]
+    except (UnicodeDecodeError, IndexError):
+        return None
+    if "," not in first and ";" not in first and "\t" not in first:
+        return None
+    cells = next(csv.reader([first], dialect=_dialect(first)))
+    return [c.strip().lower() for c in cells]
+
+
+def _dialect(line: str) -> type[csv.Dialect]:
+    try:
+        return csv.Sniffer().sniff(line, delimiters=",;\t")
+    except csv.Error:
+        return csv.excel
+
+
+def _sniff_csv(path: Path, head: bytes) -> bool:
+    header = _csv_header(head)
+    return bool(header) and any(c in HASH_COLUMNS for c in header or [])
+
+
+def _caid_grade(value: str) -> tuple[str, bool] | None:
+    v = value.strip().upper().removeprefix("CATEGORY").removeprefix("CAT").strip(" :-_")
+    if v in CAID_GRADES:
+        return CAID_GRADES[v], True
+    if v in {"1", "2", "3"}:
+        return CAID_GRADES["ABC"[int(v) - 1]], True
+    if v in CAID_NOT_INDECENT:
+        return "CAID not indecent", False
+    return None
+
+
+def _sniff_caid(path: Path, head: bytes) -> bool:
+    header = _csv_header(head)
+    if not header or not any(c in HASH_COLUMNS for c in header):
+        return False
+    if "caid" in path.name.lower():
+        return True
+    category = next((i for i, c in enumerate(header) if c in CATEGORY_COLUMNS), None)
+    if category is None:
+        return False
+    lines = head.decode("utf-8-sig", "replace").splitlines()[1:20]
+    rows = list(csv.reader(lines, dialect=_dialect(lines[0] if lines else ",")))
+    values = [r[category] for r in rows if len(r) > category and r[category].strip()]
+    # Letter grades (A/B/C, "Cat A") mark a CAID list; plain numbers could be anything.
+    return (
+        bool(values)
+        and all(_caid_grade(v) is not None for v in values)
+        and any(not v.strip().isdigit() for v in values)
+    )
+
+
+def _read_csv_rows(
+    path: Path, categorise: Callable[[str, int], tuple[str, bool]]
+) -> Iterator[HashRecord]:
+    with path.open("r", encoding="utf-8-sig", newline="") as fh:
+        first = fh.readline()
+        fh.seek(0)
+        reader = csv.reader(fh, dialect=_dialect(first))
+        header = [c.strip().lower() for c in next(reader)]
+        hash_cols = [i for i, c in enumerate(header) if c in HASH_COLUMNS]
+        cat_col = next((i for i, c in enumerate(header) if c in CATEGORY_COLUMNS), None)
+        if not hash_cols:
+            raise HashSetError(f"{path.name}: no hash column in the CSV header {header}")
+        for line_no, row in enumerate(reader, 2):
+            if not row or all(not c.strip() for c in row):
+                continue
+            raw_category = row[cat_col] if cat_col is not None and cat_col < len(row) else ""
+            label, alert = categorise(raw_category, line_no)
+            for i in hash_cols:
+                if i < len(row) and row[i].strip():
+                    yield HashRecord(parse_digest(row[i], f"{path.name}:{line_no}"), label, alert)
+
+
+def _read_csv(path: Path) -> Iterator[HashRecord]:
+    return _read_csv_rows(path, lambda raw, _n: (raw.strip(), True))
+
+
+def _read_caid(path: Path) -> Iterator[HashRecord]:
+    def categorise(raw: str, line_no: int) -> tuple[str, bool]:
+        grade = _caid_grade(raw)
+        if grade is None:
+            raise HashSetError(
+                f"{path.name}:{line_no}: {raw!r} is not a CAID category (A, B, C or not indecent)"
+            )
+        return grade
+
+    return _read_csv_rows(path, categorise)
+
+
+# --- plain text ---------------------------------------------------------------------------
+
+
+def _sniff_plain(path: Path, head: bytes) -> bool:
+    try:
+        lines = head.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        return False
+    for line in lines[:50]:
+        token = line.strip().split(maxsplit=1)[0] if line.strip() else ""
+        if not token or token.startswith("#"):
+            continue
+        return bool(HEX.match(token)) and len(token) in LENGTHS
+    return False
+
+
+def _read_plain(path: Path) -> Iterator[HashRecord]:
+    with path.open("r", encoding="utf-8-sig", errors="replace") as fh:
+        for line_no, line in enumerate(fh, 1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            token = text.split(maxsplit=1)[0].lstrip("\\")  # md5sum escapes odd names with '\'
+            yield HashRecord(parse_digest(token, f"{path.name}:{line_no}"), "")
+
+
+READERS: list[Reader] = [
+    Reader("nsrl", HashSetKind.known_good, _sniff_nsrl, _read_nsrl),
+    Reader("vics", HashSetKind.known_bad, _sniff_vics, _read_vics),
+    Reader("caid", HashSetKind.known_bad, _sniff_caid, _read_caid),
+    Reader("csv", HashSetKind.known_bad, _sniff_csv, _read_csv),
+    Reader("plain", HashSetKind.known_bad, _sniff_plain, _read_plain),
+]
+READERS_BY_NAME = {r.name: r for r in READERS}
+
+
+def sniff(path: Path) -> Reader:
+    """The reader for ``path``, by content (a CAID list is a CSV whose categories are A/B/C)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(64 * 1024)
+    except OSError as exc:
+        raise HashSetError(f"{path}: cannot be read: {exc.strerror}") from exc
+    for reader in READERS:
+        if reader.sniff(path, head):
+            return reader
+    raise HashSetError(
+        f"{path.name}: not a hash set format we read (NSRL SQLite, VICS JSON, CAID CSV, CSV with a "
+        "hash column, md5sum/sha1sum/sha256sum or one hash per line)"
+    )

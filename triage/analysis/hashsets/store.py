@@ -1,0 +1,138 @@
+"""The indexed store behind every hash set: one SQLite file per source file, keyed by the
+source's SHA-256, with the raw digests as a ``WITHOUT ROWID`` primary key. Built once, then
+opened read-only (immutable) by every worker; a lookup is one B-tree search per digest."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from triage.analysis.hashsets.readers import READERS_BY_NAME, Reader, sniff
+from triage.analysis.hashsets.records import HashRecord, HashSetKind
+from triage.errors import HashSetError
+
+STORE_VERSION = 1
+BATCH = 50_000
+
+
+@dataclass(frozen=True)
+class HashSetInfo:
+    name: str
+    kind: HashSetKind
+    format: str
+    source: str
+    source_sha256: str
+    entries: int
+    store: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(4 * 1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _batches(records: Iterable[HashRecord]) -> Iterator[list[tuple[bytes, str, int]]]:
+    batch: list[tuple[bytes, str, int]] = []
+    for record in records:
+        batch.append((record.digest, record.category, int(record.alert)))
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _build(reader: Reader, source: Path, target: Path) -> int:
+    """Write the store to a temporary file and move it into place only when complete."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, suffix=".building")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        conn = sqlite3.connect(tmp)
+        conn.executescript(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA page_size=4096;"
+            "CREATE TABLE h (digest BLOB PRIMARY KEY, category TEXT NOT NULL, alert INTEGER NOT NULL)"
+            " WITHOUT ROWID;"
+        )
+        for batch in _batches(reader.read(source)):
+            # The first record of a digest wins; duplicates in a set are common.
+            conn.executemany("INSERT OR IGNORE INTO h VALUES (?, ?, ?)", batch)
+        count = int(conn.execute("SELECT count(*) FROM h").fetchone()[0])
+        conn.commit()
+        conn.close()
+        if count == 0:
+            raise HashSetError(f"{source.name}: no hashes found")
+        tmp.replace(target)
+        return count
+    except sqlite3.Error as exc:
+        raise HashSetError(f"{source.name}: cannot build the index: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_hashset(
+    source: Path,
+    cache_dir: Path,
+    kind: HashSetKind | None = None,
+    fmt: str | None = None,
+    name: str | None = None,
+) -> HashSetInfo:
+    """Validate ``source``, build (or reuse) its indexed store, and describe it."""
+    if not source.is_file():
+        raise HashSetError(f"{source}: no such file")
+    reader = READERS_BY_NAME[fmt] if fmt else sniff(source)
+    sha = file_sha256(source)
+    store = cache_dir / f"{sha}.v{STORE_VERSION}.{reader.name}.sqlite"
+    if store.exists():
+        entries = HashSetStore(store).count()
+    else:
+        entries = _build(reader, source, store)
+    return HashSetInfo(
+        name=name or source.name,
+        kind=kind or reader.default_kind,
+        format=reader.name,
+        source=str(source),
+        source_sha256=sha,
+        entries=entries,
+        store=str(store),
+    )
+
+
+class HashSetStore:
+    """Read-only lookups in a built store (safe to open in many processes at once)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._conn = sqlite3.connect(
+            f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False
+        )
+
+    def lookup(self, digests: Iterable[str]) -> tuple[str, bool] | None:
+        """The (category, alert) of the first digest found, or None."""
+        raw = [bytes.fromhex(d) for d in digests if d]
+        if not raw:
+            return None
+        marks = ",".join("?" * len(raw))
+        row = self._conn.execute(
+            f"SELECT category, alert FROM h WHERE digest IN ({marks}) LIMIT 1",
+            raw,  # noqa: S608
+        ).fetchone()
+        return (str(row[0]), bool(row[1])) if row else None
+
+    def count(self) -> int:
+        return int(self._conn.execute("SELECT count(*) FROM h").fetchone()[0])
+
+    def close(self) -> None:
+        self._conn.close()

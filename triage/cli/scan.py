@@ -1,0 +1,178 @@
+"""``triage scan``: triage one image from the command line, no server needed."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from triage.analysis.hashsets import HashSetKind, load_hashset
+from triage.analysis.yarascan import compile_rules
+from triage.errors import (
+    CorruptImageError,
+    EvidenceError,
+    HashSetError,
+    IntegrityError,
+    InvalidInputError,
+    RulesError,
+    UnsupportedFormatError,
+)
+from triage.scan import ScanOptions, scan_image
+from triage.scan.outputs import write_dfxml
+
+DEFAULT_CACHE = Path.home() / ".cache" / "htcu-triage" / "hashsets"
+
+
+class ExitCode(IntEnum):
+    """One status for each kind of failure, so scripts can tell them apart."""
+
+    ok = 0
+    usage = 2  # typer's own for bad options
+    unreadable_image = 3
+    integrity_mismatch = 4
+    bad_hashset = 5
+    bad_rules = 6
+
+
+def _die(code: ExitCode, message: str) -> typer.Exit:
+    print(f"triage scan: {message.splitlines()[0]}", file=sys.stderr)
+    return typer.Exit(int(code))
+
+
+def _parse_expect(values: list[str]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        algo, _, digest = value.partition(":")
+        if not digest:
+            digest, algo = algo, {32: "md5", 40: "sha1", 64: "sha256"}.get(len(algo), "")
+        algo = algo.lower().replace("-", "")
+        if (
+            algo not in ("md5", "sha1", "sha256")
+            or len(digest) != {"md5": 32, "sha1": 40, "sha256": 64}[algo]
+        ):
+            raise typer.BadParameter(
+                f"{value!r}: give ALGO:HEX or a bare MD5/SHA-1/SHA-256 hex digest"
+            )
+        out[algo] = digest.lower()
+    return out
+
+
+def scan(
+    image: Annotated[
+        Path, typer.Argument(help="first segment of the image (.dd, .raw, .001, .E01, ...)")
+    ],
+    hashset: Annotated[
+        list[Path] | None,
+        typer.Option("--hashset", help="known-bad hash set (NSRL is known-good); repeatable"),
+    ] = None,
+    known_good: Annotated[
+        list[Path] | None,
+        typer.Option("--known-good", help="hash set of known files to leave out; repeatable"),
+    ] = None,
+    rules: Annotated[
+        list[Path] | None, typer.Option("--rules", help="YARA rule file or folder; repeatable")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="write files.jsonl, summary.json and dfxml.xml here"),
+    ] = None,
+    dfxml: Annotated[
+        Path | None, typer.Option("--dfxml", help="write just the DFXML to this file")
+    ] = None,
+    deleted: Annotated[
+        bool, typer.Option("--deleted", help="also deleted files whose metadata is readable")
+    ] = False,
+    expect_hash: Annotated[
+        list[str] | None,
+        typer.Option("--expect-hash", help="acquisition hash, ALGO:HEX; repeatable"),
+    ] = None,
+    hash_image: Annotated[
+        bool, typer.Option("--hash-image", help="hash the whole image even with nothing to compare")
+    ] = False,
+    processes: Annotated[
+        int, typer.Option(min=0, max=64, help="analysis processes (0: one per core)")
+    ] = 0,
+    yara_timeout: Annotated[int, typer.Option(min=1, help="seconds per file")] = 30,
+    yara_max_size: Annotated[
+        int, typer.Option(min=1, help="files larger than this (bytes) are not YARA-scanned")
+    ] = 64 * 1024 * 1024,
+    hashset_cache: Annotated[
+        Path, typer.Option(envvar="TRIAGE_HASHSET_CACHE", help="where indexed hash sets are kept")
+    ] = DEFAULT_CACHE,
+) -> None:
+    """Hash every file of IMAGE, look each up in hash sets and scan it with YARA.
+
+    Exit status: 0 success, 3 unreadable image, 4 integrity mismatch, 5 bad hash set, 6 bad rules.
+    """
+    if not image.is_file():
+        raise _die(ExitCode.unreadable_image, f"{image}: no such file")
+    options = ScanOptions(
+        include_deleted=deleted,
+        expect_hashes=_parse_expect(expect_hash or []),
+        hash_image=hash_image,
+        yara_timeout=yara_timeout,
+        yara_max_size=yara_max_size,
+    )
+    if processes:
+        options.processes = processes
+    try:
+        for path in hashset or []:
+            options.hashsets.append(load_hashset(path, hashset_cache))
+        for path in known_good or []:
+            options.hashsets.append(load_hashset(path, hashset_cache, kind=HashSetKind.known_good))
+    except HashSetError as exc:
+        raise _die(ExitCode.bad_hashset, str(exc)) from None
+    if rules:
+        try:
+            options.rules = compile_rules(list(rules))
+        except RulesError as exc:
+            raise _die(ExitCode.bad_rules, str(exc)) from None
+
+    work = out or Path(tempfile.mkdtemp(prefix="triage-scan-"))
+    work.mkdir(parents=True, exist_ok=True)
+    listing = work / "files.jsonl"
+    show = sys.stderr.isatty()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+        disable=not show,
+    ) as bar:
+        task = bar.add_task("opening", total=None)
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase == "walking":
+                bar.update(task, description=f"walking ({done} files)", total=None, completed=0)
+            else:
+                bar.update(task, description=phase, total=total or None, completed=done)
+
+        try:
+            result = scan_image(image, options, listing, progress)
+        except IntegrityError as exc:
+            raise _die(ExitCode.integrity_mismatch, str(exc)) from None
+        except (CorruptImageError, UnsupportedFormatError, EvidenceError, InvalidInputError) as exc:
+            raise _die(ExitCode.unreadable_image, str(exc)) from None
+    summary = result.summary
+    if out:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_dfxml(listing, summary, out / "dfxml.xml")
+    if dfxml:
+        write_dfxml(listing, summary, dfxml)
+    typer.echo(
+        f"{summary['files']} files, {summary['bytes']} bytes in {len(summary['partitions'])} partition(s); "
+        f"{summary['alert_files']} alert(s), {summary['known_files']} known, "
+        f"{sum(summary['yara_hits'].values())} YARA hit(s), {summary['yara_incomplete']} YARA incomplete, "
+        f"{summary['errors']} error(s); integrity: {summary['image']['integrity']}"
+    )
+    if out:
+        typer.echo(f"results in {out}")
+    elif not dfxml:
+        typer.echo(f"file listing in {listing}")

@@ -1,0 +1,98 @@
+"""Volume systems (MBR with extended partitions, GPT) and bare file systems.
+
+Every partition is listed. Data partitions whose file system cannot be opened are reported
+with the reason; volume-system metadata and unallocated space are listed as such.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pytsk3
+
+FS_TYPE_NAMES = {
+    getattr(pytsk3, name): name.removeprefix("TSK_FS_TYPE_").lower()
+    for name in dir(pytsk3)
+    if name.startswith("TSK_FS_TYPE_")
+    and not name.endswith(("_DETECT", "_MASK"))
+    and isinstance(getattr(pytsk3, name), int)
+}
+
+
+@dataclass
+class Partition:
+    """One entry of the volume system (or the whole image for a bare file system)."""
+
+    index: int  # 1-based among data partitions (1 for a bare file system, as fiwalk counts)
+    address: int  # the volume system's slot number
+    offset: int  # bytes from the start of the image
+    length: int  # bytes
+    description: str
+    kind: str  # "data", "meta", "unallocated", "whole-image"
+    filesystem: str | None = None  # e.g. "ext4", "ntfs", "fat32"
+    status: str = "not-examined"  # "ok", "unreadable", "not-examined"
+    reason: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fs_type_name(ftype: int) -> str:
+    return FS_TYPE_NAMES.get(int(ftype), f"type-{int(ftype)}")
+
+
+def try_open_fs(img: pytsk3.Img_Info, offset: int) -> tuple[pytsk3.FS_Info | None, str]:
+    """Open the file system at ``offset``, or return the reason it cannot be."""
+    try:
+        fs = pytsk3.FS_Info(img, offset=offset)
+    except OSError as exc:
+        return None, _tsk_reason(exc)
+    return fs, ""
+
+
+def _tsk_reason(exc: OSError) -> str:
+    text = str(exc).strip().splitlines()
+    detail = text[-1] if text else type(exc).__name__
+    if "Encryption" in str(exc) or "encrypt" in str(exc).lower():
+        return f"encrypted: {detail}"
+    return f"file system not recognised or damaged: {detail}"
+
+
+def list_partitions(img: pytsk3.Img_Info) -> tuple[str | None, list[Partition]]:
+    """The volume system type (None for a bare file system) and every partition in it."""
+    try:
+        volume = pytsk3.Volume_Info(img)
+    except OSError:
+        return None, [Partition(1, 0, 0, int(img.get_size()), "whole image", "whole-image")]
+    block = int(volume.info.block_size)
+    vs_type = {pytsk3.TSK_VS_TYPE_DOS: "mbr", pytsk3.TSK_VS_TYPE_GPT: "gpt"}.get(
+        volume.info.vstype, f"vs-{int(volume.info.vstype)}"
+    )
+    partitions: list[Partition] = []
+    data_index = 0
+    for part in volume:
+        flags = int(part.flags)
+        desc = (
+            part.desc.decode("utf-8", "replace") if isinstance(part.desc, bytes) else str(part.desc)
+        )
+        if flags & pytsk3.TSK_VS_PART_FLAG_ALLOC:
+            data_index += 1
+            kind, index = "data", data_index
+        elif flags & pytsk3.TSK_VS_PART_FLAG_META:
+            kind, index = "meta", 0
+        else:
+            kind, index = "unallocated", 0
+        partitions.append(
+            Partition(
+                index=index,
+                address=int(part.addr),
+                offset=int(part.start) * block,
+                length=int(part.len) * block,
+                description=desc,
+                kind=kind,
+                status="not-examined" if kind != "data" else "pending",
+            )
+        )
+    return vs_type, partitions

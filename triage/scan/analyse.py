@@ -1,0 +1,167 @@
+"""Per-file analysis inside a pool worker: one read pass feeds the hashers, the file-type
+sniffer and (for files under the cap) YARA; then the hash sets are consulted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytsk3
+
+from triage.analysis import filetypes
+from triage.analysis.hashers import MultiHasher
+from triage.analysis.hashsets import HashSetInfo, HashSetStore
+from triage.analysis.yarascan import Scanner
+from triage.evidence.filesystems import DEFAULT_ATTR, FileEntry
+from triage.evidence.formats import DetectedImage
+from triage.evidence.tsk import open_tsk_image
+from triage.scan.options import ScanOptions
+
+
+@dataclass
+class _WorkerState:
+    img: Any
+    options: ScanOptions
+    scanner: Scanner | None
+    stores: list[tuple[HashSetInfo, HashSetStore]]
+    filesystems: dict[int, Any] = field(default_factory=dict)
+
+    def fs(self, offset: int) -> Any:
+        if offset not in self.filesystems:
+            self.filesystems[offset] = pytsk3.FS_Info(self.img, offset=offset)
+        return self.filesystems[offset]
+
+
+_state: _WorkerState | None = None
+
+
+def init_worker(detected: DetectedImage, options: ScanOptions) -> None:
+    """Open the image, the hash-set stores and the compiled rules once per process."""
+    global _state
+    scanner = (
+        Scanner(options.rules, options.yara_timeout, options.yara_max_size)
+        if options.rules
+        else None
+    )
+    stores = [(info, HashSetStore(info.store)) for info in options.hashsets]
+    _state = _WorkerState(open_tsk_image(detected), options, scanner, stores)
+
+
+def _read(
+    state: _WorkerState, fs_offset: int, entry: FileEntry, hasher: MultiHasher
+) -> tuple[bytes, bytes | None]:
+    """Stream the file through the hasher; return its head and (under the YARA cap) all of it."""
+    handle = state.fs(fs_offset).open_meta(inode=entry.inode)
+    keep_all = state.scanner is not None and entry.size <= state.options.yara_max_size
+    parts: list[bytes] = []
+    head = b""
+    offset = 0
+    block = state.options.read_block
+    while offset < entry.size:
+        want = min(block, entry.size - offset)
+        if entry.attr_type == DEFAULT_ATTR:
+            data = handle.read_random(offset, want)
+        else:
+            data = handle.read_random(offset, want, entry.attr_type, entry.attr_id)
+        if not data:
+            raise OSError(f"short read at offset {offset} of {entry.size}")
+        hasher.update(data)
+        if offset == 0:
+            head = data[: filetypes.HEADER_BYTES]
+        if keep_all:
+            parts.append(data)
+        offset += len(data)
+    if not keep_all:
+        return head, None
+    return head, parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def analyse_entry(state: _WorkerState, fs_offset: int, entry: FileEntry) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "partition": entry.partition,
+        "path": entry.path,
+        "inode": entry.inode,
+        "stream": entry.stream,
+        "size": entry.size,
+        "allocated": entry.allocated,
+        "deleted": not entry.allocated,
+        "times": entry.times,
+        "md5": None,
+        "sha1": None,
+        "sha256": None,
+        "mime": None,
+        "kind": None,
+        "hashset_hits": [],
+        "known": False,
+        "yara": None,
+        "error": None,
+    }
+    hasher = MultiHasher()
+    try:
+        head, content = _read(state, fs_offset, entry, hasher)
+    except (OSError, MemoryError) as exc:
+        record["error"] = f"read failed: {exc}".strip()
+        return record
+    digests = hasher.hexdigests()
+    record.update(digests)
+    mime, kind = filetypes.detect(head)
+    record["mime"], record["kind"] = mime, kind
+    for info, store in state.stores:
+        found = store.lookup([digests["md5"], digests["sha1"], digests["sha256"]])
+        if found is None:
+            continue
+        category, alert = found
+        record["hashset_hits"].append(
+            {
+                "set": info.name,
+                "kind": info.kind.value,
+                "category": category,
+                "alert": alert and info.kind.value == "known_bad",
+            }
+        )
+        if info.kind.value == "known_good" or not alert:
+            record["known"] = True
+    if state.scanner is not None:
+        data = content if content is not None else b""
+        result = state.scanner.scan(data, path=entry.path, filetype=mime or "", size=entry.size)
+        record["yara"] = {
+            "matches": result.matches,
+            "complete": result.complete,
+            "reason": result.reason,
+        }
+    return record
+
+
+def process_batch(batch: list[list[Any]]) -> list[dict[str, Any]]:
+    """Analyse a batch of spooled entries ``[fs_offset, *FileEntry fields]``."""
+    assert _state is not None, "init_worker was not called"
+    out = []
+    for row in batch:
+        fs_offset, fields = row[0], row[1:]
+        entry = FileEntry.from_tuple(tuple(fields))
+        out.append(analyse_entry(_state, fs_offset, entry))
+    return out
+
+
+def error_record(row: list[Any], reason: str) -> dict[str, Any]:
+    """The entry of a file whose analysis took its worker down or overran its time."""
+    entry = FileEntry.from_tuple(tuple(row[1:]))
+    return {
+        "partition": entry.partition,
+        "path": entry.path,
+        "inode": entry.inode,
+        "stream": entry.stream,
+        "size": entry.size,
+        "allocated": entry.allocated,
+        "deleted": not entry.allocated,
+        "times": entry.times,
+        "md5": None,
+        "sha1": None,
+        "sha256": None,
+        "mime": None,
+        "kind": None,
+        "hashset_hits": [],
+        "known": False,
+        "yara": None,
+        "error": f"analysis failed: {reason}",
+    }

@@ -1,0 +1,229 @@
+"""``scan_image``: integrity first, then the walk, then every file analysed across processes.
+
+The parent never parses evidence itself: the container probe, the image hash and the
+file-system walk each run in a child process with a wall-clock and a memory limit, and the
+per-file work runs in a pool whose crashed or stuck workers are replaced. A batch that took
+its worker down is retried file by file, so one poisonous file becomes one error entry.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from triage import __version__
+from triage.errors import CorruptImageError, IntegrityError, UnsupportedFormatError
+from triage.evidence.formats import DetectedImage, detect
+from triage.models.types import utcnow
+from triage.scan import phases
+from triage.scan.analyse import error_record, init_worker, process_batch
+from triage.scan.options import ScanOptions
+from triage.scan.outputs import JsonlWriter
+from triage.scan.pool import ChildFailed, IsolatedPool, WorkerInitError, run_child
+from triage.scan.summary import SummaryBuilder
+
+Progress = Callable[[str, int, int], None]
+"""progress(phase, done, total): phases "verifying" and "analysing" count bytes, "walking" files."""
+
+
+@dataclass
+class ScanResult:
+    summary: dict[str, Any]
+    listing: Path
+
+
+def versions() -> dict[str, str]:
+    import pyewf
+
+    from triage.analysis.yarascan import yara_version
+    from triage.evidence.tsk import tsk_version
+
+    return {
+        "htcu-triage": __version__,
+        "sleuthkit": tsk_version(),
+        "libewf": str(pyewf.get_version()),
+        "yara": yara_version(),
+    }
+
+
+def _no_progress(_phase: str, _done: int, _total: int) -> None:
+    return None
+
+
+def verify_integrity(
+    detected: DetectedImage,
+    options: ScanOptions,
+    stored: dict[str, str],
+    media_size: int,
+    progress: Progress,
+) -> dict[str, Any]:
+    """Compare the image's own hashes with its acquisition hashes; raise on any mismatch."""
+    expected: dict[str, str] = {k: v.lower() for k, v in stored.items()}
+    for algo, value in options.expect_hashes.items():
+        expected.setdefault(algo, value.lower())
+    report: dict[str, Any] = {
+        "stored_hashes": stored,
+        "expected_hashes": expected,
+        "computed_hashes": None,
+        "integrity": "not-checked",
+    }
+    if not expected and not options.hash_image:
+        report["integrity"] = "no acquisition hash to verify against"
+        return report
+    try:
+        computed = run_child(
+            phases.hash_image,
+            (detected,),
+            options.walk_timeout,
+            options.memory_limit,
+            lambda done: progress("verifying", done, media_size),
+        )
+    except ChildFailed as exc:
+        raise CorruptImageError(
+            f"{detected.first.name}: image could not be read to the end: {exc}"
+        ) from exc
+    report["computed_hashes"] = computed
+    mismatches = [
+        f"{algo} expected {want} computed {computed[algo]}"
+        for algo, want in expected.items()
+        if algo in computed and computed[algo] != want
+    ]
+    # A user-given hash that contradicts the one stored inside the image is a mismatch too.
+    mismatches += [
+        f"{algo} given {value.lower()} but stored in image {stored[algo]}"
+        for algo, value in options.expect_hashes.items()
+        if algo in stored and stored[algo] != value.lower()
+    ]
+    if mismatches:
+        report["integrity"] = "mismatch"
+        raise IntegrityError(
+            f"{detected.first.name}: integrity check failed: " + "; ".join(mismatches)
+        )
+    report["integrity"] = "verified" if expected else "hashed"
+    return report
+
+
+def _batches(spool: Path, options: ScanOptions) -> Iterator[list[list[Any]]]:
+    batch: list[list[Any]] = []
+    size = 0
+    with spool.open(encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            batch.append(row)
+            size += int(row[4])
+            if size >= options.batch_bytes or len(batch) >= options.batch_files:
+                yield batch
+                batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def scan_image(
+    path: Path, options: ScanOptions, listing: Path, progress: Progress | None = None
+) -> ScanResult:
+    """Scan the image at ``path``; write one record per file to ``listing`` (JSON lines)."""
+    progress = progress or _no_progress
+    started = utcnow()
+    detected = detect(path)
+    try:
+        probed = run_child(phases.probe, (detected,), 300, options.memory_limit)
+    except ChildFailed as exc:
+        raise CorruptImageError(
+            f"{path.name}: cannot be opened as a {detected.format.value} image: {exc}"
+        ) from exc
+    image: dict[str, Any] = {
+        "path": str(detected.first),
+        "format": detected.format.value,
+        "segments": [str(s) for s in detected.segments],
+        "media_size": probed["media_size"],
+    }
+    image.update(
+        verify_integrity(detected, options, probed["stored_hashes"], probed["media_size"], progress)
+    )
+
+    with tempfile.TemporaryDirectory(prefix="triage-walk-") as tmp:
+        spool = Path(tmp) / "entries.jsonl"
+        try:
+            walked = run_child(
+                phases.walk_to_spool,
+                (detected, options.include_deleted, str(spool)),
+                options.walk_timeout,
+                options.memory_limit,
+                lambda n: progress("walking", n, 0),
+            )
+        except ChildFailed as exc:
+            raise CorruptImageError(f"{path.name}: the file-system walk failed: {exc}") from exc
+        readable = [p for p in walked["partitions"] if p["status"] == "ok"]
+        if not readable:
+            reasons = (
+                "; ".join(p["reason"] for p in walked["partitions"] if p["reason"]) or "none found"
+            )
+            raise UnsupportedFormatError(
+                f"{path.name}: no readable partition or file system ({reasons})"
+            )
+
+        summary = SummaryBuilder()
+        writer = JsonlWriter(listing)
+        done_bytes = 0
+        total_bytes = int(walked["bytes"])
+        retry: list[list[Any]] = []
+
+        def on_done(batch: list[list[Any]], records: list[dict[str, Any]]) -> None:
+            nonlocal done_bytes
+            for record in records:
+                writer.write(record)
+                summary.add(record)
+                done_bytes += int(record["size"])
+            progress("analysing", done_bytes, total_bytes)
+
+        def on_failed(batch: list[list[Any]], reason: str) -> None:
+            nonlocal done_bytes
+            if len(batch) > 1:
+                retry.extend(batch)  # find the file that did it, one by one
+                return
+            record = error_record(batch[0], reason.splitlines()[0])
+            writer.write(record)
+            summary.add(record)
+            done_bytes += int(record["size"])
+
+        pool = IsolatedPool(
+            options.processes, init_worker, (detected, options), process_batch, options.memory_limit
+        )
+        try:
+            pool.run(
+                ((b, options.batch_timeout) for b in _batches(spool, options)), on_done, on_failed
+            )
+            if retry:
+                pool.run(
+                    (([row], options.batch_timeout) for row in list(retry)), on_done, on_failed
+                )
+        except WorkerInitError as exc:
+            raise CorruptImageError(
+                f"{path.name}: analysis workers could not open the image: {exc}"
+            ) from exc
+        finally:
+            pool.close()
+            writer.close()
+
+    finished = utcnow()
+    result = summary.to_dict()
+    result.update(
+        {
+            "image": image,
+            "volume_system": walked["volume_system"],
+            "partitions": walked["partitions"],
+            "walk_problems": walked["problems"],
+            "provenance": {
+                "versions": versions(),
+                "options": options.provenance(),
+                "started": started.isoformat().replace("+00:00", "Z"),
+                "finished": finished.isoformat().replace("+00:00", "Z"),
+                "seconds": round((finished - started).total_seconds(), 3),
+            },
+        }
+    )
+    return ScanResult(result, listing)

@@ -1,0 +1,86 @@
+"""The phases that parse evidence. Each runs inside a child process (see ``pool.run_child``):
+probing the container, hashing the whole image, and walking the file systems to a spool."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from triage.analysis.hashers import ALGORITHMS
+from triage.evidence.filesystems import WalkProblem, walk
+from triage.evidence.formats import DetectedImage
+from triage.evidence.images import open_image
+from triage.evidence.tsk import open_tsk_image
+from triage.evidence.volumes import fs_type_name, list_partitions, try_open_fs
+
+HASH_BLOCK = 8 * 1024 * 1024
+
+
+def probe(detected: DetectedImage, counter: Any) -> dict[str, Any]:
+    """Open the container: media size and the hashes stored at acquisition."""
+    source = open_image(detected)
+    try:
+        return {"media_size": source.size, "stored_hashes": source.stored_hashes()}
+    finally:
+        source.close()
+
+
+def hash_image(detected: DetectedImage, counter: Any) -> dict[str, str]:
+    """MD5, SHA-1 and SHA-256 of the media, one read feeding three hashers in parallel
+    threads (hashlib releases the GIL on large buffers)."""
+    import hashlib
+
+    source = open_image(detected)
+    hashers = [hashlib.new(name) for name in ALGORITHMS]
+    try:
+        with ThreadPoolExecutor(len(hashers)) as threads:
+            offset = 0
+            while offset < source.size:
+                data = source.read(offset, HASH_BLOCK)
+                if not data:
+                    raise OSError(f"short read at offset {offset} of {source.size}")
+                list(threads.map(lambda h: h.update(data), hashers))
+                offset += len(data)
+                counter.value = offset
+    finally:
+        source.close()
+    return {name: h.hexdigest() for name, h in zip(ALGORITHMS, hashers, strict=True)}
+
+
+def walk_to_spool(
+    detected: DetectedImage, include_deleted: bool, spool: str, counter: Any
+) -> dict[str, Any]:
+    """List partitions and write every file entry (metadata only) to ``spool`` as JSON lines."""
+    img = open_tsk_image(detected)
+    volume_system, partitions = list_partitions(img)
+    problems: list[WalkProblem] = []
+    files = 0
+    total = 0
+    with Path(spool).open("w", encoding="utf-8") as out:
+        for part in partitions:
+            if part.kind not in ("data", "whole-image"):
+                continue
+            fs, reason = try_open_fs(img, part.offset)
+            if fs is None:
+                part.status, part.reason = "unreadable", reason
+                continue
+            part.filesystem = fs_type_name(fs.info.ftype)
+            part.status = "ok"
+            part.extra = {
+                "block_size": int(fs.info.block_size),
+                "block_count": int(fs.info.block_count),
+            }
+            for entry in walk(fs, part.index, include_deleted, problems):
+                out.write(json.dumps([part.offset, *entry.to_tuple()]) + "\n")
+                files += 1
+                total += entry.size
+                counter.value = files
+    return {
+        "volume_system": volume_system,
+        "partitions": [p.to_dict() for p in partitions],
+        "problems": [p.__dict__ for p in problems],
+        "files": files,
+        "bytes": total,
+    }

@@ -1,0 +1,238 @@
+"""A process pool that survives its workers: a worker that crashes, runs out of memory or
+overruns its deadline is killed and replaced, and its task is handed back as failed.
+
+``concurrent.futures`` breaks the whole pool when one worker dies; evidence parsers crash
+on hostile input (a segfault in libtsk kills the process), so we keep our own small pool.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import resource
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+CTX = mp.get_context("spawn")  # safe in threaded parents (the API server, the local worker)
+
+
+def limit_memory(limit_bytes: int) -> None:
+    """Cap this process's address space so that a runaway parser fails instead of the host."""
+    if limit_bytes > 0:
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        cap = limit_bytes if hard == resource.RLIM_INFINITY else min(limit_bytes, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+
+
+def _worker_main(
+    index: int,
+    initializer: Callable[..., Any],
+    initargs: tuple[Any, ...],
+    handler: Callable[[Any], Any],
+    memory_limit: int,
+    tasks: Any,
+    results: Any,
+) -> None:
+    limit_memory(memory_limit)
+    try:
+        initializer(*initargs)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
+        results.put((index, None, "init", f"{type(exc).__name__}: {exc}"))
+        return
+    while True:
+        item = tasks.get()
+        if item is None:
+            return
+        task_id, payload = item
+        try:
+            results.put((index, task_id, "ok", handler(payload)))
+        except MemoryError:
+            results.put((index, task_id, "error", "out of memory (child memory limit)"))
+        except BaseException as exc:  # noqa: BLE001 - the task fails, the worker lives on
+            results.put(
+                (
+                    index,
+                    task_id,
+                    "error",
+                    f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}",
+                )
+            )
+
+
+@dataclass
+class _Slot:
+    process: Any
+    tasks: Any
+    task: tuple[int, Any] | None = None
+    deadline: float = 0.0
+
+
+class WorkerInitError(RuntimeError):
+    pass
+
+
+class IsolatedPool:
+    def __init__(
+        self,
+        processes: int,
+        initializer: Callable[..., Any],
+        initargs: tuple[Any, ...],
+        handler: Callable[[Any], Any],
+        memory_limit: int,
+    ) -> None:
+        self._args = (initializer, initargs, handler, memory_limit)
+        self._results: Any = CTX.Queue()
+        self._slots = [self._start(i) for i in range(max(1, processes))]
+
+    def _start(self, index: int) -> _Slot:
+        tasks = CTX.Queue()
+        process = CTX.Process(
+            target=_worker_main, args=(index, *self._args, tasks, self._results), daemon=True
+        )
+        process.start()
+        return _Slot(process, tasks)
+
+    def _replace(self, index: int) -> None:
+        slot = self._slots[index]
+        if slot.process.is_alive():
+            slot.process.kill()
+        slot.process.join(5)
+        self._slots[index] = self._start(index)
+
+    def run(
+        self,
+        tasks: Iterator[tuple[Any, float]],
+        on_done: Callable[[Any, Any], None],
+        on_failed: Callable[[Any, str], None],
+    ) -> None:
+        """Run ``(payload, timeout)`` tasks; ``on_failed`` may not submit (use a new run)."""
+        pending: dict[int, Any] = {}
+        source = iter(tasks)
+        next_id = 0
+        exhausted = False
+        while True:
+            for index, slot in enumerate(self._slots):
+                if slot.task is None and not exhausted:
+                    try:
+                        payload, timeout = next(source)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    slot.task = (next_id, payload)
+                    slot.deadline = time.monotonic() + timeout
+                    pending[next_id] = payload
+                    slot.tasks.put((next_id, payload))
+                    next_id += 1
+            if exhausted and not pending:
+                return
+            try:
+                index, task_id, status, value = self._results.get(timeout=0.2)
+            except queue.Empty:
+                self._check_health(pending, on_failed)
+                continue
+            if status == "init":
+                raise WorkerInitError(value)
+            slot = self._slots[index]
+            if slot.task is None or slot.task[0] != task_id:
+                continue  # a late answer from a task already given up on
+            payload = pending.pop(task_id)
+            slot.task = None
+            if status == "ok":
+                on_done(payload, value)
+            else:
+                on_failed(payload, str(value))
+
+    def _check_health(self, pending: dict[int, Any], on_failed: Callable[[Any, str], None]) -> None:
+        now = time.monotonic()
+        for index, slot in enumerate(self._slots):
+            if slot.task is None:
+                if not slot.process.is_alive():
+                    self._replace(index)
+                continue
+            reason = None
+            if not slot.process.is_alive():
+                reason = f"worker process died (exit code {slot.process.exitcode})"
+            elif now > slot.deadline:
+                reason = "timed out (wall-clock limit)"
+            if reason:
+                task_id, payload = slot.task
+                pending.pop(task_id, None)
+                slot.task = None
+                self._replace(index)
+                on_failed(payload, reason)
+
+    def close(self) -> None:
+        for slot in self._slots:
+            if slot.process.is_alive():
+                slot.tasks.put(None)
+        for slot in self._slots:
+            slot.process.join(2)
+            if slot.process.is_alive():
+                slot.process.kill()
+                slot.process.join(2)
+
+
+class ChildFailed(RuntimeError):
+    """A child process crashed, overran its limits or raised; the message says which."""
+
+
+def _child_entry(
+    fn: Callable[..., Any], args: tuple[Any, ...], results: Any, counter: Any, memory_limit: int
+) -> None:
+    limit_memory(memory_limit)
+    try:
+        results.put(("ok", fn(*args, counter)))
+    except MemoryError:
+        results.put(("error", "out of memory (child memory limit)"))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def run_child(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    timeout: float,
+    memory_limit: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> Any:
+    """Run ``fn(*args, counter)`` in a child process with a wall-clock and a memory limit.
+
+    ``counter`` is a shared integer the child may advance (``counter.value += n``) so the
+    parent can show progress. A crash, overrun or exception raises ``ChildFailed``.
+    """
+    results: Any = CTX.Queue()
+    counter = CTX.Value("q", 0, lock=False)
+    process = CTX.Process(
+        target=_child_entry, args=(fn, args, results, counter, memory_limit), daemon=True
+    )
+    process.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                status, value = results.get(timeout=0.2)
+            except queue.Empty:
+                if on_progress:
+                    on_progress(int(counter.value))
+                if not process.is_alive():
+                    # The child may have put its answer just before exiting.
+                    try:
+                        status, value = results.get(timeout=1.0)
+                    except queue.Empty:
+                        raise ChildFailed(f"process died (exit code {process.exitcode})") from None
+                elif time.monotonic() > deadline:
+                    raise ChildFailed(f"timed out after {timeout:.0f} s (wall-clock limit)")
+                else:
+                    continue
+            if on_progress:
+                on_progress(int(counter.value))
+            if status == "error":
+                raise ChildFailed(str(value))
+            return value
+    finally:
+        if process.is_alive():
+            process.kill()
+        process.join(5)
