@@ -65,9 +65,7 @@ CtxDep = Annotated[Context, Depends(get_context)]
 def get_page(
     settings: SettingsDep,
     offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[
-        int | None, Query(ge=1, description="clamped to the server's page cap")
-    ] = None,
+    limit: Annotated[int | None, Query(ge=1, description="clamped to the server's page cap")] = None,
 ) -> Page:
     return Page.clamp(offset, limit, settings.page_size_default, settings.page_size_max)
 

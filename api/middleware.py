@@ -43,9 +43,7 @@ class BodySizeLimitMiddleware:
     ``overrides`` gives other caps to path prefixes that take uploads.
     """
 
-    def __init__(
-        self, app: ASGIApp, max_bytes: int, overrides: Sequence[tuple[str, int]] = ()
-    ) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, overrides: Sequence[tuple[str, int]] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.overrides = list(overrides)

@@ -98,9 +98,7 @@ def find_account(session: Session, username: str) -> Account:
     return account
 
 
-def update_account(
-    session: Session, ctx: Context, account: Account, data: AccountUpdate
-) -> Account:
+def update_account(session: Session, ctx: Context, account: Account, data: AccountUpdate) -> Account:
     if ctx.actor is not None:
         ctx.require(Role.admin)
     before = _public(account)

@@ -66,9 +66,7 @@ def record(
     """Append one event in the caller's transaction (it commits or rolls back with the change)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_AUDIT_LOCK})
-    last = session.exec(
-        select(AuditEvent.hash).order_by(col(AuditEvent.id).desc()).limit(1)
-    ).first()
+    last = session.exec(select(AuditEvent.hash).order_by(col(AuditEvent.id).desc()).limit(1)).first()
     prev = last or GENESIS
     event = AuditEvent(
         at=utcnow(),
@@ -101,10 +99,7 @@ def _iter_events(session: Session, batch: int = 1000) -> Iterator[AuditEvent]:
     last_id = 0
     while True:
         rows = session.exec(
-            select(AuditEvent)
-            .where(col(AuditEvent.id) > last_id)
-            .order_by(col(AuditEvent.id))
-            .limit(batch)
+            select(AuditEvent).where(col(AuditEvent.id) > last_id).order_by(col(AuditEvent.id)).limit(batch)
         ).all()
         if not rows:
             return
@@ -119,12 +114,8 @@ def verify_chain(session: Session) -> ChainReport:
     for event in _iter_events(session):
         count += 1
         if event.prev_hash != prev:
-            return ChainReport(
-                False, count, event.id, "previous-hash link broken (row removed or reordered)"
-            )
+            return ChainReport(False, count, event.id, "previous-hash link broken (row removed or reordered)")
         if event_hash(prev, event) != event.hash:
-            return ChainReport(
-                False, count, event.id, "content does not match its hash (row edited)"
-            )
+            return ChainReport(False, count, event.id, "content does not match its hash (row edited)")
         prev = event.hash
     return ChainReport(True, count)

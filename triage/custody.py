@@ -65,15 +65,11 @@ def transition(
         to_state=target,
         reason=reason,
     )
-    audit.record(
-        session, ctx, "exhibit.transition", "exhibit", exhibit.id, before, audit.snapshot(exhibit)
-    )
+    audit.record(session, ctx, "exhibit.transition", "exhibit", exhibit.id, before, audit.snapshot(exhibit))
     return exhibit
 
 
-def move(
-    session: Session, ctx: Context, exhibit: Exhibit, to_location: str, reason: str
-) -> Exhibit:
+def move(session: Session, ctx: Context, exhibit: Exhibit, to_location: str, reason: str) -> Exhibit:
     """Record a physical movement of the device."""
     actor = ctx.require(*MOVERS)
     before = audit.snapshot(exhibit)
@@ -90,17 +86,13 @@ def move(
         to_location=to_location,
         reason=reason,
     )
-    audit.record(
-        session, ctx, "exhibit.move", "exhibit", exhibit.id, before, audit.snapshot(exhibit)
-    )
+    audit.record(session, ctx, "exhibit.move", "exhibit", exhibit.id, before, audit.snapshot(exhibit))
     return exhibit
 
 
 def trail(session: Session, exhibit: Exhibit) -> list[CustodyEvent]:
     return list(
         session.exec(
-            select(CustodyEvent)
-            .where(CustodyEvent.exhibit_id == exhibit.id)
-            .order_by(col(CustodyEvent.id))
+            select(CustodyEvent).where(CustodyEvent.exhibit_id == exhibit.id).order_by(col(CustodyEvent.id))
         ).all()
     )

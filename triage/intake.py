@@ -141,9 +141,7 @@ def create_exhibit(session: Session, ctx: Context, case: Case, data: ExhibitCrea
     exhibit = Exhibit(case_id=case.id, **data.model_dump())
     session.add(exhibit)
     session.flush()
-    audit.record(
-        session, ctx, "exhibit.create", "exhibit", exhibit.id, None, audit.snapshot(exhibit)
-    )
+    audit.record(session, ctx, "exhibit.create", "exhibit", exhibit.id, None, audit.snapshot(exhibit))
     custody.add_event(
         session,
         exhibit,
@@ -156,9 +154,7 @@ def create_exhibit(session: Session, ctx: Context, case: Case, data: ExhibitCrea
     return exhibit
 
 
-def update_exhibit(
-    session: Session, ctx: Context, exhibit: Exhibit, data: ExhibitUpdate
-) -> Exhibit:
+def update_exhibit(session: Session, ctx: Context, exhibit: Exhibit, data: ExhibitUpdate) -> Exhibit:
     ctx.require(*EXHIBIT_WRITERS)
     before = audit.snapshot(exhibit)
     for key, value in data.model_dump(exclude_unset=True).items():
@@ -167,9 +163,7 @@ def update_exhibit(
         setattr(exhibit, key, value)
     session.add(exhibit)
     session.flush()
-    audit.record(
-        session, ctx, "exhibit.update", "exhibit", exhibit.id, before, audit.snapshot(exhibit)
-    )
+    audit.record(session, ctx, "exhibit.update", "exhibit", exhibit.id, before, audit.snapshot(exhibit))
     return exhibit
 
 
@@ -181,9 +175,7 @@ def list_exhibits(
     state: str | None = None,
     device_type: str | None = None,
 ) -> tuple[list[Exhibit], int]:
-    query = (
-        select(Exhibit).join(Case, col(Case.id) == col(Exhibit.case_id)).order_by(col(Exhibit.id))
-    )
+    query = select(Exhibit).join(Case, col(Case.id) == col(Exhibit.case_id)).order_by(col(Exhibit.id))
     clause = case_visibility_clause(ctx)
     if clause is not None:
         query = query.where(clause)
@@ -252,17 +244,11 @@ def register_image(
     )
     session.add(image)
     session.flush()
-    audit.record(
-        session, ctx, "image.register", "evidence_image", image.id, None, audit.snapshot(image)
-    )
+    audit.record(session, ctx, "image.register", "evidence_image", image.id, None, audit.snapshot(image))
     if exhibit.state in (ExhibitState.registered, ExhibitState.awaiting_imaging):
         if exhibit.state == ExhibitState.registered:
-            custody.transition(
-                session, ctx, exhibit, ExhibitState.awaiting_imaging, "image registered"
-            )
-        custody.transition(
-            session, ctx, exhibit, ExhibitState.imaged, f"image {path.name} registered"
-        )
+            custody.transition(session, ctx, exhibit, ExhibitState.awaiting_imaging, "image registered")
+        custody.transition(session, ctx, exhibit, ExhibitState.imaged, f"image {path.name} registered")
     return image
 
 

@@ -38,6 +38,4 @@ def check_transition(current: S, target: S) -> None:
     """Raise ``ConflictError`` (409) unless ``current -> target`` is a legal move."""
     if target not in TRANSITIONS[S(current)]:
         allowed = ", ".join(sorted(s.value for s in TRANSITIONS[S(current)])) or "none"
-        raise ConflictError(
-            f"illegal transition {S(current).value} -> {target.value}; allowed: {allowed}"
-        )
+        raise ConflictError(f"illegal transition {S(current).value} -> {target.value}; allowed: {allowed}")

@@ -70,8 +70,7 @@ class Settings(BaseSettings):
         if self.environment is Environment.production:
             if self.secret_key.get_secret_value() in ("", DEFAULT_SECRET):
                 raise ConfigurationError(
-                    "TRIAGE_SECRET_KEY is left at its default; set a long random value "
-                    "outside development"
+                    "TRIAGE_SECRET_KEY is left at its default; set a long random value outside development"
                 )
         return self
 

@@ -60,9 +60,7 @@ def login(
     except AuthenticationError:
         throttle.fail(key)
         ctx = Context(actor=None, request_id=request.state.request_id)
-        audit.record(
-            session, ctx, "auth.login_failed", "account", "", None, {"username": form.username}
-        )
+        audit.record(session, ctx, "auth.login_failed", "account", "", None, {"username": form.username})
         session.commit()
         raise
     throttle.clear(key)

@@ -71,21 +71,14 @@ def update_case(case: CaseDep, data: CaseUpdate, session: SessionDep, ctx: CtxDe
 @router.get("/{case_id}/members", response_model=list[CaseMemberPublic])
 def list_members(case: CaseDep, session: SessionDep) -> list[CaseMemberPublic]:
     rows = session.exec(select(CaseMember).where(CaseMember.case_id == case.id)).all()
-    return [
-        CaseMemberPublic(case_id=m.case_id, account_id=m.account_id, added_by=m.added_by)
-        for m in rows
-    ]
+    return [CaseMemberPublic(case_id=m.case_id, account_id=m.account_id, added_by=m.added_by) for m in rows]
 
 
 @router.post("/{case_id}/members", response_model=CaseMemberPublic, status_code=201)
-def add_member(
-    case: CaseDep, data: CaseMemberAdd, session: SessionDep, ctx: CtxDep
-) -> CaseMemberPublic:
+def add_member(case: CaseDep, data: CaseMemberAdd, session: SessionDep, ctx: CtxDep) -> CaseMemberPublic:
     member = intake.add_member(session, ctx, case, data.account_id)
     session.commit()
-    return CaseMemberPublic(
-        case_id=member.case_id, account_id=member.account_id, added_by=member.added_by
-    )
+    return CaseMemberPublic(case_id=member.case_id, account_id=member.account_id, added_by=member.added_by)
 
 
 @router.get("/{case_id}/exhibits", response_model=Paged[ExhibitPublic])
@@ -107,9 +100,7 @@ def list_case_exhibits(
 
 
 @router.post("/{case_id}/exhibits", response_model=ExhibitPublic, status_code=201)
-def create_exhibit(
-    case: CaseDep, data: ExhibitCreate, session: SessionDep, ctx: CtxDep
-) -> ExhibitPublic:
+def create_exhibit(case: CaseDep, data: ExhibitCreate, session: SessionDep, ctx: CtxDep) -> ExhibitPublic:
     exhibit = intake.create_exhibit(session, ctx, case, data)
     session.commit()
     return ExhibitPublic.model_validate(exhibit)

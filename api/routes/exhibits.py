@@ -59,9 +59,7 @@ def allowed_transitions(exhibit: ExhibitDep) -> list[ExhibitState]:
     return sorted(lifecycle.allowed_next(ExhibitState(exhibit.state)))
 
 
-@router.post(
-    "/exhibits/{exhibit_id}/transitions", response_model=ExhibitPublic, responses={409: {}}
-)
+@router.post("/exhibits/{exhibit_id}/transitions", response_model=ExhibitPublic, responses={409: {}})
 def transition(
     exhibit: ExhibitDep, data: TransitionRequest, session: SessionDep, ctx: CtxDep
 ) -> ExhibitPublic:
@@ -72,9 +70,7 @@ def transition(
 
 
 @router.post("/exhibits/{exhibit_id}/movements", response_model=ExhibitPublic)
-def move(
-    exhibit: ExhibitDep, data: MovementRequest, session: SessionDep, ctx: CtxDep
-) -> ExhibitPublic:
+def move(exhibit: ExhibitDep, data: MovementRequest, session: SessionDep, ctx: CtxDep) -> ExhibitPublic:
     """Record a physical movement of the device (custody event)."""
     exhibit = custody.move(session, ctx, exhibit, data.to_location, data.reason)
     session.commit()

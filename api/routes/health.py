@@ -26,9 +26,7 @@ def readyz(session: SessionDep) -> JSONResponse:
         session.execute(text("SELECT 1"))
         revision = migrate.current_on(session.connection())
     except SQLAlchemyError as exc:
-        return JSONResponse(
-            {"status": "unavailable", "reason": type(exc).__name__}, status_code=503
-        )
+        return JSONResponse({"status": "unavailable", "reason": type(exc).__name__}, status_code=503)
     head = migrate.head()
     if revision != head:
         return JSONResponse(

@@ -31,9 +31,7 @@ def create_case(
     ref: str = "CR/2026/0001",
     **extra: Any,
 ) -> dict[str, Any]:
-    response = client.post(
-        "/api/v1/cases", json=case_body(officer_id, ref, **extra), headers=headers
-    )
+    response = client.post("/api/v1/cases", json=case_body(officer_id, ref, **extra), headers=headers)
     assert response.status_code == 201, response.text
     result: dict[str, Any] = response.json()
     return result

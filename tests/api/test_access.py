@@ -70,12 +70,8 @@ def test_listings_show_investigators_only_their_own_cases(
     theirs = client.get("/api/v1/cases", headers=headers["other_investigator"]).json()
     assert [c["id"] for c in mine["items"]] == [ids["case_id"]]
     assert theirs["total"] == 0 and theirs["items"] == []
-    assert (
-        client.get("/api/v1/exhibits", headers=headers["other_investigator"]).json()["total"] == 0
-    )
-    r = client.get(
-        f"/api/v1/exhibits?case_id={ids['case_id']}", headers=headers["other_investigator"]
-    )
+    assert client.get("/api/v1/exhibits", headers=headers["other_investigator"]).json()["total"] == 0
+    r = client.get(f"/api/v1/exhibits?case_id={ids['case_id']}", headers=headers["other_investigator"])
     assert r.status_code == 404
 
 
@@ -130,9 +126,7 @@ def test_investigators_cannot_change_anything_even_on_their_own_case(
     ]
     for method, url, body in attempts:
         assert client.request(method, url, json=body, headers=own).status_code == 403, url
-    assert (
-        client.get(f"/api/v1/exhibits/{ids['exhibit_id']}", headers=own).json()["state"] == "imaged"
-    )
+    assert client.get(f"/api/v1/exhibits/{ids['exhibit_id']}", headers=own).json()["state"] == "imaged"
 
 
 def test_only_admins_manage_accounts(
@@ -143,9 +137,7 @@ def test_only_admins_manage_accounts(
         assert client.post("/api/v1/accounts", json=body, headers=headers[role]).status_code == 403
         assert client.get("/api/v1/accounts", headers=headers[role]).status_code == 403
         assert (
-            client.post(
-                f"/api/v1/accounts/{users.examiner.id}/disable", headers=headers[role]
-            ).status_code
+            client.post(f"/api/v1/accounts/{users.examiner.id}/disable", headers=headers[role]).status_code
             == 403
         )
     r = client.post("/api/v1/accounts", json=body, headers=headers["admin"])
@@ -166,8 +158,6 @@ def test_audit_log_is_for_admins_and_managers_only(
 def test_audit_events_never_carry_password_hashes(
     client: TestClient, users: Users, headers: dict[str, dict[str, str]]
 ) -> None:
-    events = client.get(
-        "/api/v1/audit?object_type=account&limit=200", headers=headers["admin"]
-    ).json()
+    events = client.get("/api/v1/audit?object_type=account&limit=200", headers=headers["admin"]).json()
     assert events["total"] >= 5
     assert "argon2" not in str(events)

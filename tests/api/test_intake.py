@@ -27,9 +27,7 @@ def test_manager_registers_case_exhibits_and_e01_and_moves_exhibit_through_state
     first = create_exhibit(client, h, case["id"], "JB/1", "laptop")
     second = create_exhibit(client, h, case["id"], "JB/2", "phone")
 
-    response = client.post(
-        f"/api/v1/exhibits/{first['id']}/images", json={"path": str(E01)}, headers=h
-    )
+    response = client.post(f"/api/v1/exhibits/{first['id']}/images", json={"path": str(E01)}, headers=h)
     assert response.status_code == 201, response.text
     image = response.json()
     assert image["format"] == "ewf"
@@ -80,14 +78,10 @@ def test_illegal_transition_is_409_and_changes_nothing(
     exhibit = create_exhibit(client, h, case["id"])
     before_trail = client.get(f"/api/v1/exhibits/{exhibit['id']}/custody", headers=h).json()
     _, audit_before = _counts(client, h)
-    r = client.post(
-        f"/api/v1/exhibits/{exhibit['id']}/transitions", json={"to_state": "examined"}, headers=h
-    )
+    r = client.post(f"/api/v1/exhibits/{exhibit['id']}/transitions", json={"to_state": "examined"}, headers=h)
     assert r.status_code == 409
     assert "registered -> examined" in r.json()["detail"]
-    assert (
-        client.get(f"/api/v1/exhibits/{exhibit['id']}", headers=h).json()["state"] == "registered"
-    )
+    assert client.get(f"/api/v1/exhibits/{exhibit['id']}", headers=h).json()["state"] == "registered"
     assert client.get(f"/api/v1/exhibits/{exhibit['id']}/custody", headers=h).json() == before_trail
     assert _counts(client, h)[1] == audit_before
 
@@ -130,9 +124,7 @@ def test_validation_errors_are_422_naming_the_field(
         headers=h,
     )
     assert r.status_code == 422
-    r = client.post(
-        "/api/v1/cases", content=b"{not json", headers={**h, "content-type": "application/json"}
-    )
+    r = client.post("/api/v1/cases", content=b"{not json", headers={**h, "content-type": "application/json"})
     assert r.status_code == 422
     case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
     r = client.patch(f"/api/v1/cases/{case['id']}", json={"restriction_kind": None}, headers=h)
@@ -142,9 +134,7 @@ def test_validation_errors_are_422_naming_the_field(
     assert client.get("/api/v1/cases", headers=h).json()["total"] == 1
 
 
-def test_unknown_ids_are_404(
-    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
-) -> None:
+def test_unknown_ids_are_404(client: TestClient, users: Users, headers: dict[str, dict[str, str]]) -> None:
     h = headers["manager"]
     for path in [
         "/api/v1/cases/999",
@@ -183,12 +173,8 @@ def test_image_paths_outside_roots_symlink_escapes_and_missing_files_are_400_and
         assert r.status_code == 400, (path, r.text)
     assert client.get(f"/api/v1/exhibits/{exhibit['id']}/images", headers=h).json() == []
     assert _counts(client, h)[1] == audit_before
-    assert (
-        client.get(f"/api/v1/exhibits/{exhibit['id']}", headers=h).json()["state"] == "registered"
-    )
-    r = client.post(
-        f"/api/v1/exhibits/{exhibit['id']}/images", json={"path": "inside.E01"}, headers=h
-    )
+    assert client.get(f"/api/v1/exhibits/{exhibit['id']}", headers=h).json()["state"] == "registered"
+    r = client.post(f"/api/v1/exhibits/{exhibit['id']}/images", json={"path": "inside.E01"}, headers=h)
     assert r.status_code == 201, r.text
 
 
@@ -236,9 +222,7 @@ def test_bodies_over_one_mebibyte_are_413(
         for _ in range(20):
             yield b"x" * 65536 * 2
 
-    r = client.post(
-        "/api/v1/cases", content=chunks(), headers={**h, "content-type": "application/json"}
-    )
+    r = client.post("/api/v1/cases", content=chunks(), headers={**h, "content-type": "application/json"})
     assert r.status_code == 413
 
 
@@ -258,30 +242,16 @@ def test_wrong_or_expired_tokens_are_401(client: TestClient, users: Users, app) 
     import jwt
 
     assert client.get("/api/v1/cases").status_code == 401
-    assert (
-        client.get("/api/v1/cases", headers={"Authorization": "Bearer nonsense"}).status_code == 401
-    )
+    assert client.get("/api/v1/cases", headers={"Authorization": "Bearer nonsense"}).status_code == 401
     key = app.state.settings.signing_key()
     expired = jwt.encode({"sub": str(users.manager.id), "iat": 0, "exp": 1}, key, algorithm="HS256")
     r = client.get("/api/v1/cases", headers={"Authorization": f"Bearer {expired}"})
     assert r.status_code == 401 and r.json()["detail"] == "token expired"
-    unsigned = jwt.encode(
-        {"sub": str(users.manager.id), "iat": 0, "exp": 2**40}, None, algorithm="none"
-    )
-    assert (
-        client.get("/api/v1/cases", headers={"Authorization": f"Bearer {unsigned}"}).status_code
-        == 401
-    )
-    forged = jwt.encode(
-        {"sub": str(users.admin.id), "iat": 0, "exp": 2**40}, "x" * 40, algorithm="HS256"
-    )
-    assert (
-        client.get("/api/v1/cases", headers={"Authorization": f"Bearer {forged}"}).status_code
-        == 401
-    )
-    r = client.post(
-        "/api/v1/auth/token", data={"username": "manager", "password": "wrong-password"}
-    )
+    unsigned = jwt.encode({"sub": str(users.manager.id), "iat": 0, "exp": 2**40}, None, algorithm="none")
+    assert client.get("/api/v1/cases", headers={"Authorization": f"Bearer {unsigned}"}).status_code == 401
+    forged = jwt.encode({"sub": str(users.admin.id), "iat": 0, "exp": 2**40}, "x" * 40, algorithm="HS256")
+    assert client.get("/api/v1/cases", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    r = client.post("/api/v1/auth/token", data={"username": "manager", "password": "wrong-password"})
     assert r.status_code == 401
 
 
@@ -291,9 +261,7 @@ def test_disabled_account_cannot_log_in_or_use_its_token(
     r = client.post(f"/api/v1/accounts/{users.examiner.id}/disable", headers=headers["admin"])
     assert r.status_code == 200 and r.json()["is_active"] is False
     assert client.get("/api/v1/cases", headers=headers["examiner"]).status_code == 401
-    r = client.post(
-        "/api/v1/auth/token", data={"username": "examiner", "password": "correct-horse-battery"}
-    )
+    r = client.post("/api/v1/auth/token", data={"username": "examiner", "password": "correct-horse-battery"})
     assert r.status_code == 401
     # Still listed: accounts are never deleted.
     listed = client.get("/api/v1/accounts", headers=headers["admin"]).json()["items"]
@@ -305,9 +273,7 @@ def test_request_id_is_echoed_and_recorded(
 ) -> None:
     h = {**headers["manager"], "X-Request-ID": "req-abc-123"}
     case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
-    events = client.get(f"/api/v1/audit?object_type=case&object_id={case['id']}", headers=h).json()[
-        "items"
-    ]
+    events = client.get(f"/api/v1/audit?object_type=case&object_id={case['id']}", headers=h).json()["items"]
     assert events[0]["request_id"] == "req-abc-123"
     assert events[0]["actor_name"] == "manager"
     assert events[0]["after"]["crime_reference"] == "CR/2026/0001"

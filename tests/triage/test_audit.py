@@ -18,9 +18,7 @@ from triage.settings import get_settings
 def _write_events(engine: Engine, n: int) -> None:
     with Session(engine) as session:
         for i in range(n):
-            audit.record(
-                session, system_context(), "test.event", "thing", i, {"v": i}, {"v": i + 1}
-            )
+            audit.record(session, system_context(), "test.event", "thing", i, {"v": i}, {"v": i + 1})
         session.commit()
 
 

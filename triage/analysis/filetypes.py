@@ -28,9 +28,6 @@ def detect(head: bytes) -> tuple[str | None, str]:
         "application/x-xz",
     ):
         return mime, "archive"
-    if (
-        mime in ("application/pdf", "application/msword", "application/rtf")
-        or "officedocument" in mime
-    ):
+    if mime in ("application/pdf", "application/msword", "application/rtf") or "officedocument" in mime:
         return mime, "document"
     return mime, "other"

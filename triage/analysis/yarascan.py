@@ -43,9 +43,7 @@ def rule_files(paths: list[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             files.extend(
-                sorted(
-                    p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in RULE_SUFFIXES
-                )
+                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in RULE_SUFFIXES)
             )
         elif path.is_file():
             files.append(path)
@@ -83,9 +81,7 @@ def compile_rules(paths: list[Path]) -> RuleSet:
 class Scanner:
     """Per-process YARA scanner over compiled rules."""
 
-    def __init__(
-        self, ruleset: RuleSet, timeout: int = 30, max_size: int = 64 * 1024 * 1024
-    ) -> None:
+    def __init__(self, ruleset: RuleSet, timeout: int = 30, max_size: int = 64 * 1024 * 1024) -> None:
         self._rules = yara.load(file=io.BytesIO(ruleset.compiled))
         self.timeout = timeout
         self.max_size = max_size
@@ -107,9 +103,8 @@ class Scanner:
 
         def on_warning(kind: int, message: Any) -> int:
             if kind == yara.CALLBACK_TOO_MANY_MATCHES:
-                warnings.append(
-                    f"too many matches of {getattr(message, 'rule', '?')}:{getattr(message, 'string', '?')}"
-                )
+                rule, string = getattr(message, "rule", "?"), getattr(message, "string", "?")
+                warnings.append(f"too many matches of {rule}:{string}")
             return int(yara.CALLBACK_CONTINUE)
 
         result = YaraResult()

@@ -54,9 +54,7 @@ def users_create(
     role: Annotated[Role, typer.Option(help="admin, manager, examiner or investigator")],
     full_name: Annotated[str, typer.Option()] = "",
     team: Annotated[str, typer.Option()] = "",
-    device_type: Annotated[
-        list[DeviceType] | None, typer.Option(help="device kinds examined")
-    ] = None,
+    device_type: Annotated[list[DeviceType] | None, typer.Option(help="device kinds examined")] = None,
     iioc_cleared: Annotated[bool, typer.Option(help="cleared to view indecent imagery")] = False,
     password: Annotated[
         str | None,
@@ -120,9 +118,7 @@ def users_list() -> None:
         rows = session.exec(select(Account).order_by(col(Account.id))).all()
         table = Table("id", "username", "role", "team", "active")
         for a in rows:
-            table.add_row(
-                str(a.id), a.username, str(a.role), a.team, "yes" if a.is_active else "no"
-            )
+            table.add_row(str(a.id), a.username, str(a.role), a.team, "yes" if a.is_active else "no")
     console.print(table)
 
 

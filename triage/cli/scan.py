@@ -56,17 +56,13 @@ def _parse_expect(values: list[str]) -> dict[str, str]:
             algo not in ("md5", "sha1", "sha256")
             or len(digest) != {"md5": 32, "sha1": 40, "sha256": 64}[algo]
         ):
-            raise typer.BadParameter(
-                f"{value!r}: give ALGO:HEX or a bare MD5/SHA-1/SHA-256 hex digest"
-            )
+            raise typer.BadParameter(f"{value!r}: give ALGO:HEX or a bare MD5/SHA-1/SHA-256 hex digest")
         out[algo] = digest.lower()
     return out
 
 
 def scan(
-    image: Annotated[
-        Path, typer.Argument(help="first segment of the image (.dd, .raw, .001, .E01, ...)")
-    ],
+    image: Annotated[Path, typer.Argument(help="first segment of the image (.dd, .raw, .001, .E01, ...)")],
     hashset: Annotated[
         list[Path] | None,
         typer.Option("--hashset", help="known-bad hash set (NSRL is known-good); repeatable"),
@@ -82,9 +78,7 @@ def scan(
         Path | None,
         typer.Option("--out", help="write files.jsonl, summary.json and dfxml.xml here"),
     ] = None,
-    dfxml: Annotated[
-        Path | None, typer.Option("--dfxml", help="write just the DFXML to this file")
-    ] = None,
+    dfxml: Annotated[Path | None, typer.Option("--dfxml", help="write just the DFXML to this file")] = None,
     deleted: Annotated[
         bool, typer.Option("--deleted", help="also deleted files whose metadata is readable")
     ] = False,
@@ -95,9 +89,7 @@ def scan(
     hash_image: Annotated[
         bool, typer.Option("--hash-image", help="hash the whole image even with nothing to compare")
     ] = False,
-    processes: Annotated[
-        int, typer.Option(min=0, max=64, help="analysis processes (0: one per core)")
-    ] = 0,
+    processes: Annotated[int, typer.Option(min=0, max=64, help="analysis processes (0: one per core)")] = 0,
     yara_timeout: Annotated[int, typer.Option(min=1, help="seconds per file")] = 30,
     yara_max_size: Annotated[
         int, typer.Option(min=1, help="files larger than this (bytes) are not YARA-scanned")

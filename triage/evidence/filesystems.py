@@ -88,14 +88,19 @@ def _name(raw: bytes | str) -> str:
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
 
 
-def _data_streams(entry: Any) -> list[tuple[int, str, int]]:
+# NTFS's $BadClus:$Bad is a sparse stream as large as the volume that records bad clusters;
+# it holds no file content and TSK will not read it, so it is not listed.
+_SKIPPED_STREAMS = {("/$BadClus", "$Bad")}
+
+
+def _data_streams(entry: Any, path: str) -> list[tuple[int, str, int]]:
     """NTFS named data streams of a file: (attribute id, stream name, size)."""
     streams = []
     try:
         for attr in entry:
             if int(attr.info.type) == NTFS_DATA and attr.info.name:
                 name = _name(attr.info.name)
-                if name and name != "$Data":
+                if name and name != "$Data" and (path, name) not in _SKIPPED_STREAMS:
                     streams.append((int(attr.info.id), name, int(attr.info.size)))
     except (OSError, TypeError):
         return []
@@ -153,9 +158,7 @@ def walk(
                     continue
                 if depth + 1 > max_depth:
                     problems.append(
-                        WalkProblem(
-                            partition, path, f"deeper than {max_depth} levels; not followed"
-                        )
+                        WalkProblem(partition, path, f"deeper than {max_depth} levels; not followed")
                     )
                     continue
                 visited.add(addr)
@@ -173,7 +176,7 @@ def walk(
                 continue  # no metadata left to read
             times = macb(meta)
             yield FileEntry(partition, path, inode, int(meta.size), allocated, times=times)
-            for attr_id, stream, size in _data_streams(entry):
+            for attr_id, stream, size in _data_streams(entry, path):
                 yield FileEntry(
                     partition,
                     f"{path}:{stream}",

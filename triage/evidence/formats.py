@@ -106,9 +106,7 @@ def detect(path: Path) -> DetectedImage:
             raise InvalidInputError(f"{path.name}: open an EWF image at its first segment (.E01)")
         return DetectedImage(ImageFormat.ewf, segments)
     if any(head.startswith(sig) for sig in LEF_SIGNATURES):
-        raise UnsupportedFormatError(
-            f"{path.name}: logical evidence files (L01/Lx01) are not disk images"
-        )
+        raise UnsupportedFormatError(f"{path.name}: logical evidence files (L01/Lx01) are not disk images")
     for finder in (_numeric_segments, _alpha_segments):
         found = finder(path)
         if found and len(found) > 1:

@@ -88,17 +88,13 @@ class EwfImage:
             self._handle.open([str(p) for p in detected.segments], "r")
             self.size = int(self._handle.get_media_size())
         except OSError as exc:
-            raise CorruptImageError(
-                f"{detected.first.name}: EWF image cannot be opened: {exc}"
-            ) from exc
+            raise CorruptImageError(f"{detected.first.name}: EWF image cannot be opened: {exc}") from exc
 
     def read(self, offset: int, length: int) -> bytes:
         if offset >= self.size or length <= 0:
             return b""
         try:
-            data: bytes = self._handle.read_buffer_at_offset(
-                min(length, self.size - offset), offset
-            )
+            data: bytes = self._handle.read_buffer_at_offset(min(length, self.size - offset), offset)
         except OSError as exc:
             raise CorruptImageError(f"EWF read failed at offset {offset}: {exc}") from exc
         return data

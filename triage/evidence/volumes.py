@@ -74,9 +74,7 @@ def list_partitions(img: pytsk3.Img_Info) -> tuple[str | None, list[Partition]]:
     data_index = 0
     for part in volume:
         flags = int(part.flags)
-        desc = (
-            part.desc.decode("utf-8", "replace") if isinstance(part.desc, bytes) else str(part.desc)
-        )
+        desc = part.desc.decode("utf-8", "replace") if isinstance(part.desc, bytes) else str(part.desc)
         if flags & pytsk3.TSK_VS_PART_FLAG_ALLOC:
             data_index += 1
             kind, index = "data", data_index

@@ -54,9 +54,7 @@ class Case(SQLModel, table=True):
     suspect_access_children_work: bool = False
     section47_open: bool = False
     child_protection_plan: bool = False
-    restriction_kind: RestrictionKind | None = Field(
-        default=None, sa_type=EnumString(RestrictionKind, 40)
-    )
+    restriction_kind: RestrictionKind | None = Field(default=None, sa_type=EnumString(RestrictionKind, 40))
     restriction_start: date | None = None
     restriction_end: date | None = None
     bail_return_date: date | None = None

@@ -83,9 +83,7 @@ def verify_integrity(
             lambda done: progress("verifying", done, media_size),
         )
     except ChildFailed as exc:
-        raise CorruptImageError(
-            f"{detected.first.name}: image could not be read to the end: {exc}"
-        ) from exc
+        raise CorruptImageError(f"{detected.first.name}: image could not be read to the end: {exc}") from exc
     report["computed_hashes"] = computed
     mismatches = [
         f"{algo} expected {want} computed {computed[algo]}"
@@ -100,9 +98,7 @@ def verify_integrity(
     ]
     if mismatches:
         report["integrity"] = "mismatch"
-        raise IntegrityError(
-            f"{detected.first.name}: integrity check failed: " + "; ".join(mismatches)
-        )
+        raise IntegrityError(f"{detected.first.name}: integrity check failed: " + "; ".join(mismatches))
     report["integrity"] = "verified" if expected else "hashed"
     return report
 
@@ -132,18 +128,17 @@ def scan_image(
     try:
         probed = run_child(phases.probe, (detected,), 300, options.memory_limit)
     except ChildFailed as exc:
-        raise CorruptImageError(
-            f"{path.name}: cannot be opened as a {detected.format.value} image: {exc}"
-        ) from exc
+        message = str(exc)
+        if path.name not in message:
+            message = f"{path.name}: cannot be opened as a {detected.format.value} image: {message}"
+        raise CorruptImageError(message) from exc
     image: dict[str, Any] = {
         "path": str(detected.first),
         "format": detected.format.value,
         "segments": [str(s) for s in detected.segments],
         "media_size": probed["media_size"],
     }
-    image.update(
-        verify_integrity(detected, options, probed["stored_hashes"], probed["media_size"], progress)
-    )
+    image.update(verify_integrity(detected, options, probed["stored_hashes"], probed["media_size"], progress))
 
     with tempfile.TemporaryDirectory(prefix="triage-walk-") as tmp:
         spool = Path(tmp) / "entries.jsonl"
@@ -159,12 +154,8 @@ def scan_image(
             raise CorruptImageError(f"{path.name}: the file-system walk failed: {exc}") from exc
         readable = [p for p in walked["partitions"] if p["status"] == "ok"]
         if not readable:
-            reasons = (
-                "; ".join(p["reason"] for p in walked["partitions"] if p["reason"]) or "none found"
-            )
-            raise UnsupportedFormatError(
-                f"{path.name}: no readable partition or file system ({reasons})"
-            )
+            reasons = "; ".join(p["reason"] for p in walked["partitions"] if p["reason"]) or "none found"
+            raise UnsupportedFormatError(f"{path.name}: no readable partition or file system ({reasons})")
 
         summary = SummaryBuilder()
         writer = JsonlWriter(listing)
@@ -194,17 +185,11 @@ def scan_image(
             options.processes, init_worker, (detected, options), process_batch, options.memory_limit
         )
         try:
-            pool.run(
-                ((b, options.batch_timeout) for b in _batches(spool, options)), on_done, on_failed
-            )
+            pool.run(((b, options.batch_timeout) for b in _batches(spool, options)), on_done, on_failed)
             if retry:
-                pool.run(
-                    (([row], options.batch_timeout) for row in list(retry)), on_done, on_failed
-                )
+                pool.run((([row], options.batch_timeout) for row in list(retry)), on_done, on_failed)
         except WorkerInitError as exc:
-            raise CorruptImageError(
-                f"{path.name}: analysis workers could not open the image: {exc}"
-            ) from exc
+            raise CorruptImageError(f"{path.name}: analysis workers could not open the image: {exc}") from exc
         finally:
             pool.close()
             writer.close()

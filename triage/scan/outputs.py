@@ -60,18 +60,14 @@ def write_dfxml(listing: Path, summary: dict[str, Any], target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("w", encoding="utf-8") as out:
         out.write("<?xml version='1.0' encoding='UTF-8'?>\n")
-        out.write(
-            f"<dfxml xmlns='{DFXML_NS}' xmlns:dc='http://purl.org/dc/elements/1.1/' version='1.0'>\n"
-        )
+        out.write(f"<dfxml xmlns='{DFXML_NS}' xmlns:dc='http://purl.org/dc/elements/1.1/' version='1.0'>\n")
         out.write("  <metadata>\n    <dc:type>Disk Image</dc:type>\n  </metadata>\n")
         out.write("  <creator version='1.0'>\n")
         out.write(_element("program", "htcu-triage", "    "))
         out.write(_element("version", __version__, "    "))
         out.write("    <build_environment>\n")
         for name, version in summary["provenance"]["versions"].items():
-            out.write(
-                f"      <library name={quoteattr(name)} version={quoteattr(str(version))}/>\n"
-            )
+            out.write(f"      <library name={quoteattr(name)} version={quoteattr(str(version))}/>\n")
         out.write("    </build_environment>\n")
         out.write("    <execution_environment>\n")
         out.write(_element("start_time", summary["provenance"]["started"], "      "))

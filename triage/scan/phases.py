@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from triage.analysis.hashers import ALGORITHMS
+from triage.errors import CorruptImageError
 from triage.evidence.filesystems import WalkProblem, walk
 from triage.evidence.formats import DetectedImage
 from triage.evidence.images import open_image
@@ -19,9 +20,22 @@ HASH_BLOCK = 8 * 1024 * 1024
 
 
 def probe(detected: DetectedImage, counter: Any) -> dict[str, Any]:
-    """Open the container: media size and the hashes stored at acquisition."""
+    """Open the container: media size and the hashes stored at acquisition. The first and last
+    bytes are read so that a truncated image is caught here, before anything else."""
     source = open_image(detected)
     try:
+        if source.size <= 0:
+            raise CorruptImageError(f"{detected.first.name}: image holds no data")
+        for offset in (0, source.size - 1):
+            try:
+                data = source.read(offset, 1)
+            except (OSError, CorruptImageError):
+                data = b""
+            if len(data) != 1:
+                raise CorruptImageError(
+                    f"{detected.first.name}: {detected.format.value} image truncated or damaged "
+                    f"(no data at offset {offset} of {source.size})"
+                )
         return {"media_size": source.size, "stored_hashes": source.stored_hashes()}
     finally:
         source.close()
@@ -41,7 +55,7 @@ def hash_image(detected: DetectedImage, counter: Any) -> dict[str, str]:
                 data = source.read(offset, HASH_BLOCK)
                 if not data:
                     raise OSError(f"short read at offset {offset} of {source.size}")
-                list(threads.map(lambda h: h.update(data), hashers))
+                list(threads.map(lambda h, chunk=data: h.update(chunk), hashers))
                 offset += len(data)
                 counter.value = offset
     finally:
@@ -49,9 +63,7 @@ def hash_image(detected: DetectedImage, counter: Any) -> dict[str, str]:
     return {name: h.hexdigest() for name, h in zip(ALGORITHMS, hashers, strict=True)}
 
 
-def walk_to_spool(
-    detected: DetectedImage, include_deleted: bool, spool: str, counter: Any
-) -> dict[str, Any]:
+def walk_to_spool(detected: DetectedImage, include_deleted: bool, spool: str, counter: Any) -> dict[str, Any]:
     """List partitions and write every file entry (metadata only) to ``spool`` as JSON lines."""
     img = open_tsk_image(detected)
     volume_system, partitions = list_partitions(img)

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from triage.errors import TriageError
+
 CTX = mp.get_context("spawn")  # safe in threaded parents (the API server, the local worker)
 
 
@@ -114,7 +116,7 @@ class IsolatedPool:
         next_id = 0
         exhausted = False
         while True:
-            for index, slot in enumerate(self._slots):
+            for slot in self._slots:
                 if slot.task is None and not exhausted:
                     try:
                         payload, timeout = next(source)
@@ -185,6 +187,8 @@ def _child_entry(
     limit_memory(memory_limit)
     try:
         results.put(("ok", fn(*args, counter)))
+    except TriageError as exc:
+        results.put(("error", str(exc)))
     except MemoryError:
         results.put(("error", "out of memory (child memory limit)"))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
@@ -205,9 +209,7 @@ def run_child(
     """
     results: Any = CTX.Queue()
     counter = CTX.Value("q", 0, lock=False)
-    process = CTX.Process(
-        target=_child_entry, args=(fn, args, results, counter, memory_limit), daemon=True
-    )
+    process = CTX.Process(target=_child_entry, args=(fn, args, results, counter, memory_limit), daemon=True)
     process.start()
     deadline = time.monotonic() + timeout
     try:
@@ -224,7 +226,7 @@ def run_child(
                     except queue.Empty:
                         raise ChildFailed(f"process died (exit code {process.exitcode})") from None
                 elif time.monotonic() > deadline:
-                    raise ChildFailed(f"timed out after {timeout:.0f} s (wall-clock limit)")
+                    raise ChildFailed(f"timed out after {timeout:.0f} s (wall-clock limit)") from None
                 else:
                     continue
             if on_progress:

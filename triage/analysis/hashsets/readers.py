@@ -69,17 +69,13 @@ def _read_nsrl(path: Path) -> Iterator[HashRecord]:
     source = "DISTINCT_HASH" if "DISTINCT_HASH" in names else "FILE" if "FILE" in names else None
     if source is None:
         conn.close()
-        raise HashSetError(
-            f"{path.name}: SQLite file without an NSRL FILE table or DISTINCT_HASH view"
-        )
+        raise HashSetError(f"{path.name}: SQLite file without an NSRL FILE table or DISTINCT_HASH view")
     try:
         cursor = conn.execute(f"SELECT sha256, sha1, md5 FROM {source}")  # noqa: S608 - fixed names
         for row in cursor:
             for value in row:
                 if value:
-                    yield HashRecord(
-                        parse_digest(value, f"{path.name}:{source}"), "NSRL", alert=False
-                    )
+                    yield HashRecord(parse_digest(value, f"{path.name}:{source}"), "NSRL", alert=False)
     except sqlite3.DatabaseError as exc:
         raise HashSetError(f"{path.name}: NSRL query failed: {exc}") from exc
     finally:
@@ -129,9 +125,7 @@ def _read_vics(path: Path) -> Iterator[HashRecord]:
                 f"{path.name}: Media #{n}: Category {raw_category!r} is not a number"
             ) from None
         label = (
-            f"VICS {category} {VICS_CATEGORIES.get(category, 'unknown')}"
-            if category is not None
-            else "VICS"
+            f"VICS {category} {VICS_CATEGORIES.get(category, 'unknown')}" if category is not None else "VICS"
         )
         alert = category != 0
         if _vics_bool(media.get("IsPrecategorized", False)) and category is None:
@@ -141,9 +135,7 @@ def _read_vics(path: Path) -> Iterator[HashRecord]:
             value = media.get(key)
             if value:
                 found = True
-                yield HashRecord(
-                    parse_digest(str(value), f"{path.name}: Media #{n} {key}"), label, alert
-                )
+                yield HashRecord(parse_digest(str(value), f"{path.name}: Media #{n} {key}"), label, alert)
         if not found:
             continue  # a record with only PhotoDNA has nothing for us to match
 
@@ -205,9 +197,7 @@ def _sniff_caid(path: Path, head: bytes) -> bool:
     )
 
 
-def _read_csv_rows(
-    path: Path, categorise: Callable[[str, int], tuple[str, bool]]
-) -> Iterator[HashRecord]:
+def _read_csv_rows(path: Path, categorise: Callable[[str, int], tuple[str, bool]]) -> Iterator[HashRecord]:
     with path.open("r", encoding="utf-8-sig", newline="") as fh:
         first = fh.readline()
         fh.seek(0)

@@ -115,9 +115,7 @@ class HashSetStore:
     """Read-only lookups in a built store (safe to open in many processes at once)."""
 
     def __init__(self, path: Path | str) -> None:
-        self._conn = sqlite3.connect(
-            f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False
-        )
+        self._conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
 
     def lookup(self, digests: Iterable[str]) -> tuple[str, bool] | None:
         """The (category, alert) of the first digest found, or None."""
@@ -126,8 +124,8 @@ class HashSetStore:
             return None
         marks = ",".join("?" * len(raw))
         row = self._conn.execute(
-            f"SELECT category, alert FROM h WHERE digest IN ({marks}) LIMIT 1",
-            raw,  # noqa: S608
+            f"SELECT category, alert FROM h WHERE digest IN ({marks}) LIMIT 1",  # noqa: S608 - only ?s
+            raw,
         ).fetchone()
         return (str(row[0]), bool(row[1])) if row else None
 

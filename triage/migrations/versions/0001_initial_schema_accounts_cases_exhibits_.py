@@ -92,9 +92,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("case", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_case_crime_reference"), ["crime_reference"], unique=True
-        )
+        batch_op.create_index(batch_op.f("ix_case_crime_reference"), ["crime_reference"], unique=True)
         batch_op.create_index(batch_op.f("ix_case_officer_id"), ["officer_id"], unique=False)
 
     op.create_table(
@@ -133,9 +131,7 @@ def upgrade() -> None:
         sa.Column("seized_from", sa.String(length=300), nullable=False),
         sa.Column("location", sa.String(length=200), nullable=False),
         sa.Column("state", sa.String(length=24), nullable=False),
-        sa.Column(
-            "state_changed_at", triage.models.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("state_changed_at", triage.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("integrity_flag", sa.Boolean(), nullable=False),
         sa.Column("created_at", triage.models.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -172,9 +168,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("custody_event", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_custody_event_exhibit_id"), ["exhibit_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_custody_event_exhibit_id"), ["exhibit_id"], unique=False)
 
     op.create_table(
         "evidence_image",
@@ -206,9 +200,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("evidence_image", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_evidence_image_exhibit_id"), ["exhibit_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_evidence_image_exhibit_id"), ["exhibit_id"], unique=False)
 
     # ### end Alembic commands ###
 

@@ -1,0 +1,173 @@
+"""Hash-set readers for every format, and the indexed store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from triage.analysis.hashsets import HashSetKind, HashSetStore, load_hashset
+from triage.errors import HashSetError
+
+MD5 = "9e107d9d372bb6826bd81d3542a419d6"
+SHA1 = "2fd4e1c67a2d28fced849ee1bb76e7391b93eb12"
+SHA256 = "d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e592"
+
+
+def _lookup(
+    path: Path, tmp_path: Path, *digests: str, **kw: object
+) -> tuple[object, tuple[str, bool] | None]:
+    info = load_hashset(path, tmp_path / "cache", **kw)  # type: ignore[arg-type]
+    store = HashSetStore(info.store)
+    try:
+        return info, store.lookup(list(digests))
+    finally:
+        store.close()
+
+
+def test_md5sum_style_lines(tmp_path: Path) -> None:
+    f = tmp_path / "set.md5"
+    f.write_text(f"{MD5}  some file.jpg\n{'a' * 32} *binary.bin\n\n# comment\n")
+    info, found = _lookup(f, tmp_path, MD5)
+    assert info.format == "plain" and info.entries == 2 and info.kind == HashSetKind.known_bad  # type: ignore[attr-defined]
+    assert found == ("", True)
+
+
+def test_one_hash_per_line_of_mixed_lengths(tmp_path: Path) -> None:
+    f = tmp_path / "hashes.txt"
+    f.write_text(f"{SHA1.upper()}\n{SHA256}\n")
+    _, found = _lookup(f, tmp_path, MD5, SHA1)
+    assert found is not None
+    _, found = _lookup(f, tmp_path, SHA256)
+    assert found is not None
+    _, found = _lookup(f, tmp_path, MD5)
+    assert found is None
+
+
+def test_csv_with_a_header(tmp_path: Path) -> None:
+    f = tmp_path / "set.csv"
+    f.write_text(f"Name,MD5,SHA1,Category\nx.jpg,{MD5},{SHA1},seized-series-4\n")
+    info, found = _lookup(f, tmp_path, SHA1)
+    assert info.format == "csv" and found == ("seized-series-4", True)  # type: ignore[attr-defined]
+
+
+def test_uk_caid_category_list(tmp_path: Path) -> None:
+    f = tmp_path / "export.csv"
+    f.write_text(f"MD5,Category\n{MD5},A\n{'b' * 32},Cat C\n{'c' * 32},Not Indecent\n")
+    info, found = _lookup(f, tmp_path, MD5)
+    assert info.format == "caid" and found == ("CAID A", True)  # type: ignore[attr-defined]
+    _, found = _lookup(f, tmp_path, "c" * 32)
+    assert found == ("CAID not indecent", False)
+
+
+def test_caid_with_an_unknown_grade_names_the_line(tmp_path: Path) -> None:
+    f = tmp_path / "caid_grades.csv"
+    f.write_text(f"MD5,Grade\n{MD5},A\n{'b' * 32},Z\n")
+    with pytest.raises(HashSetError, match="caid_grades.csv:3"):
+        load_hashset(f, tmp_path / "cache")
+
+
+@pytest.mark.parametrize("view", [False, True])
+def test_nsrl_rds_v3_sqlite_file_table_or_distinct_hash_view(view: bool, tmp_path: Path) -> None:
+    f = tmp_path / "RDS_minimal.db"
+    conn = sqlite3.connect(f)
+    conn.execute(
+        "CREATE TABLE FILE (sha256 TEXT, sha1 TEXT, md5 TEXT, crc32 TEXT, file_name TEXT,"
+        " file_size INTEGER, package_id INTEGER)"
+    )
+    if view:
+        conn.execute("CREATE VIEW DISTINCT_HASH AS SELECT DISTINCT sha256, sha1, md5, crc32 FROM FILE")
+    conn.execute(
+        "INSERT INTO FILE VALUES (?,?,?,?,?,?,?)",
+        (SHA256.upper(), SHA1.upper(), MD5.upper(), "0", "a.dll", 1, 1),
+    )
+    conn.commit()
+    conn.close()
+    info, found = _lookup(f, tmp_path, MD5)
+    assert info.format == "nsrl" and info.kind == HashSetKind.known_good  # type: ignore[attr-defined]
+    assert found == ("NSRL", False)
+
+
+def test_sqlite_without_nsrl_tables_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "other.db"
+    sqlite3.connect(f).execute("CREATE TABLE x (y)").connection.commit()
+    with pytest.raises(HashSetError, match="NSRL"):
+        load_hashset(f, tmp_path / "cache")
+
+
+def test_vics_booleans_as_strings_and_nested_media(tmp_path: Path) -> None:
+    f = tmp_path / "case.json"
+    f.write_text(
+        json.dumps(
+            {
+                "odata.metadata": "http://github.com/ICMEC/ProjectVic/DataModels/1.3.xml#Media",
+                "value": [
+                    {
+                        "CaseNumber": "1",
+                        "Media": [
+                            {"Category": "1", "MD5": MD5.upper(), "IsPrecategorized": "true"},
+                            {"Category": 0, "SHA1": SHA1.upper(), "VictimIdentified": "false"},
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    info, found = _lookup(f, tmp_path, MD5)
+    assert info.format == "vics" and found == ("VICS 1 child abuse material", True)  # type: ignore[attr-defined]
+    _, found = _lookup(f, tmp_path, SHA1)
+    assert found == ("VICS 0 non-pertinent", False)
+
+
+@pytest.mark.parametrize(
+    "body,match",
+    [
+        ('{"value": [{"Category": 1, "MD5": "xyz"}]}', "Media #1 MD5"),
+        ('{"value": [{"Category": "high", "MD5": "' + MD5 + '"}]}', "not a number"),
+        ('{"value": [', "malformed VICS JSON"),
+    ],
+)
+def test_malformed_vics_is_refused_with_the_place(body: str, match: str, tmp_path: Path) -> None:
+    f = tmp_path / "bad.json"
+    f.write_text(body)
+    with pytest.raises(HashSetError, match=match):
+        load_hashset(f, tmp_path / "cache")
+
+
+def test_bad_line_names_its_number(tmp_path: Path) -> None:
+    f = tmp_path / "list.txt"
+    f.write_text(f"{MD5}\n{MD5[:-1]}\n")
+    with pytest.raises(HashSetError, match="list.txt:2"):
+        load_hashset(f, tmp_path / "cache")
+
+
+def test_unknown_format_and_empty_sets_are_refused(tmp_path: Path) -> None:
+    f = tmp_path / "notes.docx"
+    f.write_bytes(b"PK\x03\x04 not a hash set")
+    with pytest.raises(HashSetError, match="not a hash set format"):
+        load_hashset(f, tmp_path / "cache")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n")
+    with pytest.raises(HashSetError):
+        load_hashset(empty, tmp_path / "cache")
+
+
+def test_store_is_built_once_and_reused_by_content(tmp_path: Path) -> None:
+    f = tmp_path / "a.txt"
+    f.write_text(MD5 + "\n")
+    first = load_hashset(f, tmp_path / "cache")
+    mtime = Path(first.store).stat().st_mtime_ns
+    again = load_hashset(f, tmp_path / "cache", name="renamed")
+    assert again.store == first.store and Path(first.store).stat().st_mtime_ns == mtime
+    assert again.source_sha256 == first.source_sha256 and again.name == "renamed"
+    assert not list((tmp_path / "cache").glob("*.building"))
+
+
+def test_a_failed_build_leaves_no_store_behind(tmp_path: Path) -> None:
+    f = tmp_path / "half.txt"
+    f.write_text(MD5 + "\n" + "zz\n")
+    with pytest.raises(HashSetError):
+        load_hashset(f, tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []

@@ -1,0 +1,83 @@
+"""The isolation that keeps hostile evidence from taking down the caller."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import pytest
+
+from triage.scan.pool import ChildFailed, IsolatedPool, run_child
+
+
+def _init() -> None:
+    return None
+
+
+def _handler(payload: str) -> str:
+    if payload == "segfault":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if payload == "hang":
+        time.sleep(60)
+    if payload == "raise":
+        raise ValueError("broken input")
+    if payload == "hog":
+        _ = bytearray(3 * 1024 * 1024 * 1024)
+    return payload.upper()
+
+
+def test_pool_survives_crashing_hanging_and_raising_tasks() -> None:
+    done: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    pool = IsolatedPool(2, _init, (), _handler, memory_limit=1024 * 1024 * 1024)
+    try:
+        tasks = [
+            ("a", 30.0),
+            ("segfault", 30.0),
+            ("b", 30.0),
+            ("hang", 2.0),
+            ("raise", 30.0),
+            ("hog", 30.0),
+            ("c", 30.0),
+        ]
+        pool.run(iter(tasks), lambda p, v: done.__setitem__(p, v), lambda p, why: failed.__setitem__(p, why))
+        # And the pool still works afterwards.
+        pool.run(
+            iter([("d", 30.0)]),
+            lambda p, v: done.__setitem__(p, v),
+            lambda p, why: failed.__setitem__(p, why),
+        )
+    finally:
+        pool.close()
+    assert done == {"a": "A", "b": "B", "c": "C", "d": "D"}
+    assert "died" in failed["segfault"]
+    assert "timed out" in failed["hang"]
+    assert "broken input" in failed["raise"]
+    assert "memory" in failed["hog"].lower()
+
+
+def _child_ok(x: int, counter: Any) -> int:
+    counter.value = x
+    return x * 2
+
+
+def _child_crash(counter: Any) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _child_hang(counter: Any) -> None:
+    time.sleep(60)
+
+
+def test_run_child_returns_and_reports_progress() -> None:
+    seen: list[int] = []
+    assert run_child(_child_ok, (21,), 30, 1 << 30, seen.append) == 42
+    assert seen and seen[-1] == 21
+
+
+@pytest.mark.parametrize("fn,match", [(_child_crash, "died"), (_child_hang, "timed out")])
+def test_run_child_turns_crashes_and_hangs_into_errors(fn: Any, match: str) -> None:
+    with pytest.raises(ChildFailed, match=match):
+        run_child(fn, (), 2, 1 << 30)

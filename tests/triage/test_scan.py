@@ -1,0 +1,267 @@
+"""The scan engine against Sleuth Kit's fiwalk, planted files, and broken evidence."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import TESTDATA
+from tests.images.planted import KNOWN_BAD, KNOWN_GOOD, YARA_HIT
+from tests.oracle import fiwalk, mismatches, parse_dfxml
+from triage.analysis.hashsets import HashSetKind, load_hashset
+from triage.analysis.yarascan import compile_rules
+from triage.errors import CorruptImageError, IntegrityError, UnsupportedFormatError
+from triage.scan import ScanOptions, scan_image
+from triage.scan.outputs import read_jsonl, write_dfxml
+
+
+def _scan(image: Path, tmp_path: Path, **kw: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    listing = tmp_path / f"{image.name}.jsonl"
+    result = scan_image(image, ScanOptions(**kw), listing)
+    return result.summary, list(read_jsonl(listing))
+
+
+@pytest.mark.parametrize("name", ["ext4", "mbr", "ntfs", "gpt", "e01"])
+def test_every_allocated_file_hashes_as_fiwalk_says(
+    name: str, images: dict[str, Path], tmp_path: Path
+) -> None:
+    summary, records = _scan(images[name], tmp_path)
+    oracle = fiwalk(images["ext4"] if name == "e01" else images[name])
+    assert len(oracle) >= 18
+    assert mismatches(records, summary["partitions"], oracle) == []
+    assert summary["errors"] == 0
+
+
+@pytest.mark.parametrize("name", ["ext2.E01", "ext2.split.E01", "ext2.splitraw.000", "iso9660.raw"])
+def test_dfvfs_images_hash_as_fiwalk_says(name: str, tmp_path: Path) -> None:
+    image = TESTDATA / name
+    summary, records = _scan(image, tmp_path)
+    if name == "iso9660.raw":
+        oracle_image = image
+    else:  # fiwalk here has no EWF support compiled in: give it the raw bytes
+        oracle_image = tmp_path / "ext2.raw"
+        oracle_image.write_bytes(
+            (TESTDATA / "ext2.splitraw.000").read_bytes() + (TESTDATA / "ext2.splitraw.001").read_bytes()
+        )
+    assert mismatches(records, summary["partitions"], fiwalk(oracle_image)) == []
+    by_path = {r["path"].lower(): r for r in records}
+    assert by_path["/a_directory/a_file"]["md5"] == "85bebf486af24792085f769afa46717d"
+    assert by_path["/a_directory/another_file"]["md5"] == "d54ff73404ed6041a3bd66850b061bff"
+    if name.endswith("E01"):
+        assert summary["image"]["integrity"] == "verified"
+        assert summary["image"]["computed_hashes"]["md5"] == "196066add11fb71c4c49cf1bb50d6d24"
+
+
+def test_planted_files_are_found_by_vics_nsrl_and_yara(
+    images: dict[str, Path], hashset_dir: Path, rules_dir: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    sets = [
+        load_hashset(hashset_dir / "vics20.json", cache),
+        load_hashset(hashset_dir / "vics13.json", cache),
+        load_hashset(hashset_dir / "nsrl.db", cache),
+    ]
+    assert [s.kind for s in sets] == [HashSetKind.known_bad, HashSetKind.known_bad, HashSetKind.known_good]
+    summary, records = _scan(images["ext4"], tmp_path, hashsets=sets, rules=compile_rules([rules_dir]))
+    by_path = {r["path"]: r for r in records}
+
+    bad = by_path["/photos/IMG_0001.jpg"]
+    assert {(h["set"], h["category"], h["alert"]) for h in bad["hashset_hits"]} == {
+        ("vics20.json", "VICS 1 child abuse material", True),
+        ("vics13.json", "VICS 2 child exploitive (age difficult)", True),
+    }
+    assert bad["kind"] == "image" and bad["mime"] == "image/jpeg"
+    good = by_path["/system/kernel32.dll"]
+    assert good["known"] is True and good["hashset_hits"][0]["alert"] is False
+    hit = by_path["/notes.txt"]
+    assert [m["rule"] for m in hit["yara"]["matches"]] == ["planted_marker"]
+    assert hit["yara"]["complete"] is True
+    others = [
+        r
+        for p, r in by_path.items()
+        if p not in ("/photos/IMG_0001.jpg", "/system/kernel32.dll", "/notes.txt")
+    ]
+    assert all(not r["hashset_hits"] and not r["yara"]["matches"] for r in others)
+
+    assert summary["alert_files"] == 1 and summary["known_files"] == 1
+    assert summary["hashset_hits"]["vics20.json"] == {"VICS 1 child abuse material": 1}
+    assert summary["yara_hits"] == {"planted_marker": 1}
+    assert summary["images"] == 2  # the JPEG and the PNG, by content
+    prov = summary["provenance"]
+    assert set(prov["versions"]) == {"htcu-triage", "sleuthkit", "libewf", "yara"}
+    assert prov["options"]["rules"]["sha256"] == compile_rules([rules_dir]).sha256
+    assert (
+        prov["options"]["hashsets"][0]["sha256"]
+        == hashlib.sha256((hashset_dir / "vics20.json").read_bytes()).hexdigest()
+    )
+    assert prov["started"] <= prov["finished"]
+
+
+def test_sha256_of_each_file_is_recorded(images: dict[str, Path], tmp_path: Path) -> None:
+    _, records = _scan(images["ext4"], tmp_path)
+    by_path = {r["path"]: r for r in records}
+    assert by_path["/notes.txt"]["sha256"] == hashlib.sha256(YARA_HIT).hexdigest()
+    assert by_path["/system/kernel32.dll"]["sha256"] == hashlib.sha256(KNOWN_GOOD).hexdigest()
+    assert by_path["/photos/IMG_0001.jpg"]["sha256"] == hashlib.sha256(KNOWN_BAD).hexdigest()
+    assert by_path["/notes.txt"]["times"]["modified"].endswith("Z")
+
+
+def test_ntfs_alternate_data_streams_are_separate_entries(images: dict[str, Path], tmp_path: Path) -> None:
+    _, records = _scan(images["ntfs"], tmp_path)
+    stream = next(r for r in records if r["path"] == "/notes.txt:secret")
+    assert stream["stream"] == "secret"
+    assert stream["md5"] == hashlib.md5(b"hidden stream " * 300).hexdigest()  # noqa: S324
+    main = next(r for r in records if r["path"] == "/notes.txt")
+    assert main["md5"] == hashlib.md5(YARA_HIT).hexdigest()  # noqa: S324
+
+
+def test_partitions_all_listed_unreadable_ones_with_reason(images: dict[str, Path], tmp_path: Path) -> None:
+    summary, _ = _scan(images["gpt"], tmp_path)
+    data = [p for p in summary["partitions"] if p["kind"] == "data"]
+    assert [(p["filesystem"], p["status"]) for p in data] == [
+        ("ext4", "ok"),
+        ("fat16", "ok"),
+        (None, "unreadable"),
+    ]
+    assert "not recognised" in data[2]["reason"]
+    assert summary["volume_system"] == "gpt"
+    mbr, _ = _scan(images["mbr"], tmp_path)
+    assert [p["filesystem"] for p in mbr["partitions"] if p["kind"] == "data"] == [
+        "fat32",
+        "ext2",
+    ]  # logical too
+
+
+def test_deleted_files_only_with_the_option_and_flagged(images: dict[str, Path], tmp_path: Path) -> None:
+    _, records = _scan(images["mbr"], tmp_path)
+    assert not any(r["deleted"] for r in records)
+    _, with_deleted = _scan(images["mbr"], tmp_path, include_deleted=True)
+    gone = [r for r in with_deleted if r["deleted"] and r["path"].lower().endswith("eleted.txt")]
+    assert gone and gone[0]["allocated"] is False
+
+
+def test_bogus_image_is_a_clear_error() -> None:
+    with pytest.raises(UnsupportedFormatError, match="no readable partition or file system"):
+        scan_image(TESTDATA / "bogus.001", ScanOptions(), Path("/nonexistent/never-written.jsonl"))
+
+
+def test_truncated_e01_is_a_clear_error(images: dict[str, Path], tmp_path: Path) -> None:
+    truncated = tmp_path / "cut.E01"
+    truncated.write_bytes(images["e01"].read_bytes()[:3_000_000])
+    with pytest.raises(CorruptImageError, match="truncated or damaged"):
+        scan_image(truncated, ScanOptions(), tmp_path / "x.jsonl")
+
+
+def test_e01_altered_after_acquisition_fails_integrity_before_analysis(
+    images: dict[str, Path], tmp_path: Path
+) -> None:
+    altered = tmp_path / "altered.E01"
+    data = bytearray(images["e01"].read_bytes())
+    data[5_000_000:5_000_016] = bytes(b ^ 0xFF for b in data[5_000_000:5_000_016])
+    altered.write_bytes(bytes(data))
+    listing = tmp_path / "never.jsonl"
+    with pytest.raises(IntegrityError, match="md5 expected"):
+        scan_image(altered, ScanOptions(), listing)
+    assert not listing.exists()
+
+
+def test_raw_image_altered_after_acquisition_fails_with_expect_hash(
+    images: dict[str, Path], tmp_path: Path
+) -> None:
+    original = images["ext4"].read_bytes()
+    md5 = hashlib.md5(original).hexdigest()  # noqa: S324
+    copy = tmp_path / "copy.img"
+    copy.write_bytes(original)
+    summary, _ = _scan(copy, tmp_path, expect_hashes={"md5": md5})
+    assert summary["image"]["integrity"] == "verified"
+    changed = bytearray(original)
+    changed[-100] ^= 1  # a byte no file uses: only the hash can tell
+    copy.write_bytes(bytes(changed))
+    with pytest.raises(IntegrityError):
+        scan_image(copy, ScanOptions(expect_hashes={"md5": md5}), tmp_path / "y.jsonl")
+
+
+def test_a_rule_that_times_out_is_reported_incomplete(images: dict[str, Path], tmp_path: Path) -> None:
+    rules = tmp_path / "slow.yar"
+    rules.write_text(
+        "rule slow { condition: for any i in (0..filesize) : "
+        "( for any j in (0..filesize) : ( uint8(i) == uint8(j) + 7 and i > j + 1000000000 ) ) }\n"
+    )
+    _, records = _scan(images["ext4"], tmp_path, rules=compile_rules([rules]), yara_timeout=1)
+    big = next(r for r in records if r["path"] == "/video.bin")
+    assert big["yara"]["complete"] is False and "timed out" in big["yara"]["reason"]
+    assert big["yara"]["matches"] == []
+
+
+def test_files_over_the_yara_cap_are_incomplete_not_clean(
+    images: dict[str, Path], rules_dir: Path, tmp_path: Path
+) -> None:
+    summary, records = _scan(images["ext4"], tmp_path, rules=compile_rules([rules_dir]), yara_max_size=2000)
+    notes = next(r for r in records if r["path"] == "/notes.txt")
+    assert notes["yara"]["complete"] is False and "size cap" in notes["yara"]["reason"]
+    assert summary["yara_incomplete"] >= 1
+
+
+def test_dfxml_output_reads_back_as_fiwalk_does(images: dict[str, Path], tmp_path: Path) -> None:
+    listing = tmp_path / "files.jsonl"
+    result = scan_image(images["gpt"], ScanOptions(), listing)
+    target = tmp_path / "out.xml"
+    write_dfxml(listing, result.summary, target)
+    ours = parse_dfxml(target.read_text())
+    theirs = fiwalk(images["gpt"])
+    for key, want in theirs.items():
+        if "md5" in want:
+            assert ours[key]["md5"] == want["md5"] and ours[key]["sha1"] == want["sha1"], key
+
+
+def test_evidence_is_never_modified(
+    images: dict[str, Path], hashset_dir: Path, rules_dir: Path, tmp_path: Path
+) -> None:
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in images.values()}
+    for image in images.values():
+        scan_image(image, ScanOptions(rules=compile_rules([rules_dir])), tmp_path / "z.jsonl")
+    assert before == {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in images.values()}
+
+
+def test_cli_exit_codes_and_outputs(
+    images: dict[str, Path], hashset_dir: Path, rules_dir: Path, tmp_path: Path
+) -> None:
+    triage = str(Path(__import__("sys").executable).with_name("triage"))
+    env = {**__import__("os").environ, "TRIAGE_HASHSET_CACHE": str(tmp_path / "cache")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([triage, "scan", *args], capture_output=True, text=True, env=env)
+
+    out = tmp_path / "out"
+    ok = run(
+        str(images["ntfs"]),
+        "--hashset",
+        str(hashset_dir / "vics20.json"),
+        "--rules",
+        str(rules_dir),
+        "--out",
+        str(out),
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert {p.name for p in out.iterdir()} == {"files.jsonl", "summary.json", "dfxml.xml"}
+    assert "1 alert(s)" in ok.stdout
+
+    bogus = run(str(TESTDATA / "bogus.001"))
+    assert bogus.returncode == 3 and bogus.stderr.count("\n") == 1 and "bogus.001" in bogus.stderr
+    integrity = run(str(images["ext4"]), "--expect-hash", "md5:" + "0" * 32)
+    assert integrity.returncode == 4 and "integrity" in integrity.stderr
+    bad_set = tmp_path / "bad.txt"
+    bad_set.write_text("d41d8cd98f00b204e9800998ecf8427e\nnot-a-hash\n")
+    hs = run(str(images["ext4"]), "--hashset", str(bad_set))
+    assert hs.returncode == 5 and "bad.txt:2" in hs.stderr
+    bad_rules = tmp_path / "bad.yar"
+    bad_rules.write_text("rule broken { condition: nonsense_identifier }")
+    rl = run(str(images["ext4"]), "--rules", str(bad_rules))
+    assert rl.returncode == 6 and "compile" in rl.stderr
+    dfxml_only = tmp_path / "only.xml"
+    assert run(str(images["ext4"]), "--dfxml", str(dfxml_only)).returncode == 0
+    assert parse_dfxml(dfxml_only.read_text())
