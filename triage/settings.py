@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     page_size_default: int = 50
     page_size_max: int = 200
+    max_upload_bytes: int = 4 * 1024 * 1024 * 1024
+    # Triage runs and workers
+    run_lease_seconds: float = Field(default=60.0, gt=0)
+    run_max_attempts: int = Field(default=3, ge=1)
+    sweep_interval_seconds: float = Field(default=10.0, gt=0)
+    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    run_time_limit_seconds: int = Field(default=24 * 3600, ge=60)
+    scan_processes: int = Field(default=0, ge=0, description="0: one per core")
+    yara_timeout_seconds: int = 30
+    yara_max_file_bytes: int = 64 * 1024 * 1024
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 

@@ -25,10 +25,20 @@ def run_migrations() -> None:
     engine.dispose()
 
 
+def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+    """Enum columns are plain strings in the database; render them so."""
+    from triage.models.types import EnumString
+
+    if type_ == "type" and isinstance(obj, EnumString):
+        return f"sa.String(length={obj.length})"
+    return False
+
+
 def _run(connection: object) -> None:
     context.configure(
         connection=connection,  # type: ignore[arg-type]
         target_metadata=target_metadata,
+        render_item=_render_item,
         render_as_batch=True,  # SQLite needs batch mode to alter tables
         compare_type=True,
     )

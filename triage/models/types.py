@@ -54,6 +54,3 @@ class EnumString(TypeDecorator[Any]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         return None if value is None else self.enum_class(value)
-
-    def __repr__(self) -> str:  # rendered into migrations as a plain string column
-        return f"sa.String(length={self.length})"

@@ -46,13 +46,17 @@ def init_worker(detected: DetectedImage, options: ScanOptions) -> None:
 def _read(
     state: _WorkerState, fs_offset: int, entry: FileEntry, hasher: MultiHasher
 ) -> tuple[bytes, bytes | None]:
-    """Stream the file through the hasher; return its head and (under the YARA cap) all of it."""
+    """Feed the file to the hasher; return its head and, under the YARA cap, all of it.
+
+    A file under the cap is read with one call (one buffer serves hashers and YARA, no
+    joining); a larger one is streamed in blocks so memory stays bounded.
+    """
     handle = state.fs(fs_offset).open_meta(inode=entry.inode)
-    keep_all = state.scanner is not None and entry.size <= state.options.yara_max_size
-    parts: list[bytes] = []
+    whole = state.scanner is not None and entry.size <= state.options.yara_max_size
+    block = entry.size if whole else state.options.read_block
     head = b""
     offset = 0
-    block = state.options.read_block
+    data = b""
     while offset < entry.size:
         want = min(block, entry.size - offset)
         if entry.attr_type == DEFAULT_ATTR:
@@ -61,15 +65,13 @@ def _read(
             data = handle.read_random(offset, want, entry.attr_type, entry.attr_id)
         if not data:
             raise OSError(f"short read at offset {offset} of {entry.size}")
+        if whole and len(data) < want:
+            raise OSError(f"short read at offset {offset + len(data)} of {entry.size}")
         hasher.update(data)
         if offset == 0:
             head = data[: filetypes.HEADER_BYTES]
-        if keep_all:
-            parts.append(data)
         offset += len(data)
-    if not keep_all:
-        return head, None
-    return head, parts[0] if len(parts) == 1 else b"".join(parts)
+    return head, (data if whole else None)
 
 
 def analyse_entry(state: _WorkerState, fs_offset: int, entry: FileEntry) -> dict[str, Any]:

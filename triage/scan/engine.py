@@ -17,13 +17,13 @@ from typing import Any
 
 from triage import __version__
 from triage.errors import CorruptImageError, IntegrityError, UnsupportedFormatError
-from triage.evidence.formats import DetectedImage, detect
+from triage.evidence.formats import DetectedImage, ImageFormat, detect
 from triage.models.types import utcnow
 from triage.scan import phases
 from triage.scan.analyse import error_record, init_worker, process_batch
 from triage.scan.options import ScanOptions
 from triage.scan.outputs import JsonlWriter
-from triage.scan.pool import ChildFailed, IsolatedPool, WorkerInitError, run_child
+from triage.scan.pool import Child, ChildFailed, IsolatedPool, WorkerInitError, run_child
 from triage.scan.summary import SummaryBuilder
 
 Progress = Callable[[str, int, int], None]
@@ -103,17 +103,41 @@ def verify_integrity(
     return report
 
 
-def _batches(spool: Path, options: ScanOptions) -> Iterator[list[list[Any]]]:
+def _tail(spool: Path, walker: Child) -> Iterator[str]:
+    """The spool's lines as the walker writes them, until the walker has finished."""
+    while not spool.exists() and not walker.poll(0.05):
+        pass
+    if not spool.exists():
+        return
+    with spool.open(encoding="utf-8") as fh:
+        pending = ""
+        while True:
+            chunk = fh.readline()
+            if chunk:
+                pending += chunk
+                if pending.endswith("\n"):
+                    yield pending
+                    pending = ""
+                continue
+            if walker.poll(0.02):
+                rest = pending + fh.read()
+                yield from (line + "\n" for line in rest.splitlines() if line)
+                return
+
+
+def _batches(lines: Iterator[str], options: ScanOptions, seen: list[int]) -> Iterator[list[list[Any]]]:
+    """Group spooled entries into batches by bytes and count; ``seen`` counts files, bytes."""
     batch: list[list[Any]] = []
     size = 0
-    with spool.open(encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            batch.append(row)
-            size += int(row[4])
-            if size >= options.batch_bytes or len(batch) >= options.batch_files:
-                yield batch
-                batch, size = [], 0
+    for line in lines:
+        row = json.loads(line)
+        batch.append(row)
+        size += int(row[4])
+        seen[0] += 1
+        seen[1] += int(row[4])
+        if size >= options.batch_bytes or len(batch) >= options.batch_files:
+            yield batch
+            batch, size = [], 0
     if batch:
         yield batch
 
@@ -126,8 +150,11 @@ def scan_image(
     started = utcnow()
     detected = detect(path)
     try:
-        probed = run_child(phases.probe, (detected,), 300, options.memory_limit)
-    except ChildFailed as exc:
+        if detected.format is ImageFormat.ewf:  # a container to parse: in a child
+            probed = run_child(phases.probe, (detected,), 300, options.memory_limit)
+        else:  # plain files: nothing is parsed to read their size and ends
+            probed = phases.probe(detected, None)
+    except (ChildFailed, CorruptImageError) as exc:
         message = str(exc)
         if path.name not in message:
             message = f"{path.name}: cannot be opened as a {detected.format.value} image: {message}"
@@ -142,25 +169,17 @@ def scan_image(
 
     with tempfile.TemporaryDirectory(prefix="triage-walk-") as tmp:
         spool = Path(tmp) / "entries.jsonl"
-        try:
-            walked = run_child(
-                phases.walk_to_spool,
-                (detected, options.include_deleted, str(spool)),
-                options.walk_timeout,
-                options.memory_limit,
-                lambda n: progress("walking", n, 0),
-            )
-        except ChildFailed as exc:
-            raise CorruptImageError(f"{path.name}: the file-system walk failed: {exc}") from exc
-        readable = [p for p in walked["partitions"] if p["status"] == "ok"]
-        if not readable:
-            reasons = "; ".join(p["reason"] for p in walked["partitions"] if p["reason"]) or "none found"
-            raise UnsupportedFormatError(f"{path.name}: no readable partition or file system ({reasons})")
-
+        # The walk runs in its own child; analysis starts on its first entries while it goes on.
+        walker = Child(
+            phases.walk_to_spool,
+            (detected, options.include_deleted, str(spool)),
+            options.walk_timeout,
+            options.memory_limit,
+        )
+        seen = [0, 0]  # files and bytes listed so far
         summary = SummaryBuilder()
         writer = JsonlWriter(listing)
         done_bytes = 0
-        total_bytes = int(walked["bytes"])
         retry: list[list[Any]] = []
 
         def on_done(batch: list[list[Any]], records: list[dict[str, Any]]) -> None:
@@ -169,7 +188,7 @@ def scan_image(
                 writer.write(record)
                 summary.add(record)
                 done_bytes += int(record["size"])
-            progress("analysing", done_bytes, total_bytes)
+            progress("analysing", done_bytes, seen[1])
 
         def on_failed(batch: list[list[Any]], reason: str) -> None:
             nonlocal done_bytes
@@ -185,14 +204,24 @@ def scan_image(
             options.processes, init_worker, (detected, options), process_batch, options.memory_limit
         )
         try:
-            pool.run(((b, options.batch_timeout) for b in _batches(spool, options)), on_done, on_failed)
+            batches = _batches(_tail(spool, walker), options, seen)
+            pool.run(((b, options.batch_timeout) for b in batches), on_done, on_failed)
             if retry:
                 pool.run((([row], options.batch_timeout) for row in list(retry)), on_done, on_failed)
+            try:
+                walked = walker.result(lambda n: progress("walking", n, 0))
+            except ChildFailed as exc:
+                raise CorruptImageError(f"{path.name}: the file-system walk failed: {exc}") from exc
         except WorkerInitError as exc:
             raise CorruptImageError(f"{path.name}: analysis workers could not open the image: {exc}") from exc
         finally:
+            walker.close()
             pool.close()
             writer.close()
+    if not [p for p in walked["partitions"] if p["status"] == "ok"]:
+        listing.unlink(missing_ok=True)
+        reasons = "; ".join(p["reason"] for p in walked["partitions"] if p["reason"]) or "none found"
+        raise UnsupportedFormatError(f"{path.name}: no readable partition or file system ({reasons})")
 
     finished = utcnow()
     result = summary.to_dict()

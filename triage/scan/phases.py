@@ -89,6 +89,8 @@ def walk_to_spool(detected: DetectedImage, include_deleted: bool, spool: str, co
                 files += 1
                 total += entry.size
                 counter.value = files
+                if files % 256 == 0:
+                    out.flush()  # the parent starts analysing while the walk goes on
     return {
         "volume_system": volume_system,
         "partitions": [p.to_dict() for p in partitions],

@@ -195,6 +195,63 @@ def _child_entry(
         results.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
+class Child:
+    """``fn(*args, counter)`` running in a child process with a wall-clock and a memory limit.
+
+    ``counter`` is a shared integer the child advances so the parent can show progress.
+    """
+
+    def __init__(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], timeout: float, memory_limit: int
+    ) -> None:
+        self._results: Any = CTX.Queue()
+        self.counter = CTX.Value("q", 0, lock=False)
+        self._process = CTX.Process(
+            target=_child_entry, args=(fn, args, self._results, self.counter, memory_limit), daemon=True
+        )
+        self._process.start()
+        self._deadline = time.monotonic() + timeout
+        self._timeout = timeout
+        self._outcome: tuple[str, Any] | None = None
+
+    def poll(self, wait: float = 0.0) -> bool:
+        """True once the child has finished (answered, crashed or overrun its time)."""
+        if self._outcome is not None:
+            return True
+        try:
+            self._outcome = self._results.get(timeout=wait) if wait else self._results.get_nowait()
+        except queue.Empty:
+            if not self._process.is_alive():
+                try:  # the child may have answered just before exiting
+                    self._outcome = self._results.get(timeout=1.0)
+                except queue.Empty:
+                    self._outcome = ("error", f"process died (exit code {self._process.exitcode})")
+            elif time.monotonic() > self._deadline:
+                self._outcome = ("error", f"timed out after {self._timeout:.0f} s (wall-clock limit)")
+            else:
+                return False
+        self.close()
+        return True
+
+    def result(self, on_progress: Callable[[int], None] | None = None) -> Any:
+        """Wait for the answer; ``ChildFailed`` if the child crashed, overran or raised."""
+        while not self.poll(0.2):
+            if on_progress:
+                on_progress(int(self.counter.value))
+        if on_progress:
+            on_progress(int(self.counter.value))
+        assert self._outcome is not None
+        status, value = self._outcome
+        if status == "error":
+            raise ChildFailed(str(value))
+        return value
+
+    def close(self) -> None:
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join(5)
+
+
 def run_child(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
@@ -202,39 +259,9 @@ def run_child(
     memory_limit: int,
     on_progress: Callable[[int], None] | None = None,
 ) -> Any:
-    """Run ``fn(*args, counter)`` in a child process with a wall-clock and a memory limit.
-
-    ``counter`` is a shared integer the child may advance (``counter.value += n``) so the
-    parent can show progress. A crash, overrun or exception raises ``ChildFailed``.
-    """
-    results: Any = CTX.Queue()
-    counter = CTX.Value("q", 0, lock=False)
-    process = CTX.Process(target=_child_entry, args=(fn, args, results, counter, memory_limit), daemon=True)
-    process.start()
-    deadline = time.monotonic() + timeout
+    """Run ``fn(*args, counter)`` in a child with limits and wait for its answer."""
+    child = Child(fn, args, timeout, memory_limit)
     try:
-        while True:
-            try:
-                status, value = results.get(timeout=0.2)
-            except queue.Empty:
-                if on_progress:
-                    on_progress(int(counter.value))
-                if not process.is_alive():
-                    # The child may have put its answer just before exiting.
-                    try:
-                        status, value = results.get(timeout=1.0)
-                    except queue.Empty:
-                        raise ChildFailed(f"process died (exit code {process.exitcode})") from None
-                elif time.monotonic() > deadline:
-                    raise ChildFailed(f"timed out after {timeout:.0f} s (wall-clock limit)") from None
-                else:
-                    continue
-            if on_progress:
-                on_progress(int(counter.value))
-            if status == "error":
-                raise ChildFailed(str(value))
-            return value
+        return child.result(on_progress)
     finally:
-        if process.is_alive():
-            process.kill()
-        process.join(5)
+        child.close()

@@ -1,0 +1,218 @@
+"""Benchmark `triage scan` against Sleuth Kit's `fiwalk` and the coreutils hashers.
+
+Builds (once, cached under bench/build/) a deterministic ext4 image with `mke2fs -d` from
+20,000 files of 1-64 KiB, 200 files of 1-8 MiB and 10 files of 50 MiB (about 2.03 GiB of
+data, so the file system is made 2.25 GiB: 2 GiB cannot hold it), a 1,000,000-entry
+known-bad hash set and a 20-rule YARA set; then, in one run, times:
+
+  * triage scan (MD5+SHA-1+SHA-256 per file, hash-set lookups, YARA), with peak memory of its
+    whole process tree;
+  * fiwalk -O -x (MD5 and SHA-1 per file);
+  * md5sum + sha1sum + sha256sum over the image file;
+
+and prints the ratios. Target: triage/fiwalk <= 0.6, peak memory < 1 GiB.
+Usage: python -m bench.scan_vs_fiwalk [--rebuild] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+BUILD = Path(__file__).resolve().parent / "build"
+SEED = 20261121
+MARKERS = [f"HTCU-BENCH-MARKER-{n:02d}" for n in range(20)]
+
+
+def build_tree(root: Path) -> None:
+    rng = random.Random(SEED)
+    plan = [
+        (20_000, 1024, 64 * 1024),
+        (200, 1024 * 1024, 8 * 1024 * 1024),
+        (10, 50 * 1024 * 1024, 50 * 1024 * 1024),
+    ]
+    n = 0
+    for count, low, high in plan:
+        for _ in range(count):
+            size = rng.randint(low, high)
+            folder = root / f"d{n % 97:02d}" / f"s{n % 13:02d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            data = bytearray(rng.randbytes(size))
+            if n % 1000 == 7:  # a few YARA hits
+                marker = MARKERS[n % 20].encode()
+                data[: len(marker)] = marker
+            (folder / f"f{n:06d}.bin").write_bytes(bytes(data))
+            n += 1
+
+
+def build_image(image: Path) -> None:
+    with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
+        src = Path(tmp) / "tree"
+        build_tree(src)
+        image.unlink(missing_ok=True)
+        subprocess.run(
+            [
+                "mke2fs",
+                "-q",
+                "-F",
+                "-t",
+                "ext4",
+                "-d",
+                str(src),
+                "-U",
+                "12345678-1234-1234-1234-1234567890ab",
+                str(image),
+                "2304M",
+            ],
+            check=True,
+        )
+
+
+def build_hashset(path: Path) -> None:
+    rng = random.Random(SEED + 1)
+    with path.open("w") as fh:
+        for _ in range(1_000_000):
+            fh.write(rng.randbytes(16).hex() + "\n")
+
+
+def build_rules(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, marker in enumerate(MARKERS):
+        (folder / f"rule{n:02d}.yar").write_text(
+            f'rule bench_{n:02d} {{ strings: $a = "{marker}" $b = {{ 4D 5A 90 00 {n:02X} }} '
+            "condition: any of them }\n"
+        )
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory (bytes) of a process and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/statm") as fh:
+                total += int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:
+            pass
+        stack.extend(children.get(p, []))
+    return total
+
+
+def timed(argv: list[str], sample_memory: bool = False) -> tuple[float, int]:
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    if sample_memory:
+        stop = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not stop.is_set():
+                peak = max(peak, tree_rss(proc.pid))
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+    _, err = proc.communicate()
+    elapsed = time.perf_counter() - start
+    if sample_memory:
+        stop.set()
+        sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed ({proc.returncode}): {err.decode()[-500:]}")
+    return elapsed, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    for tool in ("mke2fs", "fiwalk", "md5sum"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} not found (apt-get install sleuthkit e2fsprogs)")
+    BUILD.mkdir(exist_ok=True)
+    image, hashset, rules = BUILD / "bench-ext4.img", BUILD / "known-bad-1M.txt", BUILD / "rules"
+    if args.rebuild or not image.exists():
+        print("building the 2 GiB image ...", flush=True)
+        build_image(image)
+    if args.rebuild or not hashset.exists():
+        build_hashset(hashset)
+    if args.rebuild or not rules.exists():
+        build_rules(rules)
+    triage = str(Path(sys.executable).with_name("triage"))
+    cache = BUILD / "hashset-cache"
+    env_cmd = ["env", f"TRIAGE_HASHSET_CACHE={cache}"]
+    # Index the hash set once before timing (a one-off cost per hash set, kept across runs).
+    subprocess.run(
+        [
+            *env_cmd,
+            triage,
+            "scan",
+            str(image),
+            "--hashset",
+            str(hashset),
+            "--processes",
+            "1",
+            "--dfxml",
+            os.devnull,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    out = BUILD / "out"
+    for run in range(1, args.runs + 1):
+        # Warm the page cache equally for every tool.
+        subprocess.run(["cat", str(image)], stdout=subprocess.DEVNULL, check=True)
+        t_triage, peak = timed(
+            [
+                *env_cmd,
+                triage,
+                "scan",
+                str(image),
+                "--hashset",
+                str(hashset),
+                "--rules",
+                str(rules),
+                "--out",
+                str(out),
+            ],
+            sample_memory=True,
+        )
+        t_fiwalk, _ = timed(["sh", "-c", f"fiwalk -O -x {image} > /dev/null"])
+        t_sums, _ = timed(["sh", "-c", f"md5sum {image} && sha1sum {image} && sha256sum {image}"])
+        size = image.stat().st_size
+        print(f"run {run}: image {size / 2**30:.2f} GiB")
+        print(
+            f"  triage scan (md5+sha1+sha256, 1M hash set, 20 YARA rules): {t_triage:7.2f} s, "
+            f"peak memory {peak / 2**20:.0f} MiB"
+        )
+        print(f"  fiwalk -O -x (md5+sha1):                                   {t_fiwalk:7.2f} s")
+        print(f"  md5sum+sha1sum+sha256sum of the image:                     {t_sums:7.2f} s")
+        print(
+            f"  ratio triage/fiwalk: {t_triage / t_fiwalk:.2f} (target <= 0.60); "
+            f"triage/coreutils: {t_triage / t_sums:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

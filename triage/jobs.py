@@ -1,0 +1,307 @@
+"""The triage job, the same for the local worker, Celery and RQ: ``execute_run(run_id)``.
+
+Like Turbinia's task wrapper it catches everything, stores the error in the run and always
+closes the run; unlike it, everything it reads comes from the run row and Settings passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from triage import audit, custody, hooks, registry, runs
+from triage.context import system_context
+from triage.db import make_engine, session_scope
+from triage.errors import IntegrityError, TriageError
+from triage.models.cases import Case
+from triage.models.exhibits import Exhibit, ExhibitState
+from triage.models.images import EvidenceImage, VerificationState
+from triage.models.runs import HashSetRecord, RuleSetRecord, RunState, TriageHit, TriageRun
+from triage.models.types import utcnow
+from triage.scan import ScanOptions, scan_image
+from triage.scan.outputs import read_jsonl, write_dfxml
+from triage.settings import Settings, get_settings
+
+log = logging.getLogger("triage.jobs")
+
+
+class RunAborted(Exception):
+    """The run was cancelled or its lease lost; stop without writing results."""
+
+
+def worker_identity(backend: str) -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{backend}"
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the lease and publishes progress while the scan runs."""
+
+    def __init__(self, engine: Engine, claim: runs.Claim, settings: Settings) -> None:
+        super().__init__(daemon=True, name=f"heartbeat-{claim.run_id}")
+        self.engine, self.claim, self.settings = engine, claim, settings
+        self.progress: dict[str, Any] = {}
+        self.lost = threading.Event()
+        self.stopped = threading.Event()
+
+    def beat(self) -> None:
+        with session_scope(self.engine) as session:
+            if not runs.heartbeat(session, self.claim, self.settings.run_lease_seconds, dict(self.progress)):
+                self.lost.set()
+
+    def run(self) -> None:
+        interval = max(0.2, self.settings.run_lease_seconds / 3)
+        while not self.stopped.wait(interval):
+            try:
+                self.beat()
+            except Exception:  # noqa: BLE001 - a database blip must not kill the scan; the lease decides
+                log.exception("run_id=%s heartbeat failed", self.claim.run_id)
+
+
+def _options(session: Session, run: TriageRun, settings: Settings) -> ScanOptions:
+    options = ScanOptions(
+        yara_timeout=settings.yara_timeout_seconds, yara_max_size=settings.yara_max_file_bytes
+    )
+    if settings.scan_processes:
+        options.processes = settings.scan_processes
+    for hashset_id in run.hashset_ids:
+        record = session.get(HashSetRecord, hashset_id)
+        if record is not None:
+            options.hashsets.append(registry.hashset_info(record))
+    if run.ruleset_id is not None:
+        ruleset = session.get(RuleSetRecord, run.ruleset_id)
+        if ruleset is not None:
+            options.rules = registry.load_ruleset(ruleset)
+    image = session.get(EvidenceImage, run.image_id)
+    assert image is not None
+    for algo in ("md5", "sha1", "sha256"):
+        value = getattr(image, f"acquisition_{algo}")
+        if value:
+            options.expect_hashes[algo] = value
+    return options
+
+
+def _hits(listing: Path, run_id: int, case_id: int) -> list[TriageHit]:
+    hits = []
+    for record in read_jsonl(listing):
+        common = dict(
+            run_id=run_id,
+            case_id=case_id,
+            partition=record["partition"],
+            path=record["path"],
+            inode=record["inode"],
+            size=record["size"],
+            md5=record["md5"],
+            sha1=record["sha1"],
+            sha256=record["sha256"],
+            mime=record["mime"],
+        )
+        for hit in record["hashset_hits"]:
+            if hit["kind"] == "known_bad":
+                hits.append(
+                    TriageHit(
+                        source="hashset",
+                        name=hit["set"],
+                        category=hit["category"],
+                        alert=hit["alert"],
+                        **common,
+                    )
+                )
+        for match in (record.get("yara") or {}).get("matches", []):
+            hits.append(
+                TriageHit(source="yara", name=match["rule"], category=",".join(match["tags"]), **common)
+            )
+    return hits
+
+
+def _finish(
+    engine: Engine,
+    claim: runs.Claim,
+    state: RunState,
+    error: str = "",
+    summary: dict[str, Any] | None = None,
+    listing: Path | None = None,
+    dfxml: Path | None = None,
+) -> bool:
+    """Write the outcome in one transaction, fenced by the claim. False if the run is no longer ours."""
+    ctx = system_context()
+    with session_scope(engine) as session:
+        run = runs.owned(session, claim)
+        if run is None:
+            return False
+        before = audit.snapshot(run, exclude={"summary", "provenance"})
+        exhibit = session.get(Exhibit, run.exhibit_id)
+        image = session.get(EvidenceImage, run.image_id)
+        assert exhibit is not None and image is not None
+        # A later attempt replaces an earlier one: no hit is ever stored twice.
+        session.execute(delete(TriageHit).where(TriageHit.run_id == run.id))  # type: ignore[arg-type]
+        run.state, run.error, run.finished_at = state, error, utcnow()
+        run.lease_expires_at = None
+        if summary is not None:
+            run.provenance = summary.pop("provenance", None)
+            run.summary = summary
+            run.files_total = run.files_done = int(summary.get("files", 0))
+            run.bytes_done = run.bytes_total
+        if state == RunState.succeeded and listing is not None:
+            session.add_all(_hits(listing, run.id or 0, exhibit.case_id))
+            run.listing_path, run.dfxml_path = str(listing), str(dfxml) if dfxml else None
+            computed = (summary or {}).get("image", {}).get("computed_hashes") or {}
+            if computed:
+                image.computed_md5, image.computed_sha1 = computed.get("md5"), computed.get("sha1")
+                image.computed_sha256 = computed.get("sha256")
+            if (summary or {}).get("image", {}).get("integrity") == "verified":
+                image.verification_state, image.verified_at = VerificationState.verified, utcnow()
+            custody.transition(session, ctx, exhibit, ExhibitState.triaged, f"triage run {run.id} succeeded")
+        elif state == RunState.integrity_failed:
+            image.verification_state, image.verified_at = VerificationState.failed, utcnow()
+            exhibit_before = audit.snapshot(exhibit)
+            exhibit.integrity_flag = True
+            session.add(exhibit)
+            session.flush()
+            audit.record(
+                session,
+                ctx,
+                "exhibit.integrity_flag",
+                "exhibit",
+                exhibit.id,
+                exhibit_before,
+                audit.snapshot(exhibit),
+            )
+            custody.transition(session, ctx, exhibit, ExhibitState.imaged, f"run {run.id}: {error}")
+        elif ExhibitState(exhibit.state) in (ExhibitState.triaging, ExhibitState.triage_queued):
+            custody.transition(
+                session, ctx, exhibit, ExhibitState.imaged, f"triage run {run.id} {state.value}"
+            )
+        session.add_all([run, image])
+        session.flush()
+        audit.record(
+            session,
+            ctx,
+            f"run.{state.value}",
+            "triage_run",
+            run.id,
+            before,
+            audit.snapshot(run, exclude={"summary", "provenance"}),
+        )
+        if state == RunState.succeeded:
+            hooks.triage_result_stored(session, exhibit.case_id)
+    return True
+
+
+def execute_run(
+    run_id: int, worker_id: str, settings: Settings | None = None, engine: Engine | None = None
+) -> RunState | None:
+    """Claim run ``run_id`` and triage its image. Returns the final state, or None when the
+    run was not ours to take (already taken, finished or cancelled: a duplicate delivery)."""
+    settings = settings or get_settings()
+    own_engine = engine is None
+    engine = engine or make_engine(settings.database_url)
+    try:
+        return _execute(run_id, worker_id, settings, engine)
+    finally:
+        if own_engine:
+            engine.dispose()
+
+
+def _execute(run_id: int, worker_id: str, settings: Settings, engine: Engine) -> RunState | None:
+    with session_scope(engine) as session:
+        claim = runs.claim(session, run_id, worker_id, settings.run_lease_seconds)
+    if claim is None:
+        log.info("run_id=%s not claimable by %s; skipped", run_id, worker_id)
+        return None
+    log.info("run_id=%s attempt=%s claimed by %s", run_id, claim.attempt, worker_id)
+    workdir = Path(settings.artifact_dir) / "runs" / str(run_id) / f"attempt-{claim.attempt}"
+    heart = _Heartbeat(engine, claim, settings)
+    try:
+        with session_scope(engine) as session:
+            run = session.get(TriageRun, run_id)
+            assert run is not None
+            image = session.get(EvidenceImage, run.image_id)
+            exhibit = session.get(Exhibit, run.exhibit_id)
+            assert image is not None and exhibit is not None
+            if ExhibitState(exhibit.state) == ExhibitState.triage_queued:
+                custody.transition(
+                    session,
+                    system_context(),
+                    exhibit,
+                    ExhibitState.triaging,
+                    f"triage run {run_id} attempt {claim.attempt} started",
+                )
+            options = _options(session, run, settings)
+            image_path = Path(image.path)
+            case = session.get(Case, exhibit.case_id)
+            assert case is not None
+        heart.start()
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if heart.lost.is_set():
+                raise RunAborted("run cancelled or lease lost")
+            update: dict[str, Any] = {"phase": phase}
+            if phase == "walking":
+                update["files_total"] = done
+            else:
+                update.update(bytes_done=done, bytes_total=total)
+                if phase == "verifying":
+                    update["state"] = RunState.verifying
+                else:
+                    update["state"] = RunState.running
+            heart.progress.update(update)
+
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True, exist_ok=True)
+        listing = workdir / "files.jsonl.gz"
+        result = scan_image(image_path, options, listing, progress)
+        dfxml = workdir / "dfxml.xml"
+        write_dfxml(listing, result.summary, dfxml)
+        heart.stopped.set()
+        if not _finish(
+            engine, claim, RunState.succeeded, summary=dict(result.summary), listing=listing, dfxml=dfxml
+        ):
+            log.warning(
+                "run_id=%s attempt=%s lost before its results were stored; discarded", run_id, claim.attempt
+            )
+            return None
+        _clean_old_attempts(workdir)
+        log.info("run_id=%s attempt=%s succeeded: %s files", run_id, claim.attempt, result.summary["files"])
+        return RunState.succeeded
+    except RunAborted:
+        heart.stopped.set()
+        with session_scope(engine) as session:
+            cancelled = session.exec(select(TriageRun.cancel_requested).where(TriageRun.id == run_id)).one()
+        if cancelled:
+            _finish(engine, claim, RunState.cancelled, "cancelled while running")
+            return RunState.cancelled
+        return None
+    except IntegrityError as exc:
+        heart.stopped.set()
+        shutil.rmtree(workdir, ignore_errors=True)
+        log.warning("run_id=%s integrity failed: %s", run_id, exc)
+        _finish(engine, claim, RunState.integrity_failed, str(exc))
+        return RunState.integrity_failed
+    except TriageError as exc:
+        heart.stopped.set()
+        log.warning("run_id=%s failed: %s", run_id, exc)
+        _finish(engine, claim, RunState.failed, str(exc))
+        return RunState.failed
+    except Exception as exc:  # noqa: BLE001 - stored with its traceback, never lost
+        heart.stopped.set()
+        log.exception("run_id=%s crashed", run_id)
+        _finish(engine, claim, RunState.failed, f"internal error: {exc}\n{traceback.format_exc(limit=5)}")
+        return RunState.failed
+    finally:
+        heart.stopped.set()
+
+
+def _clean_old_attempts(current: Path) -> None:
+    for other in current.parent.glob("attempt-*"):
+        if other != current:
+            shutil.rmtree(other, ignore_errors=True)

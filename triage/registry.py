@@ -1,0 +1,154 @@
+"""Hash sets and YARA rule sets managed by admins: validated when registered, copied into the
+artifact store and versioned by content hash, so a run records exactly what it used."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sqlmodel import Session, col, select
+
+from triage import audit
+from triage.analysis.hashsets import HashSetInfo, HashSetKind, load_hashset
+from triage.analysis.hashsets.store import file_sha256
+from triage.analysis.yarascan import RuleSet, compile_rules, rule_files
+from triage.context import Context
+from triage.errors import ConflictError, HashSetError, NotFoundError, RulesError
+from triage.models.accounts import Role
+from triage.models.runs import HashSetRecord, RuleSetRecord
+from triage.settings import Settings
+
+
+def _hashset_dirs(settings: Settings) -> tuple[Path, Path]:
+    base = Path(settings.artifact_dir) / "hashsets"
+    return base / "sources", base / "index"
+
+
+def register_hashset(
+    session: Session,
+    ctx: Context,
+    settings: Settings,
+    source: Path,
+    name: str | None = None,
+    kind: str | None = None,
+) -> HashSetRecord:
+    """Validate and index ``source``; the same content registered twice is a 409."""
+    ctx.require(Role.admin)
+    if not source.is_file():
+        raise HashSetError(f"{source}: no such file")
+    sha = file_sha256(source)
+    existing = session.exec(select(HashSetRecord).where(HashSetRecord.sha256 == sha)).first()
+    if existing is not None:
+        raise ConflictError(f"this hash set is registered already as #{existing.id} ({existing.name})")
+    sources, index = _hashset_dirs(settings)
+    sources.mkdir(parents=True, exist_ok=True)
+    kept = sources / f"{sha}{''.join(source.suffixes[-1:])}"
+    if not kept.exists():
+        shutil.copyfile(source, kept)
+    info = load_hashset(kept, index, kind=HashSetKind(kind) if kind else None, name=name or source.name)
+    record = HashSetRecord(
+        name=info.name,
+        kind=info.kind.value,
+        format=info.format,
+        source_path=str(kept),
+        sha256=sha,
+        entries=info.entries,
+        store_path=info.store,
+        created_by=ctx.actor_id,
+    )
+    session.add(record)
+    session.flush()
+    audit.record(session, ctx, "hashset.register", "hash_set", record.id, None, audit.snapshot(record))
+    return record
+
+
+def hashset_info(record: HashSetRecord) -> HashSetInfo:
+    return HashSetInfo(
+        record.name,
+        HashSetKind(record.kind),
+        record.format,
+        record.source_path,
+        record.sha256,
+        record.entries,
+        record.store_path,
+    )
+
+
+def register_ruleset(
+    session: Session, ctx: Context, settings: Settings, source: Path, name: str | None = None
+) -> RuleSetRecord:
+    """Compile the rules (refused if they do not), keep a copy, record their hash."""
+    ctx.require(Role.admin)
+    compiled = compile_rules([source])
+    existing = session.exec(select(RuleSetRecord).where(RuleSetRecord.sha256 == compiled.sha256)).first()
+    if existing is not None:
+        raise ConflictError(f"this rule set is registered already as #{existing.id} ({existing.name})")
+    target = Path(settings.artifact_dir) / "rules" / compiled.sha256
+    target.mkdir(parents=True, exist_ok=True)
+    for file in rule_files([source]):
+        shutil.copyfile(file, target / file.name)
+    record = RuleSetRecord(
+        name=name or source.name,
+        sha256=compiled.sha256,
+        path=str(target),
+        files=[Path(f).name for f in compiled.files],
+        rule_count=compiled.rule_count,
+        created_by=ctx.actor_id,
+    )
+    session.add(record)
+    session.flush()
+    audit.record(session, ctx, "ruleset.register", "rule_set", record.id, None, audit.snapshot(record))
+    return record
+
+
+_compiled: dict[str, RuleSet] = {}
+
+
+def load_ruleset(record: RuleSetRecord) -> RuleSet:
+    """Compile a registered rule set once per process and check it is what was registered."""
+    if record.sha256 not in _compiled:
+        ruleset = compile_rules([Path(record.path)])
+        if ruleset.sha256 != record.sha256:
+            raise RulesError(f"rule set #{record.id} on disk no longer matches its registered hash")
+        _compiled[record.sha256] = ruleset
+    return _compiled[record.sha256]
+
+
+def set_active(session: Session, ctx: Context, record: HashSetRecord | RuleSetRecord, active: bool) -> None:
+    ctx.require(Role.admin)
+    before = audit.snapshot(record)
+    record.active = active
+    session.add(record)
+    session.flush()
+    kind = "hash_set" if isinstance(record, HashSetRecord) else "rule_set"
+    audit.record(
+        session,
+        ctx,
+        f"{kind}.{'activate' if active else 'deactivate'}",
+        kind,
+        record.id,
+        before,
+        audit.snapshot(record),
+    )
+
+
+def get_hashset(session: Session, hashset_id: int) -> HashSetRecord:
+    record = session.get(HashSetRecord, hashset_id)
+    if record is None:
+        raise NotFoundError(f"hash set {hashset_id} not found")
+    return record
+
+
+def get_ruleset(session: Session, ruleset_id: int) -> RuleSetRecord:
+    record = session.get(RuleSetRecord, ruleset_id)
+    if record is None:
+        raise NotFoundError(f"rule set {ruleset_id} not found")
+    return record
+
+
+def list_hashsets(session: Session) -> list[HashSetRecord]:
+    return list(session.exec(select(HashSetRecord).order_by(col(HashSetRecord.id))).all())
+
+
+def list_rulesets(session: Session) -> list[RuleSetRecord]:
+    return list(session.exec(select(RuleSetRecord).order_by(col(RuleSetRecord.id))).all())
