@@ -70,22 +70,16 @@ def start_run(
             raise ConflictError("this exhibit has no evidence image to triage")
     if active_run(session, exhibit.id or 0) is not None:
         raise ConflictError("a triage run for this exhibit is already queued or running")
+    hashset_ids: list[int]
     if data.hashset_ids is None:
-        hashset_ids = [
-            h for h in session.exec(select(HashSetRecord.id).where(col(HashSetRecord.active))).all()
-        ]
+        active_sets = session.exec(select(HashSetRecord.id).where(col(HashSetRecord.active))).all()
+        hashset_ids = [h for h in active_sets if h is not None]
     else:
         hashset_ids = data.hashset_ids
-        found = {
-            h
-            for h in session.exec(
-                select(HashSetRecord.id).where(col(HashSetRecord.id).in_(hashset_ids))
-            ).all()
-        }
-        if found != set(hashset_ids):
-            raise FieldValidationError(
-                "hashset_ids", f"unknown hash set(s): {sorted(set(hashset_ids) - set(found))}"
-            )
+        known = session.exec(select(HashSetRecord.id).where(col(HashSetRecord.id).in_(hashset_ids))).all()
+        unknown = sorted(set(hashset_ids) - {h for h in known if h is not None})
+        if unknown:
+            raise FieldValidationError("hashset_ids", f"unknown hash set(s): {unknown}")
     if data.ruleset_id is None:
         ruleset_id = session.exec(
             select(RuleSetRecord.id).where(col(RuleSetRecord.active)).order_by(col(RuleSetRecord.id).desc())
