@@ -13,11 +13,12 @@ from sqlmodel import Session
 
 from triage import access, accounts
 from triage.context import Context
-from triage.errors import AuthenticationError
+from triage.errors import AuthenticationError, NotFoundError
 from triage.models.accounts import Account
 from triage.models.cases import Case
 from triage.models.exhibits import Exhibit
 from triage.models.images import EvidenceImage
+from triage.models.runs import TriageRun
 from triage.pagination import Page
 from triage.settings import Settings
 
@@ -85,6 +86,18 @@ def visible_image(image_id: int, session: SessionDep, ctx: CtxDep) -> EvidenceIm
     return access.get_image(session, ctx, image_id)
 
 
+def visible_run(run_id: int, session: SessionDep, ctx: CtxDep) -> TriageRun:
+    run = session.get(TriageRun, run_id)
+    if run is None:
+        raise NotFoundError(f"run {run_id} not found")
+    try:
+        access.get_exhibit(session, ctx, run.exhibit_id)
+    except NotFoundError:
+        raise NotFoundError(f"run {run_id} not found") from None
+    return run
+
+
 CaseDep = Annotated[Case, Depends(visible_case)]
+RunDep = Annotated[TriageRun, Depends(visible_run)]
 ExhibitDep = Annotated[Exhibit, Depends(visible_exhibit)]
 ImageDep = Annotated[EvidenceImage, Depends(visible_image)]

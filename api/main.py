@@ -6,7 +6,7 @@ from fastapi import APIRouter, FastAPI
 
 from api import errors
 from api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from api.routes import accounts, audit, auth, cases, exhibits, health
+from api.routes import accounts, audit, auth, cases, exhibits, health, metrics, reference, runs
 from api.routes.auth import LoginThrottle
 from triage import __version__
 from triage.db import make_engine
@@ -29,11 +29,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_throttle = LoginThrottle()
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, accounts, cases, exhibits, audit):
+    for module in (auth, accounts, cases, exhibits, runs, reference, audit):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     errors.install(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    uploads = [
+        (f"{API_PREFIX}/hashsets/upload", settings.max_upload_bytes),
+        (f"{API_PREFIX}/rulesets/upload", settings.max_upload_bytes),
+    ]
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, overrides=uploads)
     app.add_middleware(RequestIdMiddleware)
     return app

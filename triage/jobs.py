@@ -150,7 +150,8 @@ def _finish(
             run.provenance = summary.pop("provenance", None)
             run.summary = summary
             run.files_total = run.files_done = int(summary.get("files", 0))
-            run.bytes_done = run.bytes_total
+            run.bytes_total = run.bytes_done = int(summary.get("bytes", 0))
+            run.phase = "done"
         if state == RunState.succeeded and listing is not None:
             session.add_all(_hits(listing, run.id or 0, exhibit.case_id))
             run.listing_path, run.dfxml_path = str(listing), str(dfxml) if dfxml else None

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(default=10.0, gt=0)
     poll_interval_seconds: float = Field(default=1.0, gt=0)
     run_time_limit_seconds: int = Field(default=24 * 3600, ge=60)
+    redispatch_after_seconds: float = Field(default=900.0, gt=0, description="re-send a queued run's message")
     scan_processes: int = Field(default=0, ge=0, description="0: one per core")
     yara_timeout_seconds: int = 30
     yara_max_file_bytes: int = 64 * 1024 * 1024

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from api.deps import CtxDep, ExhibitDep, ImageDep, PageDep, SessionDep, SettingsDep
 from api.schemas import Paged
-from triage import custody, intake, lifecycle
+from triage import custody, dispatch, intake, lifecycle, runs
 from triage.models.exhibits import (
     CustodyEventPublic,
     DeviceType,
@@ -17,6 +17,7 @@ from triage.models.exhibits import (
     TransitionRequest,
 )
 from triage.models.images import ImagePublic, ImageRegister
+from triage.models.runs import RunStart
 
 router = APIRouter(tags=["exhibits"])
 
@@ -100,9 +101,16 @@ def register_image(
     ctx: CtxDep,
     settings: SettingsDep,
 ) -> ImagePublic:
-    """Register an evidence image found under an evidence root (never uploaded)."""
+    """Register an evidence image found under an evidence root (never uploaded); unless
+    ``start_triage`` is false, a triage run is queued for it at once."""
     image = intake.register_image(session, ctx, exhibit, data, settings.resolved_evidence_roots())
+    run = None
+    if data.start_triage and runs.active_run(session, exhibit.id or 0) is None:
+        run = runs.start_run(session, ctx, exhibit, RunStart(image_id=image.id), settings.run_max_attempts)
     session.commit()
+    if run is not None:
+        dispatch.dispatch(session, settings, run.id or 0)
+        session.commit()
     return ImagePublic.model_validate(image)
 
 

@@ -12,8 +12,8 @@ from tests.conftest import TESTDATA, Users
 
 # Every path parameter naming a case-scoped object; a new one must be added here (the test
 # below fails on an unknown parameter so that no new endpoint escapes the check).
-CASE_SCOPED_PARAMS = {"case_id", "exhibit_id", "image_id"}
-NOT_CASE_SCOPED_PARAMS = {"account_id"}
+CASE_SCOPED_PARAMS = {"case_id", "exhibit_id", "image_id", "run_id"}
+NOT_CASE_SCOPED_PARAMS = {"account_id", "hashset_id", "ruleset_id"}
 
 
 def _case_with_objects(
@@ -27,7 +27,8 @@ def _case_with_objects(
         json={"path": str(TESTDATA / "ext2.E01")},
         headers=h,
     ).json()
-    return {"case_id": case["id"], "exhibit_id": exhibit["id"], "image_id": image["id"]}
+    run = client.get(f"/api/v1/exhibits/{exhibit['id']}/runs", headers=h).json()[0]
+    return {"case_id": case["id"], "exhibit_id": exhibit["id"], "image_id": image["id"], "run_id": run["id"]}
 
 
 def _operations(client: TestClient) -> list[tuple[str, str, set[str]]]:
@@ -126,7 +127,9 @@ def test_investigators_cannot_change_anything_even_on_their_own_case(
     ]
     for method, url, body in attempts:
         assert client.request(method, url, json=body, headers=own).status_code == 403, url
-    assert client.get(f"/api/v1/exhibits/{ids['exhibit_id']}", headers=own).json()["state"] == "imaged"
+    assert client.get(f"/api/v1/exhibits/{ids['exhibit_id']}", headers=own).json()["state"] == "triage_queued"
+    assert client.post(f"/api/v1/runs/{ids['run_id']}/cancel", headers=own).status_code == 403
+    assert client.post(f"/api/v1/exhibits/{ids['exhibit_id']}/runs", json={}, headers=own).status_code == 403
 
 
 def test_only_admins_manage_accounts(

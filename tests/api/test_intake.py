@@ -27,7 +27,9 @@ def test_manager_registers_case_exhibits_and_e01_and_moves_exhibit_through_state
     first = create_exhibit(client, h, case["id"], "JB/1", "laptop")
     second = create_exhibit(client, h, case["id"], "JB/2", "phone")
 
-    response = client.post(f"/api/v1/exhibits/{first['id']}/images", json={"path": str(E01)}, headers=h)
+    response = client.post(
+        f"/api/v1/exhibits/{first['id']}/images", json={"path": str(E01), "start_triage": False}, headers=h
+    )
     assert response.status_code == 201, response.text
     image = response.json()
     assert image["format"] == "ewf"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from triage.cli import admin, scan
+from triage.cli import admin, scan, worker
 
 app = typer.Typer(
     name="triage",
@@ -17,5 +17,6 @@ app.add_typer(admin.users_app, name="users")
 app.add_typer(admin.audit_app, name="audit")
 app.command("serve")(admin.serve)
 app.command("scan")(scan.scan)
+app.command("worker")(worker.worker)
 
 __all__ = ["app"]

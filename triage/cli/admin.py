@@ -164,7 +164,14 @@ def serve(
     """Serve the API (and, in the embedded shape, run the local worker beside it)."""
     import uvicorn
 
+    from triage.settings import QueueBackend
+
     settings = get_settings()
+    if settings.queue_backend is QueueBackend.local:
+        from workers.local import start_in_thread
+
+        start_in_thread(settings)
+        console.print("local worker started beside the API")
     uvicorn.run(
         "api.main:create_app",
         factory=True,

@@ -50,6 +50,7 @@ class ImageRegister(BaseModel):
     acquisition_md5: str | None = PField(default=None, pattern=r"^[0-9a-fA-F]{32}$")
     acquisition_sha1: str | None = PField(default=None, pattern=r"^[0-9a-fA-F]{40}$")
     acquisition_sha256: str | None = PField(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    start_triage: bool = PField(default=True, description="queue a triage run of the image at once")
 
 
 class ImagePublic(BaseModel):

@@ -57,6 +57,7 @@ class TriageRun(SQLModel, table=True):
     dfxml_path: str | None = Field(default=None, sa_type=sa.Text)
     requested_by: int | None = Field(default=None, foreign_key="account.id")
     queued_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    dispatched_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 

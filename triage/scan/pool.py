@@ -8,8 +8,10 @@ on hostile input (a segfault in libtsk kills the process), so we keep our own sm
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import resource
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -29,6 +31,20 @@ def limit_memory(limit_bytes: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
 
 
+def _exit_with_parent() -> None:
+    """A child whose parent was killed (SIGKILL leaves no chance to clean up) exits too,
+    instead of lingering as an orphan holding the image open."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
 def _worker_main(
     index: int,
     initializer: Callable[..., Any],
@@ -39,6 +55,7 @@ def _worker_main(
     results: Any,
 ) -> None:
     limit_memory(memory_limit)
+    _exit_with_parent()
     try:
         initializer(*initargs)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
@@ -185,6 +202,7 @@ def _child_entry(
     fn: Callable[..., Any], args: tuple[Any, ...], results: Any, counter: Any, memory_limit: int
 ) -> None:
     limit_memory(memory_limit)
+    _exit_with_parent()
     try:
         results.put(("ok", fn(*args, counter)))
     except TriageError as exc:

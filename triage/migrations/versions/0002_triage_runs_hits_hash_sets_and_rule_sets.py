@@ -85,6 +85,7 @@ def upgrade() -> None:
         sa.Column("dfxml_path", sa.Text(), nullable=True),
         sa.Column("requested_by", sa.Integer(), nullable=True),
         sa.Column("queued_at", triage.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("dispatched_at", triage.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("started_at", triage.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("finished_at", triage.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(

@@ -1,0 +1,110 @@
+"""Hash sets and YARA rule sets: admins register (by server path or upload); staff read."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile
+
+from api.deps import CtxDep, SessionDep, SettingsDep
+from triage import registry
+from triage.errors import FieldValidationError
+from triage.models.accounts import STAFF_ROLES, Role
+from triage.models.runs import HashSetPublic, HashSetRegister, RuleSetPublic, RuleSetRegister
+
+router = APIRouter(tags=["reference sets"])
+
+
+def _save_upload(upload: UploadFile, folder: Path) -> Path:
+    name = Path(upload.filename or "upload").name
+    if not name or name in (".", ".."):
+        raise FieldValidationError("file", "needs a file name")
+    target = folder / name
+    with target.open("wb") as out:
+        shutil.copyfileobj(upload.file, out, 4 * 1024 * 1024)
+    return target
+
+
+@router.get("/hashsets", response_model=list[HashSetPublic])
+def list_hashsets(session: SessionDep, ctx: CtxDep) -> list[HashSetPublic]:
+    ctx.require(*STAFF_ROLES)
+    return [HashSetPublic.model_validate(h) for h in registry.list_hashsets(session)]
+
+
+@router.post("/hashsets", response_model=HashSetPublic, status_code=201, responses={400: {}, 409: {}})
+def register_hashset(
+    data: HashSetRegister, session: SessionDep, ctx: CtxDep, settings: SettingsDep
+) -> HashSetPublic:
+    """Register a hash set file already on the server (validated and indexed now)."""
+    record = registry.register_hashset(session, ctx, settings, Path(data.path), data.name, data.kind)
+    session.commit()
+    return HashSetPublic.model_validate(record)
+
+
+@router.post("/hashsets/upload", response_model=HashSetPublic, status_code=201, responses={400: {}, 409: {}})
+def upload_hashset(
+    file: Annotated[UploadFile, File()],
+    session: SessionDep,
+    ctx: CtxDep,
+    settings: SettingsDep,
+    name: Annotated[str | None, Form()] = None,
+    kind: Annotated[str | None, Form(pattern="^(known_bad|known_good)$")] = None,
+) -> HashSetPublic:
+    ctx.require(Role.admin)
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = _save_upload(file, Path(tmp))
+        record = registry.register_hashset(session, ctx, settings, saved, name or saved.name, kind)
+    session.commit()
+    return HashSetPublic.model_validate(record)
+
+
+@router.post("/hashsets/{hashset_id}/deactivate", response_model=HashSetPublic)
+def deactivate_hashset(hashset_id: int, session: SessionDep, ctx: CtxDep) -> HashSetPublic:
+    record = registry.get_hashset(session, hashset_id)
+    registry.set_active(session, ctx, record, False)
+    session.commit()
+    return HashSetPublic.model_validate(record)
+
+
+@router.get("/rulesets", response_model=list[RuleSetPublic])
+def list_rulesets(session: SessionDep, ctx: CtxDep) -> list[RuleSetPublic]:
+    ctx.require(*STAFF_ROLES)
+    return [RuleSetPublic.model_validate(r) for r in registry.list_rulesets(session)]
+
+
+@router.post("/rulesets", response_model=RuleSetPublic, status_code=201, responses={400: {}, 409: {}})
+def register_ruleset(
+    data: RuleSetRegister, session: SessionDep, ctx: CtxDep, settings: SettingsDep
+) -> RuleSetPublic:
+    """Register a rule file or folder on the server; refused if it does not compile."""
+    record = registry.register_ruleset(session, ctx, settings, Path(data.path), data.name)
+    session.commit()
+    return RuleSetPublic.model_validate(record)
+
+
+@router.post("/rulesets/upload", response_model=RuleSetPublic, status_code=201, responses={400: {}, 409: {}})
+def upload_ruleset(
+    files: Annotated[list[UploadFile], File()],
+    session: SessionDep,
+    ctx: CtxDep,
+    settings: SettingsDep,
+    name: Annotated[str | None, Form()] = None,
+) -> RuleSetPublic:
+    ctx.require(Role.admin)
+    with tempfile.TemporaryDirectory() as tmp:
+        for upload in files:
+            _save_upload(upload, Path(tmp))
+        record = registry.register_ruleset(session, ctx, settings, Path(tmp), name or "uploaded rules")
+    session.commit()
+    return RuleSetPublic.model_validate(record)
+
+
+@router.post("/rulesets/{ruleset_id}/deactivate", response_model=RuleSetPublic)
+def deactivate_ruleset(ruleset_id: int, session: SessionDep, ctx: CtxDep) -> RuleSetPublic:
+    record = registry.get_ruleset(session, ruleset_id)
+    registry.set_active(session, ctx, record, False)
+    session.commit()
+    return RuleSetPublic.model_validate(record)

@@ -1,0 +1,65 @@
+"""``triage worker``: run triage jobs on the local worker, Celery or RQ."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Annotated
+
+import typer
+
+from triage.db import make_engine
+from triage.settings import QueueBackend, get_settings
+
+
+def worker(
+    backend: Annotated[QueueBackend | None, typer.Option(help="default: TRIAGE_QUEUE_BACKEND")] = None,
+    once: Annotated[bool, typer.Option(help="local: run queued runs until none is left, then exit")] = False,
+) -> None:
+    """Run triage jobs; a sweeper beside them returns runs whose worker died to the queue."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    chosen = backend or settings.queue_backend
+    settings = settings.model_copy(update={"queue_backend": chosen})
+    stop = threading.Event()
+    if chosen is QueueBackend.local:
+        from workers.local import LocalWorker
+
+        local = LocalWorker(settings)
+        if once:
+            while local.run_one():
+                pass
+            return
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            local.run_forever(stop)
+        except KeyboardInterrupt:
+            stop.set()
+        return
+    from workers.sweeper import Sweeper
+
+    Sweeper(make_engine(settings.database_url), settings, stop).start()
+    if chosen is QueueBackend.celery:
+        from workers.celery_app import make_celery
+
+        app = make_celery(settings)
+        app.worker_main(
+            [
+                "worker",
+                "--loglevel=INFO",
+                "--queues=triage",
+                "--concurrency=1",
+                "--without-gossip",
+                "--without-mingle",
+            ]
+        )
+    else:
+        from redis import Redis
+        from rq import Queue, Worker
+
+        from triage.dispatch import QUEUE_NAME
+
+        connection = Redis.from_url(settings.broker_url)
+        Worker([Queue(QUEUE_NAME, connection=connection)], connection=connection).work(with_scheduler=False)
+    stop.set()

@@ -1,0 +1,44 @@
+"""The sweeper every worker runs beside its jobs: expired leases go back to the queue (and
+to the broker), runs that keep killing workers are quarantined."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy.engine import Engine
+
+from triage import dispatch, runs
+from triage.db import session_scope
+from triage.models.runs import RunState
+from triage.settings import QueueBackend, Settings
+
+log = logging.getLogger("triage.sweeper")
+
+
+def sweep_once(engine: Engine, settings: Settings) -> list[tuple[int, RunState]]:
+    with session_scope(engine) as session:
+        changed = runs.sweep(session)
+    if settings.queue_backend is not QueueBackend.local:
+        requeued = [run_id for run_id, state in changed if state is RunState.queued]
+        with session_scope(engine) as session:
+            for run_id in requeued + [
+                r for r in dispatch.stale_queued(session, settings) if r not in requeued
+            ]:
+                dispatch.dispatch(session, settings, run_id)
+    for run_id, state in changed:
+        log.warning("run_id=%s lease expired; now %s", run_id, state.value)
+    return changed
+
+
+class Sweeper(threading.Thread):
+    def __init__(self, engine: Engine, settings: Settings, stop: threading.Event) -> None:
+        super().__init__(daemon=True, name="sweeper")
+        self.engine, self.settings, self.stop = engine, settings, stop
+
+    def run(self) -> None:
+        while not self.stop.wait(self.settings.sweep_interval_seconds):
+            try:
+                sweep_once(self.engine, self.settings)
+            except Exception:  # noqa: BLE001 - a database blip must not stop the sweeper
+                log.exception("sweep failed; will try again")
