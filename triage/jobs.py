@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,10 @@ log = logging.getLogger("triage.jobs")
 
 class RunAborted(Exception):
     """The run was cancelled or its lease lost; stop without writing results."""
+
+
+class RunTimeLimit(TriageError):
+    """The run took longer than TRIAGE_RUN_TIME_LIMIT_SECONDS (whatever the backend)."""
 
 
 def worker_identity(backend: str) -> str:
@@ -242,10 +247,13 @@ def _execute(run_id: int, worker_id: str, settings: Settings, engine: Engine) ->
             case = session.get(Case, exhibit.case_id)
             assert case is not None
         heart.start()
+        deadline = time.monotonic() + settings.run_time_limit_seconds
 
         def progress(phase: str, done: int, total: int) -> None:
             if heart.lost.is_set():
                 raise RunAborted("run cancelled or lease lost")
+            if time.monotonic() > deadline:
+                raise RunTimeLimit(f"run time limit of {settings.run_time_limit_seconds} s exceeded")
             update: dict[str, Any] = {"phase": phase}
             if phase == "walking":
                 update["files_total"] = done

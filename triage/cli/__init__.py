@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from triage.cli import admin, scan, worker
+from triage.cli import admin, reference, scan, worker
 
 app = typer.Typer(
     name="triage",
@@ -15,6 +15,8 @@ app = typer.Typer(
 app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.users_app, name="users")
 app.add_typer(admin.audit_app, name="audit")
+app.add_typer(reference.hashsets_app, name="hashsets")
+app.add_typer(reference.rules_app, name="rules")
 app.command("serve")(admin.serve)
 app.command("scan")(scan.scan)
 app.command("worker")(worker.worker)

@@ -1,0 +1,80 @@
+"""The runs and reference-set endpoints: bad input answers and changes nothing."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from tests.api.helpers import create_case, create_exhibit
+from tests.conftest import TESTDATA, Users
+
+
+def test_starting_a_run_without_an_image_or_twice_is_409(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    h = headers["manager"]
+    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
+    exhibit = create_exhibit(client, h, case["id"])
+    r = client.post(f"/api/v1/exhibits/{exhibit['id']}/runs", json={}, headers=h)
+    assert r.status_code == 409 and "no evidence image" in r.json()["detail"]
+    client.post(f"/api/v1/exhibits/{exhibit['id']}/images", json={"path": str(TESTDATA / "ext2.E01")}, headers=h)
+    runs = client.get(f"/api/v1/exhibits/{exhibit['id']}/runs", headers=h).json()
+    assert len(runs) == 1 and runs[0]["state"] == "queued"
+    r = client.post(f"/api/v1/exhibits/{exhibit['id']}/runs", json={}, headers=h)
+    assert r.status_code == 409 and "already" in r.json()["detail"]
+    assert len(client.get(f"/api/v1/exhibits/{exhibit['id']}/runs", headers=h).json()) == 1
+
+
+def test_cancelling_a_queued_run_returns_the_exhibit(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    h = headers["examiner"]
+    case = create_case(client, headers["manager"], users.investigator.id)  # type: ignore[arg-type]
+    exhibit = create_exhibit(client, h, case["id"])
+    client.post(f"/api/v1/exhibits/{exhibit['id']}/images", json={"path": str(TESTDATA / "ext2.E01")}, headers=h)
+    run = client.get(f"/api/v1/exhibits/{exhibit['id']}/runs", headers=h).json()[0]
+    r = client.post(f"/api/v1/runs/{run['id']}/cancel", headers=h)
+    assert r.status_code == 200 and r.json()["state"] == "cancelled"
+    assert client.get(f"/api/v1/exhibits/{exhibit['id']}", headers=h).json()["state"] == "imaged"
+    assert client.post(f"/api/v1/runs/{run['id']}/cancel", headers=h).status_code == 409
+    assert client.get(f"/api/v1/runs/{run['id']}/dfxml", headers=h).status_code == 404
+
+
+def test_rule_sets_that_do_not_compile_are_refused_at_upload(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    h = headers["admin"]
+    bad = ("files", ("broken.yar", io.BytesIO(b"rule broken { condition: no_such_thing }"), "text/plain"))
+    r = client.post("/api/v1/rulesets/upload", files=[bad], headers=h)
+    assert r.status_code == 400 and "compile" in r.json()["detail"]
+    assert client.get("/api/v1/rulesets", headers=h).json() == []
+    good = ("files", ("ok.yar", io.BytesIO(b'rule ok { strings: $a = "x" condition: $a }'), "text/plain"))
+    r = client.post("/api/v1/rulesets/upload", files=[good], data={"name": "mine"}, headers=h)
+    assert r.status_code == 201 and r.json()["rule_count"] == 1 and len(r.json()["sha256"]) == 64
+    good = ("files", ("ok.yar", io.BytesIO(b'rule ok { strings: $a = "x" condition: $a }'), "text/plain"))
+    assert client.post("/api/v1/rulesets/upload", files=[good], headers=h).status_code == 409  # same content
+
+
+def test_hash_sets_upload_and_register_are_admin_only_and_validated(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], tmp_path: Path
+) -> None:
+    body = b"d41d8cd98f00b204e9800998ecf8427e  empty\n"
+    for role in ("manager", "examiner", "investigator"):
+        r = client.post("/api/v1/hashsets/upload", files={"file": ("set.md5", body)}, headers=headers[role])
+        assert r.status_code == 403
+    r = client.post("/api/v1/hashsets/upload", files={"file": ("set.md5", body)}, headers=headers["admin"])
+    assert r.status_code == 201 and r.json()["entries"] == 1 and r.json()["kind"] == "known_bad"
+    bad = client.post("/api/v1/hashsets/upload", files={"file": ("bad.txt", b"not a hash\n")}, headers=headers["admin"])
+    assert bad.status_code == 400
+    missing = client.post("/api/v1/hashsets", json={"path": str(tmp_path / "nope.txt")}, headers=headers["admin"])
+    assert missing.status_code == 400
+    assert len(client.get("/api/v1/hashsets", headers=headers["examiner"]).json()) == 1
+    assert client.get("/api/v1/hashsets", headers=headers["investigator"]).status_code == 403
+
+
+def test_metrics_are_served_in_prometheus_format(client: TestClient, users: Users) -> None:
+    r = client.get("/metrics")
+    assert r.status_code == 200 and "triage_runs{state=\"queued\"} 0.0" in r.text
+    assert "triage_run_duration_seconds_bucket" in r.text

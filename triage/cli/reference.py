@@ -1,0 +1,77 @@
+"""``triage hashsets`` and ``triage rules``: admins manage the reference sets runs use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from triage import registry
+from triage.context import system_context
+from triage.db import make_engine, session_scope
+from triage.errors import TriageError
+from triage.settings import get_settings
+
+console = Console()
+hashsets_app = typer.Typer(help="Hash sets (known-bad: VICS, CAID, lists; known-good: NSRL).", no_args_is_help=True)
+rules_app = typer.Typer(help="YARA rule sets.", no_args_is_help=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    Console(stderr=True).print(f"[red]error:[/red] {message}")
+    return typer.Exit(1)
+
+
+@hashsets_app.command("add")
+def hashsets_add(
+    path: Path,
+    name: Annotated[str | None, typer.Option(help="default: the file name")] = None,
+    kind: Annotated[str | None, typer.Option(help="known_bad or known_good (default: by format)")] = None,
+) -> None:
+    """Validate, index and register a hash set file."""
+    settings = get_settings()
+    try:
+        with session_scope(make_engine(settings.database_url)) as session:
+            record = registry.register_hashset(session, system_context(), settings, path, name, kind)
+            console.print(f"hash set #{record.id} {record.name!r}: {record.format}, {record.kind}, "
+                          f"{record.entries} hashes, sha256 {record.sha256}")
+    except (TriageError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@hashsets_app.command("list")
+def hashsets_list() -> None:
+    """List registered hash sets."""
+    with session_scope(make_engine(get_settings().database_url)) as session:
+        table = Table("id", "name", "kind", "format", "entries", "active", "sha256")
+        for r in registry.list_hashsets(session):
+            table.add_row(str(r.id), r.name, r.kind, r.format, str(r.entries), "yes" if r.active else "no",
+                          r.sha256[:16])
+    console.print(table)
+
+
+@rules_app.command("add")
+def rules_add(path: Path, name: Annotated[str | None, typer.Option()] = None) -> None:
+    """Compile and register a YARA rule file or folder (refused if it does not compile)."""
+    settings = get_settings()
+    try:
+        with session_scope(make_engine(settings.database_url)) as session:
+            record = registry.register_ruleset(session, system_context(), settings, path, name)
+            console.print(f"rule set #{record.id} {record.name!r}: {record.rule_count} rules in "
+                          f"{len(record.files)} files, sha256 {record.sha256}")
+    except TriageError as exc:
+        raise _fail(str(exc)) from None
+
+
+@rules_app.command("list")
+def rules_list() -> None:
+    """List registered rule sets."""
+    with session_scope(make_engine(get_settings().database_url)) as session:
+        table = Table("id", "name", "rules", "files", "active", "sha256")
+        for r in registry.list_rulesets(session):
+            table.add_row(str(r.id), r.name, str(r.rule_count), str(len(r.files)), "yes" if r.active else "no",
+                          r.sha256[:16])
+    console.print(table)
