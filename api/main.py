@@ -6,7 +6,7 @@ from fastapi import APIRouter, FastAPI
 
 from api import errors
 from api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from api.routes import accounts, audit, auth, cases, exhibits, health, metrics, reference, runs
+from api.routes import accounts, audit, auth, cases, exhibits, health, metrics, queue, reference, runs
 from api.routes.auth import LoginThrottle
 from triage import __version__
 from triage.db import make_engine
@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_throttle = LoginThrottle()
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, accounts, cases, exhibits, runs, reference, audit):
+    for module in (auth, accounts, cases, exhibits, runs, queue, reference, audit):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

@@ -66,6 +66,9 @@ def transition(
         reason=reason,
     )
     audit.record(session, ctx, "exhibit.transition", "exhibit", exhibit.id, before, audit.snapshot(exhibit))
+    from triage import queue  # the queue follows the lifecycle; imported here to avoid a cycle
+
+    queue.on_exhibit_state(session, ctx, exhibit, current, target)
     return exhibit
 
 

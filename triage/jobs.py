@@ -20,7 +20,7 @@ from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from triage import audit, custody, hooks, registry, runs
+from triage import audit, custody, hooks, queue, registry, runs  # noqa: F401 - queue registers rescoring
 from triage.context import system_context
 from triage.db import make_engine, session_scope
 from triage.errors import IntegrityError, TriageError
@@ -167,6 +167,13 @@ def _finish(
             if (summary or {}).get("image", {}).get("integrity") == "verified":
                 image.verification_state, image.verified_at = VerificationState.verified, utcnow()
             custody.transition(session, ctx, exhibit, ExhibitState.triaged, f"triage run {run.id} succeeded")
+            custody.transition(
+                session,
+                ctx,
+                exhibit,
+                ExhibitState.awaiting_examination,
+                f"triage run {run.id} done; queued for examination",
+            )
         elif state == RunState.integrity_failed:
             image.verification_state, image.verified_at = VerificationState.failed, utcnow()
             exhibit_before = audit.snapshot(exhibit)

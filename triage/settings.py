@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     scan_processes: int = Field(default=0, ge=0, description="0: one per core")
     yara_timeout_seconds: int = 30
     yara_max_file_bytes: int = 64 * 1024 * 1024
+    # Prioritisation and the examination queue
+    scoring_policy: Path | None = Field(
+        default=None, description="a policy TOML file; default: the packaged one"
+    )
+    task_lease_seconds: float = Field(default=4 * 3600, gt=0, description="an examiner's hold on a job")
+    rescore_interval_seconds: float = Field(default=3600, gt=0, description="rescoring for the clocks")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 

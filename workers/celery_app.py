@@ -14,6 +14,7 @@ from celery import Celery
 from celery.signals import worker_process_init
 
 from triage import jobs
+from triage.db import make_engine
 from triage.dispatch import CELERY_TASK, QUEUE_NAME
 from triage.settings import Settings, get_settings
 
@@ -36,6 +37,14 @@ def allow_scan_children(**_: object) -> None:
     process._config["authkey"] = mp_process.AuthenticationString(os.urandom(32))  # type: ignore[attr-defined]
 
 
+def rescore() -> int:
+    """Periodic task (Celery beat): the clocks move scores."""
+    from workers.sweeper import rescore_all
+
+    settings = get_settings()
+    return rescore_all(make_engine(settings.database_url), settings)
+
+
 def make_celery(settings: Settings) -> Celery:
     app = Celery("triage", broker=settings.broker_url)
     limit = settings.run_time_limit_seconds
@@ -53,6 +62,14 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
     )
     app.task(name=CELERY_TASK)(run_triage)
+    app.task(name="triage.rescore")(rescore)
+    app.conf.beat_schedule = {
+        "rescore": {
+            "task": "triage.rescore",
+            "schedule": settings.rescore_interval_seconds,
+            "options": {"queue": QUEUE_NAME},
+        },
+    }
     worker_process_init.connect(allow_scan_children, weak=False)
     return app
 

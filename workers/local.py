@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from sqlalchemy.engine import Engine
 
 from triage import jobs, runs
 from triage.db import make_engine, session_scope
 from triage.settings import Settings
-from workers.sweeper import sweep_once
+from workers.sweeper import rescore_all, sweep_once
 
 log = logging.getLogger("triage.worker.local")
 
@@ -22,10 +23,15 @@ class LocalWorker:
         self.settings = settings
         self.engine = engine or make_engine(settings.database_url)
         self.worker_id = worker_id or jobs.worker_identity("local")
+        self._last_rescore = 0.0
 
     def run_one(self) -> bool:
-        """Sweep, then take and run the oldest queued run; False when there was none."""
+        """Sweep (and rescore when due), then take and run the oldest queued run; False when
+        there was none."""
         sweep_once(self.engine, self.settings)
+        if time.monotonic() - self._last_rescore >= self.settings.rescore_interval_seconds:
+            rescore_all(self.engine, self.settings)
+            self._last_rescore = time.monotonic()
         with session_scope(self.engine) as session:
             run_id = runs.next_queued(session)
         if run_id is None:

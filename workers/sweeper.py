@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from sqlalchemy.engine import Engine
 
-from triage import dispatch, runs
+from triage import dispatch, queue, runs
 from triage.db import session_scope
 from triage.models.runs import RunState
 from triage.settings import QueueBackend, Settings
@@ -16,7 +17,16 @@ from triage.settings import QueueBackend, Settings
 log = logging.getLogger("triage.sweeper")
 
 
+def rescore_all(engine: Engine, settings: Settings) -> int:
+    """The clocks move scores (days under restriction, approaching dates): rescore everything."""
+    policy = str(settings.scoring_policy) if settings.scoring_policy else None
+    with session_scope(engine) as session:
+        return queue.rescore(session, policy_path=policy)
+
+
 def sweep_once(engine: Engine, settings: Settings) -> list[tuple[int, RunState]]:
+    with session_scope(engine) as session:
+        queue.sweep(session)  # examiners' lapsed leases
     with session_scope(engine) as session:
         changed = runs.sweep(session)
     if settings.queue_backend is not QueueBackend.local:
@@ -37,8 +47,12 @@ class Sweeper(threading.Thread):
         self.engine, self.settings, self.stop = engine, settings, stop
 
     def run(self) -> None:
+        last_rescore = 0.0
         while not self.stop.wait(self.settings.sweep_interval_seconds):
             try:
                 sweep_once(self.engine, self.settings)
+                if time.monotonic() - last_rescore >= self.settings.rescore_interval_seconds:
+                    rescore_all(self.engine, self.settings)
+                    last_rescore = time.monotonic()
             except Exception:  # noqa: BLE001 - a database blip must not stop the sweeper
                 log.exception("sweep failed; will try again")

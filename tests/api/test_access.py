@@ -12,7 +12,7 @@ from tests.conftest import TESTDATA, Users
 
 # Every path parameter naming a case-scoped object; a new one must be added here (the test
 # below fails on an unknown parameter so that no new endpoint escapes the check).
-CASE_SCOPED_PARAMS = {"case_id", "exhibit_id", "image_id", "run_id"}
+CASE_SCOPED_PARAMS = {"case_id", "exhibit_id", "image_id", "run_id", "task_id", "override_id"}
 NOT_CASE_SCOPED_PARAMS = {"account_id", "hashset_id", "ruleset_id"}
 
 
@@ -28,7 +28,25 @@ def _case_with_objects(
         headers=h,
     ).json()
     run = client.get(f"/api/v1/exhibits/{exhibit['id']}/runs", headers=h).json()[0]
-    return {"case_id": case["id"], "exhibit_id": exhibit["id"], "image_id": image["id"], "run_id": run["id"]}
+    other = create_exhibit(client, h, case["id"], "JB/9")
+    client.post(
+        f"/api/v1/exhibits/{other['id']}/transitions", json={"to_state": "awaiting_examination"}, headers=h
+    )
+    task = client.get("/api/v1/queue", headers=h).json()["items"][0]["task"]
+    expires = "2099-01-01T00:00:00Z"
+    override = client.post(
+        f"/api/v1/cases/{case['id']}/overrides",
+        headers=h,
+        json={"kind": "hold", "reason": "test hold", "expires_at": expires},
+    ).json()
+    return {
+        "case_id": case["id"],
+        "exhibit_id": exhibit["id"],
+        "image_id": image["id"],
+        "run_id": run["id"],
+        "task_id": task["id"],
+        "override_id": override["id"],
+    }
 
 
 def _operations(client: TestClient) -> list[tuple[str, str, set[str]]]:

@@ -19,7 +19,9 @@ def test_starting_a_run_without_an_image_or_twice_is_409(
     exhibit = create_exhibit(client, h, case["id"])
     r = client.post(f"/api/v1/exhibits/{exhibit['id']}/runs", json={}, headers=h)
     assert r.status_code == 409 and "no evidence image" in r.json()["detail"]
-    client.post(f"/api/v1/exhibits/{exhibit['id']}/images", json={"path": str(TESTDATA / "ext2.E01")}, headers=h)
+    client.post(
+        f"/api/v1/exhibits/{exhibit['id']}/images", json={"path": str(TESTDATA / "ext2.E01")}, headers=h
+    )
     runs = client.get(f"/api/v1/exhibits/{exhibit['id']}/runs", headers=h).json()
     assert len(runs) == 1 and runs[0]["state"] == "queued"
     r = client.post(f"/api/v1/exhibits/{exhibit['id']}/runs", json={}, headers=h)
@@ -33,7 +35,9 @@ def test_cancelling_a_queued_run_returns_the_exhibit(
     h = headers["examiner"]
     case = create_case(client, headers["manager"], users.investigator.id)  # type: ignore[arg-type]
     exhibit = create_exhibit(client, h, case["id"])
-    client.post(f"/api/v1/exhibits/{exhibit['id']}/images", json={"path": str(TESTDATA / "ext2.E01")}, headers=h)
+    client.post(
+        f"/api/v1/exhibits/{exhibit['id']}/images", json={"path": str(TESTDATA / "ext2.E01")}, headers=h
+    )
     run = client.get(f"/api/v1/exhibits/{exhibit['id']}/runs", headers=h).json()[0]
     r = client.post(f"/api/v1/runs/{run['id']}/cancel", headers=h)
     assert r.status_code == 200 and r.json()["state"] == "cancelled"
@@ -66,9 +70,13 @@ def test_hash_sets_upload_and_register_are_admin_only_and_validated(
         assert r.status_code == 403
     r = client.post("/api/v1/hashsets/upload", files={"file": ("set.md5", body)}, headers=headers["admin"])
     assert r.status_code == 201 and r.json()["entries"] == 1 and r.json()["kind"] == "known_bad"
-    bad = client.post("/api/v1/hashsets/upload", files={"file": ("bad.txt", b"not a hash\n")}, headers=headers["admin"])
+    bad = client.post(
+        "/api/v1/hashsets/upload", files={"file": ("bad.txt", b"not a hash\n")}, headers=headers["admin"]
+    )
     assert bad.status_code == 400
-    missing = client.post("/api/v1/hashsets", json={"path": str(tmp_path / "nope.txt")}, headers=headers["admin"])
+    missing = client.post(
+        "/api/v1/hashsets", json={"path": str(tmp_path / "nope.txt")}, headers=headers["admin"]
+    )
     assert missing.status_code == 400
     assert len(client.get("/api/v1/hashsets", headers=headers["examiner"]).json()) == 1
     assert client.get("/api/v1/hashsets", headers=headers["investigator"]).status_code == 403
@@ -76,5 +84,5 @@ def test_hash_sets_upload_and_register_are_admin_only_and_validated(
 
 def test_metrics_are_served_in_prometheus_format(client: TestClient, users: Users) -> None:
     r = client.get("/metrics")
-    assert r.status_code == 200 and "triage_runs{state=\"queued\"} 0.0" in r.text
+    assert r.status_code == 200 and 'triage_runs{state="queued"} 0.0' in r.text
     assert "triage_run_duration_seconds_bucket" in r.text

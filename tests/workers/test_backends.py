@@ -94,8 +94,14 @@ def test_e01_and_ntfs_triaged_end_to_end(
         ("yara", "planted_marker", "/notes.txt"),
     }
     assert next(x for x in hits if x["source"] == "hashset")["category"] == "VICS 1 child abuse material"
-    for exhibit_id in (e01_exhibit, ntfs_exhibit):
-        assert api.get(f"/api/v1/exhibits/{exhibit_id}", headers=h).json()["state"] == "triaged"
+    for exhibit_id in (e01_exhibit, ntfs_exhibit):  # triaged, then queued for examination
+        assert api.get(f"/api/v1/exhibits/{exhibit_id}", headers=h).json()["state"] == "awaiting_examination"
+        trail = [e["to_state"] for e in api.get(f"/api/v1/exhibits/{exhibit_id}/custody", headers=h).json()]
+        assert trail[-3:] == ["triaging", "triaged", "awaiting_examination"]
+    # The hits raised the case's priority: its score names them.
+    case_id = api.get(f"/api/v1/exhibits/{ntfs_exhibit}", headers=h).json()["case_id"]
+    factors = {f["code"] for f in api.get(f"/api/v1/cases/{case_id}/score", headers=h).json()["factors"]}
+    assert "known_bad_hits" in factors
     image = api.get(f"/api/v1/exhibits/{e01_exhibit}/images", headers=h).json()[0]
     assert image["verification_state"] == "verified"
     dfxml = api.get(f"/api/v1/runs/{ntfs_run}/dfxml", headers=h)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from triage.cli import admin, reference, scan, worker
+from triage.cli import admin, queue, reference, scan, worker
 
 app = typer.Typer(
     name="triage",
@@ -20,5 +20,7 @@ app.add_typer(reference.rules_app, name="rules")
 app.command("serve")(admin.serve)
 app.command("scan")(scan.scan)
 app.command("worker")(worker.worker)
+app.command("queue")(queue.show_queue)
+app.command("rescore")(queue.rescore)
 
 __all__ = ["app"]

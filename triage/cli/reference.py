@@ -16,7 +16,9 @@ from triage.errors import TriageError
 from triage.settings import get_settings
 
 console = Console()
-hashsets_app = typer.Typer(help="Hash sets (known-bad: VICS, CAID, lists; known-good: NSRL).", no_args_is_help=True)
+hashsets_app = typer.Typer(
+    help="Hash sets (known-bad: VICS, CAID, lists; known-good: NSRL).", no_args_is_help=True
+)
 rules_app = typer.Typer(help="YARA rule sets.", no_args_is_help=True)
 
 
@@ -36,8 +38,10 @@ def hashsets_add(
     try:
         with session_scope(make_engine(settings.database_url)) as session:
             record = registry.register_hashset(session, system_context(), settings, path, name, kind)
-            console.print(f"hash set #{record.id} {record.name!r}: {record.format}, {record.kind}, "
-                          f"{record.entries} hashes, sha256 {record.sha256}")
+            console.print(
+                f"hash set #{record.id} {record.name!r}: {record.format}, {record.kind}, "
+                f"{record.entries} hashes, sha256 {record.sha256}"
+            )
     except (TriageError, ValueError) as exc:
         raise _fail(str(exc)) from None
 
@@ -48,8 +52,15 @@ def hashsets_list() -> None:
     with session_scope(make_engine(get_settings().database_url)) as session:
         table = Table("id", "name", "kind", "format", "entries", "active", "sha256")
         for r in registry.list_hashsets(session):
-            table.add_row(str(r.id), r.name, r.kind, r.format, str(r.entries), "yes" if r.active else "no",
-                          r.sha256[:16])
+            table.add_row(
+                str(r.id),
+                r.name,
+                r.kind,
+                r.format,
+                str(r.entries),
+                "yes" if r.active else "no",
+                r.sha256[:16],
+            )
     console.print(table)
 
 
@@ -60,8 +71,10 @@ def rules_add(path: Path, name: Annotated[str | None, typer.Option()] = None) ->
     try:
         with session_scope(make_engine(settings.database_url)) as session:
             record = registry.register_ruleset(session, system_context(), settings, path, name)
-            console.print(f"rule set #{record.id} {record.name!r}: {record.rule_count} rules in "
-                          f"{len(record.files)} files, sha256 {record.sha256}")
+            console.print(
+                f"rule set #{record.id} {record.name!r}: {record.rule_count} rules in "
+                f"{len(record.files)} files, sha256 {record.sha256}"
+            )
     except TriageError as exc:
         raise _fail(str(exc)) from None
 
@@ -72,6 +85,12 @@ def rules_list() -> None:
     with session_scope(make_engine(get_settings().database_url)) as session:
         table = Table("id", "name", "rules", "files", "active", "sha256")
         for r in registry.list_rulesets(session):
-            table.add_row(str(r.id), r.name, str(r.rule_count), str(len(r.files)), "yes" if r.active else "no",
-                          r.sha256[:16])
+            table.add_row(
+                str(r.id),
+                r.name,
+                str(r.rule_count),
+                str(len(r.files)),
+                "yes" if r.active else "no",
+                r.sha256[:16],
+            )
     console.print(table)

@@ -5,6 +5,7 @@ from triage.models.audit import AuditEvent, AuditEventPublic
 from triage.models.cases import Case, CaseMember, CasePublic
 from triage.models.exhibits import CustodyEvent, Exhibit, ExhibitState
 from triage.models.images import EvidenceImage, VerificationState
+from triage.models.queue import CaseScore, ExaminationTask, PriorityOverride, TaskState
 from triage.models.runs import HashSetRecord, RuleSetRecord, RunState, TriageHit, TriageRun
 
 __all__ = [
@@ -17,7 +18,11 @@ __all__ = [
     "CasePublic",
     "CustodyEvent",
     "EvidenceImage",
+    "CaseScore",
+    "ExaminationTask",
     "Exhibit",
+    "PriorityOverride",
+    "TaskState",
     "HashSetRecord",
     "RuleSetRecord",
     "RunState",

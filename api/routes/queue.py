@@ -1,0 +1,279 @@
+"""The examination queue: priority order with reasons, overrides with preview, claims."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel
+from sqlmodel import col, select
+
+from api.deps import CaseDep, CtxDep, PageDep, SessionDep, SettingsDep
+from api.schemas import Paged
+from triage import access, queue
+from triage.errors import NotFoundError
+from triage.models.accounts import STAFF_ROLES, Role
+from triage.models.cases import Case
+from triage.models.exhibits import Exhibit
+from triage.models.queue import (
+    CaseScore,
+    CompleteRequest,
+    ExaminationTask,
+    LeaseRequest,
+    OverrideCreate,
+    OverridePublic,
+    PriorityOverride,
+    TaskPublic,
+)
+from triage.scheduling import restriction_days_today
+
+router = APIRouter(tags=["queue"])
+
+
+class QueueEntry(BaseModel):
+    position: int
+    expected_date: date | None
+    task: TaskPublic
+    crime_reference: str
+    exhibit_reference: str
+    total: float
+    factors: list[dict[str, Any]]
+    policy_version: str
+
+
+class ScorePublic(BaseModel):
+    case_id: int
+    total: float
+    pinned: bool
+    held: bool
+    factors: list[dict[str, Any]]
+    policy_version: str
+
+
+class PreviewPublic(BaseModel):
+    current_position: int | None
+    new_position: int
+    new_total: float
+    factors: list[dict[str, Any]]
+
+
+def visible_task(task_id: int, session: SessionDep, ctx: CtxDep) -> ExaminationTask:
+    task = session.get(ExaminationTask, task_id)
+    if task is None:
+        raise NotFoundError(f"task {task_id} not found")
+    try:
+        access.get_case(session, ctx, task.case_id)
+    except NotFoundError:
+        raise NotFoundError(f"task {task_id} not found") from None
+    return task
+
+
+def visible_override(override_id: int, session: SessionDep, ctx: CtxDep) -> PriorityOverride:
+    row = session.get(PriorityOverride, override_id)
+    if row is None:
+        raise NotFoundError(f"override {override_id} not found")
+    try:
+        access.get_case(session, ctx, row.case_id)
+    except NotFoundError:
+        raise NotFoundError(f"override {override_id} not found") from None
+    return row
+
+
+TaskDep = Annotated[ExaminationTask, Depends(visible_task)]
+OverrideDep = Annotated[PriorityOverride, Depends(visible_override)]
+
+
+@router.get("/queue", response_model=Paged[QueueEntry])
+def list_queue(session: SessionDep, ctx: CtxDep, page: PageDep) -> Paged[QueueEntry]:
+    """Queued tasks in the order examiners will get them, with every score's reasons."""
+    ctx.require(*STAFF_ROLES)
+    snapshot = queue.queue_snapshot(session)
+    ordered = queue.positions(session)
+    chunk = ordered[page.offset : page.offset + page.limit]
+    scores = {
+        s.case_id: s
+        for s in session.exec(
+            select(CaseScore).where(col(CaseScore.case_id).in_({t.case_id for t in chunk}))
+        ).all()
+    }
+    cases = {
+        c.id: c for c in session.exec(select(Case).where(col(Case.id).in_({t.case_id for t in chunk}))).all()
+    }
+    exhibits = {
+        e.id: e
+        for e in session.exec(select(Exhibit).where(col(Exhibit.id).in_({t.exhibit_id for t in chunk}))).all()
+    }
+    items = []
+    for task in chunk:
+        score = scores.get(task.case_id) or CaseScore(case_id=task.case_id)
+        position, expected = snapshot[task.id or 0]
+        items.append(
+            QueueEntry(
+                position=position,
+                expected_date=expected,
+                task=TaskPublic.model_validate(task),
+                crime_reference=cases[task.case_id].crime_reference,
+                exhibit_reference=exhibits[task.exhibit_id].reference,
+                total=score.total,
+                factors=score.factors,
+                policy_version=score.policy_version,
+            )
+        )
+    return Paged(items=items, total=len(ordered), offset=page.offset, limit=page.limit)
+
+
+@router.get("/cases/{case_id}/score", response_model=ScorePublic)
+def case_score(case: CaseDep, session: SessionDep) -> ScorePublic:
+    score = session.get(CaseScore, case.id)
+    if score is None:
+        queue.rescore(session, case_ids=[case.id or 0])
+        session.commit()
+        score = session.get(CaseScore, case.id)
+    assert score is not None
+    return ScorePublic(
+        case_id=score.case_id,
+        total=score.total,
+        pinned=score.pinned,
+        held=score.held,
+        factors=score.factors,
+        policy_version=score.policy_version,
+    )
+
+
+@router.get("/cases/{case_id}/overrides", response_model=list[OverridePublic])
+def list_overrides(case: CaseDep, session: SessionDep, ctx: CtxDep) -> list[OverridePublic]:
+    ctx.require(*STAFF_ROLES)
+    rows = session.exec(
+        select(PriorityOverride).where(PriorityOverride.case_id == case.id).order_by(col(PriorityOverride.id))
+    ).all()
+    return [OverridePublic.model_validate(r) for r in rows]
+
+
+@router.post("/cases/{case_id}/overrides/preview", response_model=PreviewPublic)
+def preview_override(case: CaseDep, data: OverrideCreate, session: SessionDep, ctx: CtxDep) -> PreviewPublic:
+    """Where the case would land with this override; nothing is stored."""
+    p = queue.preview_override(session, ctx, case, data)
+    return PreviewPublic(**p.__dict__)
+
+
+@router.post("/cases/{case_id}/overrides", response_model=OverridePublic, status_code=201)
+def add_override(case: CaseDep, data: OverrideCreate, session: SessionDep, ctx: CtxDep) -> OverridePublic:
+    """Boost, pin or hold a case, with a reason and an expiry (managers)."""
+    row = queue.add_override(session, ctx, case, data)
+    session.commit()
+    return OverridePublic.model_validate(row)
+
+
+@router.post("/overrides/{override_id}/revoke", response_model=OverridePublic)
+def revoke_override(override: OverrideDep, session: SessionDep, ctx: CtxDep) -> OverridePublic:
+    row = queue.revoke_override(session, ctx, override)
+    session.commit()
+    return OverridePublic.model_validate(row)
+
+
+@router.post(
+    "/tasks/claim-next", response_model=TaskPublic, responses={204: {"description": "no job for you"}}
+)
+def claim_next(session: SessionDep, ctx: CtxDep, settings: SettingsDep) -> TaskPublic | Response:
+    """The highest-priority job you are qualified for, claimed for you alone (204: none)."""
+    task = queue.claim_next(session, ctx, settings.task_lease_seconds)
+    session.commit()
+    if task is None:
+        return Response(status_code=204)
+    return TaskPublic.model_validate(task)
+
+
+@router.get("/tasks/{task_id}", response_model=TaskPublic)
+def get_task(task: TaskDep, ctx: CtxDep) -> TaskPublic:
+    return TaskPublic.model_validate(task)
+
+
+@router.post("/tasks/{task_id}/heartbeat", response_model=TaskPublic, responses={409: {}})
+def heartbeat(
+    task: TaskDep, data: LeaseRequest, session: SessionDep, ctx: CtxDep, settings: SettingsDep
+) -> TaskPublic:
+    task = queue.heartbeat(session, ctx, task, data.attempt, settings.task_lease_seconds)
+    session.commit()
+    return TaskPublic.model_validate(task)
+
+
+@router.post("/tasks/{task_id}/release", response_model=TaskPublic, responses={409: {}})
+def release(task: TaskDep, data: LeaseRequest, session: SessionDep, ctx: CtxDep) -> TaskPublic:
+    """Hand the job back to the queue."""
+    task = queue.release(session, ctx, task, data.attempt)
+    session.commit()
+    return TaskPublic.model_validate(task)
+
+
+@router.post("/tasks/{task_id}/complete", response_model=TaskPublic, responses={409: {}})
+def complete(task: TaskDep, data: CompleteRequest, session: SessionDep, ctx: CtxDep) -> TaskPublic:
+    task = queue.complete(session, ctx, task, data.attempt, data.outcome)
+    session.commit()
+    return TaskPublic.model_validate(task)
+
+
+class DeviceStatus(BaseModel):
+    exhibit_id: int
+    reference: str
+    device_type: str
+    state: str
+    queue_position: int | None
+    expected_examination_date: date | None
+
+
+class CaseStatus(BaseModel):
+    case_id: int
+    crime_reference: str
+    restriction_kind: str | None
+    days_under_restriction: int | None
+    devices: list[DeviceStatus]
+
+
+def _status(session: Any, case: Case, snapshot: dict[int, Any]) -> CaseStatus:
+    devices = []
+    for exhibit in session.exec(
+        select(Exhibit).where(Exhibit.case_id == case.id).order_by(col(Exhibit.id))
+    ).all():
+        task = queue.open_task(session, exhibit.id or 0)
+        position, expected = snapshot.get(task.id or 0, (None, None)) if task else (None, None)
+        devices.append(
+            DeviceStatus(
+                exhibit_id=exhibit.id or 0,
+                reference=exhibit.reference,
+                device_type=str(exhibit.device_type),
+                state=str(exhibit.state),
+                queue_position=position,
+                expected_examination_date=expected,
+            )
+        )
+    return CaseStatus(
+        case_id=case.id or 0,
+        crime_reference=case.crime_reference,
+        restriction_kind=str(case.restriction_kind) if case.restriction_kind else None,
+        days_under_restriction=restriction_days_today(case),
+        devices=devices,
+    )
+
+
+@router.get("/cases/{case_id}/status", response_model=CaseStatus)
+def case_status(case: CaseDep, session: SessionDep) -> CaseStatus:
+    """For the officer in the case: where each device is, its place in the queue and the
+    expected examination date, and how long a family restriction has run."""
+    return _status(session, case, queue.queue_snapshot(session))
+
+
+@router.get("/my/cases", response_model=list[CaseStatus])
+def my_cases(session: SessionDep, ctx: CtxDep) -> list[CaseStatus]:
+    """The caller's own cases (investigators: where they are officer or added) with status."""
+    clause = access.case_visibility_clause(ctx)
+    query = select(Case).order_by(col(Case.id))
+    if clause is not None:
+        query = query.where(clause)
+    elif ctx.actor is not None and ctx.actor.role == Role.investigator:
+        return []
+    else:
+        assert ctx.actor is not None
+        query = query.where(Case.officer_id == ctx.actor.id)
+    snapshot = queue.queue_snapshot(session)
+    return [_status(session, c, snapshot) for c in session.exec(query.limit(200)).all()]

@@ -1,0 +1,175 @@
+"""score(case facts, triage facts, now, policy) -> Score with its factors. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+
+from scoring.model import CaseFacts, Factor, Override, OverrideKind, Score, TriageFacts
+from scoring.policy import Policy
+
+
+def restriction_days(case: CaseFacts, today: date) -> int | None:
+    """Days a family restriction has been in force today, or None if none is in force."""
+    if case.restriction_kind is None or case.restriction_start is None or case.restriction_start > today:
+        return None
+    if case.restriction_end is not None and case.restriction_end < today:
+        return None
+    return (today - case.restriction_start).days
+
+
+def restriction_points(days: int, weights: dict[str, float]) -> float:
+    """Non-decreasing in ``days``: linear, steeper after ``steep_after_days``, flat after ``cap_days``."""
+    capped = min(days, int(weights["cap_days"]))
+    steep = int(weights["steep_after_days"])
+    early = min(capped, steep)
+    late = max(0, capped - steep)
+    return float(weights["base"]) + early * float(weights["per_day"]) + late * float(weights["per_day_after"])
+
+
+def _approaching(when: date | None, today: date, weights: dict[str, float]) -> float:
+    if when is None:
+        return 0.0
+    days_left = (when - today).days
+    window = float(weights["window_days"])
+    if days_left > window:
+        return 0.0
+    share = 1.0 if days_left <= 0 else (window - days_left) / window
+    return round(float(weights["points"]) * share, 2)
+
+
+def score(
+    case: CaseFacts, triage: TriageFacts, now: datetime, policy: Policy, overrides: Iterable[Override] = ()
+) -> Score:
+    today = now.date()
+    factors: list[Factor] = []
+
+    def add(code: str, label: str, points: float, source: str) -> None:
+        if points:
+            factors.append(Factor(code, label, round(points, 2), source))
+
+    f = policy.get
+    if (w := f("access_children_home")) and case.suspect_access_children_home:
+        add(
+            "access_children_home",
+            "Suspect has access to children at home",
+            w["points"],
+            "suspect_access_children_home",
+        )
+    if (w := f("access_children_work")) and case.suspect_access_children_work:
+        add(
+            "access_children_work",
+            "Suspect has access to children through work",
+            w["points"],
+            "suspect_access_children_work",
+        )
+    if (w := f("children_in_household")) and case.children_in_household > 0:
+        add(
+            "children_in_household",
+            f"{case.children_in_household} child(ren) in the household",
+            min(case.children_in_household * w["per_child"], w["max"]),
+            "children_in_household",
+        )
+    if (w := f("section47_open")) and case.section47_open:
+        add("section47_open", "Open section 47 enquiry", w["points"], "section47_open")
+    if (w := f("child_protection_plan")) and case.child_protection_plan:
+        add("child_protection_plan", "Child protection plan in place", w["points"], "child_protection_plan")
+    if (w := f("family_restriction")) and (days := restriction_days(case, today)) is not None:
+        add(
+            "family_restriction",
+            f"Family restriction ({case.restriction_kind}) in force for {days} days",
+            restriction_points(days, w),
+            f"restriction_start {case.restriction_start}",
+        )
+    if (w := f("known_bad_hits")) and triage.known_bad_by_category:
+        total = 0.0
+        for category, count in triage.known_bad_by_category.items():
+            rate = next(
+                (p for prefix, p in w["per_file"].items() if category.startswith(prefix)),
+                w["default_per_file"],
+            )
+            total += rate * count
+        files = sum(triage.known_bad_by_category.values())
+        add(
+            "known_bad_hits",
+            f"{files} file(s) matching known-bad hash sets",
+            min(total, w["max"]),
+            ", ".join(f"{c}: {n}" for c, n in sorted(triage.known_bad_by_category.items())),
+        )
+    if (w := f("child_yara_hits")) and triage.child_yara_hits:
+        add(
+            "child_yara_hits",
+            f"{triage.child_yara_hits} child-related YARA hit(s)",
+            min(triage.child_yara_hits * w["per_hit"], w["max"]),
+            "triage YARA hits",
+        )
+    if w := f("bail_return_approaching"):
+        add(
+            "bail_return_approaching",
+            f"Bail return on {case.bail_return_date}",
+            _approaching(case.bail_return_date, today, w),
+            "bail_return_date",
+        )
+    if w := f("court_date_approaching"):
+        add(
+            "court_date_approaching",
+            f"Next court date {case.next_court_date}",
+            _approaching(case.next_court_date, today, w),
+            "next_court_date",
+        )
+    if w := f("offence_seriousness"):
+        add(
+            "offence_seriousness",
+            f"Offence: {case.offence_category}",
+            w["points"].get(case.offence_category, 0),
+            "offence_category",
+        )
+    if (w := f("waiting_time")) and today > case.received_date:
+        weeks = (today - case.received_date).days / 7
+        add(
+            "waiting_time",
+            f"Waiting {int(weeks)} week(s) since received",
+            min(weeks * w["per_week"], w["max"]),
+            f"received_date {case.received_date}",
+        )
+
+    pinned = held = False
+    for override in overrides:
+        if override.expires_at <= now:
+            continue
+        until = override.expires_at.isoformat(timespec="minutes")
+        if override.kind is OverrideKind.boost:
+            add(
+                "override_boost",
+                f"Boost by {override.author}: {override.reason} (until {until})",
+                override.points,
+                "manager override",
+            )
+        elif override.kind is OverrideKind.pin:
+            pinned = True
+            factors.append(
+                Factor(
+                    "override_pin",
+                    f"Pinned to top by {override.author}: {override.reason} (until {until})",
+                    0.0,
+                    "manager override",
+                )
+            )
+        else:
+            held = True
+            factors.append(
+                Factor(
+                    "override_hold",
+                    f"On hold by {override.author}: {override.reason} (until {until})",
+                    0.0,
+                    "manager override",
+                )
+            )
+    total = round(sum(x.points for x in factors), 2)
+    return Score(
+        total=total,
+        factors=tuple(factors),
+        policy_version=policy.version,
+        pinned=pinned and not held,
+        held=held,
+    )

@@ -1,0 +1,529 @@
+"""The examination queue: scores, overrides, tasks, claims with leases, expected dates.
+
+Scores come from ``scoring`` (pure); this module gathers the facts, stores the results and
+keeps one examination task per exhibit that is ready for examination. Claiming is atomic:
+PostgreSQL skips rows other transactions have locked; SQLite transactions begin IMMEDIATE.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import bindparam, func, or_, update
+from sqlmodel import Session, col, select
+
+import scoring
+from triage import audit, hooks
+from triage.context import Context, system_context
+from triage.errors import ConflictError, FieldValidationError, NotFoundError
+from triage.models.accounts import Account, Role
+from triage.models.cases import Case
+from triage.models.exhibits import Exhibit, ExhibitState
+from triage.models.queue import CaseScore, ExaminationTask, OverrideCreate, PriorityOverride, TaskState
+from triage.models.runs import RunState, TriageHit, TriageRun
+from triage.models.types import utcnow
+
+MANAGERS = (Role.admin, Role.manager)
+CHILD_RULE_MARKERS = ("child", "csam", "csae", "iioc")
+RATE_WEEKS = 4
+
+
+@lru_cache(maxsize=4)
+def policy(path: str | None = None) -> scoring.Policy:
+    """The scoring policy (the packaged default, or TRIAGE_SCORING_POLICY); refused at load
+    if it names an unknown factor."""
+    return scoring.load(Path(path) if path else None)
+
+
+# --- facts -------------------------------------------------------------------------------
+
+
+def case_facts(case: Case) -> scoring.CaseFacts:
+    return scoring.CaseFacts(
+        offence_category=str(case.offence_category),
+        received_date=case.received_date,
+        children_in_household=case.children_in_household,
+        suspect_access_children_home=case.suspect_access_children_home,
+        suspect_access_children_work=case.suspect_access_children_work,
+        section47_open=case.section47_open,
+        child_protection_plan=case.child_protection_plan,
+        restriction_kind=str(case.restriction_kind) if case.restriction_kind else None,
+        restriction_start=case.restriction_start,
+        restriction_end=case.restriction_end,
+        bail_return_date=case.bail_return_date,
+        next_court_date=case.next_court_date,
+    )
+
+
+def _latest_runs(session: Session, case_ids: Sequence[int] | None) -> Any:
+    """The newest succeeded run of each exhibit (earlier runs are superseded)."""
+    query = (
+        select(func.max(TriageRun.id))
+        .join(Exhibit, col(Exhibit.id) == col(TriageRun.exhibit_id))
+        .where(TriageRun.state == RunState.succeeded)
+        .group_by(TriageRun.exhibit_id)
+    )
+    if case_ids is not None:
+        query = query.where(col(Exhibit.case_id).in_(case_ids))
+    return query
+
+
+def triage_facts(session: Session, case_ids: Sequence[int] | None = None) -> dict[int, scoring.TriageFacts]:
+    latest = _latest_runs(session, case_ids)
+    rows = session.exec(
+        select(TriageHit.case_id, TriageHit.source, TriageHit.category, func.count())
+        .where(col(TriageHit.run_id).in_(latest), col(TriageHit.alert))
+        .group_by(col(TriageHit.case_id), col(TriageHit.source), col(TriageHit.category))
+    ).all()
+    bad: dict[int, dict[str, int]] = defaultdict(dict)
+    yara: dict[int, int] = defaultdict(int)
+    for case_id, source, category, count in rows:
+        if source == "hashset":
+            bad[case_id][category] = bad[case_id].get(category, 0) + int(count)
+        elif any(m in (category or "").lower() for m in CHILD_RULE_MARKERS):
+            yara[case_id] += int(count)
+    return {
+        cid: scoring.TriageFacts(dict(bad.get(cid, {})), yara.get(cid, 0)) for cid in set(bad) | set(yara)
+    }
+
+
+def active_overrides(
+    session: Session, now: datetime, case_ids: Sequence[int] | None = None
+) -> dict[int, list[scoring.Override]]:
+    query = (
+        select(PriorityOverride, Account.username)
+        .join(Account, col(Account.id) == col(PriorityOverride.author_id))
+        .where(col(PriorityOverride.expires_at) > now, col(PriorityOverride.revoked_at).is_(None))
+    )
+    if case_ids is not None:
+        query = query.where(col(PriorityOverride.case_id).in_(case_ids))
+    out: dict[int, list[scoring.Override]] = defaultdict(list)
+    for row, author in session.exec(query).all():
+        out[row.case_id].append(
+            scoring.Override(scoring.OverrideKind(row.kind), row.reason, author, row.expires_at, row.points)
+        )
+    return out
+
+
+# --- rescoring ---------------------------------------------------------------------------
+
+
+def rescore(
+    session: Session,
+    now: datetime | None = None,
+    case_ids: Sequence[int] | None = None,
+    policy_path: str | None = None,
+) -> int:
+    """Recompute and store the score of the given cases (all open cases if None) and carry it
+    to their queued tasks. Returns how many cases were scored."""
+    now = now or utcnow()
+    pol = policy(policy_path)
+    query = select(Case)
+    if case_ids is not None:
+        query = query.where(col(Case.id).in_(case_ids))
+    cases = session.exec(query).all()
+    ids = [c.id for c in cases if c.id is not None]
+    facts = triage_facts(session, ids if case_ids is not None else None)
+    overrides = active_overrides(session, now, ids if case_ids is not None else None)
+    existing = (
+        {s.case_id: s for s in session.exec(select(CaseScore).where(col(CaseScore.case_id).in_(ids))).all()}
+        if case_ids is not None
+        else {s.case_id: s for s in session.exec(select(CaseScore)).all()}
+    )
+    empty = scoring.TriageFacts()
+    task_updates = []
+    for case in cases:
+        assert case.id is not None
+        result = scoring.score(
+            case_facts(case), facts.get(case.id, empty), now, pol, overrides.get(case.id, ())
+        )
+        stored = existing.get(case.id) or CaseScore(case_id=case.id)
+        stored.total, stored.pinned, stored.held = result.total, result.pinned, result.held
+        stored.factors = [f.__dict__ for f in result.factors]
+        stored.policy_version, stored.computed_at = result.policy_version, now
+        session.add(stored)
+        task_updates.append({"cid": case.id, "p": result.total, "pin": result.pinned, "hold": result.held})
+    session.flush()
+    if task_updates:
+        table = ExaminationTask.__table__  # type: ignore[attr-defined]
+        open_state = or_(table.c.state == TaskState.queued.value, table.c.state == TaskState.claimed.value)
+        session.connection().execute(
+            update(table)
+            .where(table.c.case_id == bindparam("cid"), open_state)
+            .values(priority=bindparam("p"), pinned=bindparam("pin"), held=bindparam("hold")),
+            task_updates,
+        )
+    return len(cases)
+
+
+def _rescore_hook(session: Session, case_id: int) -> None:
+    rescore(session, case_ids=[case_id])
+
+
+hooks.on_triage_result.append(_rescore_hook)
+
+
+# --- overrides ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preview:
+    current_position: int | None
+    new_position: int
+    new_total: float
+    factors: list[dict[str, Any]]
+
+
+def _validate_override(data: OverrideCreate, now: datetime) -> None:
+    if data.expires_at.tzinfo is None:
+        raise FieldValidationError("expires_at", "needs a time zone (e.g. 2026-12-01T09:00:00Z)")
+    if data.expires_at <= now:
+        raise FieldValidationError("expires_at", "is in the past")
+    if data.kind == "boost" and data.points <= 0:
+        raise FieldValidationError("points", "a boost needs points > 0")
+
+
+def queue_order(session: Session) -> list[tuple[int, bool, bool, float]]:
+    """(case id, pinned, held, total) of every scored case with queued or claimed work, in order."""
+    rows = session.exec(
+        select(CaseScore.case_id, CaseScore.pinned, CaseScore.held, CaseScore.total).where(
+            col(CaseScore.case_id).in_(
+                select(ExaminationTask.case_id).where(
+                    col(ExaminationTask.state).in_([TaskState.queued, TaskState.claimed])
+                )
+            )
+        )
+    ).all()
+    return sorted(rows, key=lambda r: (-(1 if r[1] else -1 if r[2] else 0), -r[3], r[0]))
+
+
+def preview_override(
+    session: Session, ctx: Context, case: Case, data: OverrideCreate, now: datetime | None = None
+) -> Preview:
+    """Where the case would land with this override, without storing anything."""
+    ctx.require(*MANAGERS)
+    now = now or utcnow()
+    _validate_override(data, now)
+    assert case.id is not None
+    order = queue_order(session)
+    current = next((i + 1 for i, r in enumerate(order) if r[0] == case.id), None)
+    extra = scoring.Override(
+        scoring.OverrideKind(data.kind), data.reason, ctx.actor_name, data.expires_at, data.points
+    )
+    overrides = [*active_overrides(session, now, [case.id]).get(case.id, []), extra]
+    facts = triage_facts(session, [case.id]).get(case.id, scoring.TriageFacts())
+    result = scoring.score(case_facts(case), facts, now, policy(), overrides)
+    others = [r for r in order if r[0] != case.id]
+    mine = (1 if result.pinned else -1 if result.held else 0, result.total)
+    position = 1 + sum(1 for r in others if (1 if r[1] else -1 if r[2] else 0, r[3]) > mine)
+    return Preview(current, position, result.total, [f.__dict__ for f in result.factors])
+
+
+def add_override(
+    session: Session, ctx: Context, case: Case, data: OverrideCreate, now: datetime | None = None
+) -> PriorityOverride:
+    actor = ctx.require(*MANAGERS)
+    now = now or utcnow()
+    _validate_override(data, now)
+    assert case.id is not None and actor.id is not None
+    row = PriorityOverride(
+        case_id=case.id,
+        kind=data.kind,
+        points=data.points if data.kind == "boost" else 0.0,
+        reason=data.reason,
+        author_id=actor.id,
+        expires_at=data.expires_at,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(session, ctx, "override.add", "priority_override", row.id, None, audit.snapshot(row))
+    rescore(session, now, [case.id])
+    return row
+
+
+def revoke_override(session: Session, ctx: Context, override: PriorityOverride) -> PriorityOverride:
+    ctx.require(*MANAGERS)
+    if override.revoked_at is not None:
+        raise ConflictError("override already revoked")
+    before = audit.snapshot(override)
+    override.revoked_at = utcnow()
+    session.add(override)
+    session.flush()
+    audit.record(
+        session, ctx, "override.revoke", "priority_override", override.id, before, audit.snapshot(override)
+    )
+    rescore(session, case_ids=[override.case_id])
+    return override
+
+
+# --- tasks ---------------------------------------------------------------------------------
+
+
+def _needs_clearance(session: Session, exhibit_id: int) -> bool:
+    latest = select(func.max(TriageRun.id)).where(
+        TriageRun.exhibit_id == exhibit_id, TriageRun.state == RunState.succeeded
+    )
+    hit = session.exec(
+        select(TriageHit.id)
+        .where(col(TriageHit.run_id).in_(latest), TriageHit.source == "hashset", col(TriageHit.alert))
+        .limit(1)
+    ).first()
+    return hit is not None
+
+
+def open_task(session: Session, exhibit_id: int) -> ExaminationTask | None:
+    return session.exec(
+        select(ExaminationTask).where(
+            ExaminationTask.exhibit_id == exhibit_id,
+            col(ExaminationTask.state).in_([TaskState.queued, TaskState.claimed]),
+        )
+    ).first()
+
+
+def on_exhibit_state(
+    session: Session, ctx: Context, exhibit: Exhibit, old: ExhibitState, new: ExhibitState
+) -> None:
+    """Keep the exhibit's task in step with its lifecycle state (called by custody)."""
+    task = open_task(session, exhibit.id or 0)
+    if new == ExhibitState.awaiting_examination:
+        if task is None:
+            assert exhibit.id is not None
+            task = ExaminationTask(
+                exhibit_id=exhibit.id,
+                case_id=exhibit.case_id,
+                device_type=str(exhibit.device_type),
+                needs_iioc_clearance=_needs_clearance(session, exhibit.id),
+            )
+            session.add(task)
+            session.flush()
+            audit.record(session, ctx, "task.create", "examination_task", task.id, None, audit.snapshot(task))
+            rescore(session, case_ids=[exhibit.case_id])
+        elif task.state == TaskState.claimed and old == ExhibitState.in_examination:
+            _requeue(session, ctx, task, "exhibit returned to the queue")
+    elif task is not None and new == ExhibitState.in_examination and task.state == TaskState.queued:
+        # Taken into examination by hand (not through claim-next): the task is theirs, no lease.
+        before = audit.snapshot(task)
+        task.state, task.claimed_by, task.claimed_at = TaskState.claimed, ctx.actor_id, utcnow()
+        task.attempt += 1
+        session.add(task)
+        session.flush()
+        audit.record(session, ctx, "task.claim", "examination_task", task.id, before, audit.snapshot(task))
+    elif task is not None and new == ExhibitState.examined and task.state == TaskState.claimed:
+        before = audit.snapshot(task)
+        task.state, task.completed_at, task.lease_expires_at = TaskState.completed, utcnow(), None
+        task.outcome = task.outcome or "examined"
+        session.add(task)
+        session.flush()
+        audit.record(session, ctx, "task.complete", "examination_task", task.id, before, audit.snapshot(task))
+    elif task is not None and new not in (ExhibitState.in_examination, ExhibitState.awaiting_examination):
+        before = audit.snapshot(task)
+        task.state, task.lease_expires_at = TaskState.withdrawn, None
+        session.add(task)
+        session.flush()
+        audit.record(session, ctx, "task.withdraw", "examination_task", task.id, before, audit.snapshot(task))
+
+
+def _requeue(session: Session, ctx: Context, task: ExaminationTask, reason: str) -> None:
+    before = audit.snapshot(task)
+    task.state, task.claimed_by, task.lease_expires_at = TaskState.queued, None, None
+    session.add(task)
+    session.flush()
+    audit.record(
+        session,
+        ctx,
+        "task.requeue",
+        "examination_task",
+        task.id,
+        before,
+        {**audit.snapshot(task), "reason": reason},
+    )
+
+
+def _eligible(examiner: Account) -> list[Any]:
+    conditions = [col(ExaminationTask.state) == TaskState.queued, col(ExaminationTask.held).is_(False)]
+    if examiner.device_types:
+        conditions.append(col(ExaminationTask.device_type).in_(examiner.device_types))
+    if not examiner.iioc_cleared:
+        conditions.append(col(ExaminationTask.needs_iioc_clearance).is_(False))
+    return conditions
+
+
+def claim_next(
+    session: Session, ctx: Context, lease_seconds: float, now: datetime | None = None
+) -> ExaminationTask | None:
+    """The highest-priority task this examiner is qualified for, claimed for them alone."""
+    from triage import custody
+
+    examiner = ctx.require(Role.examiner, Role.admin)
+    now = now or utcnow()
+    query = (
+        select(ExaminationTask)
+        .where(*_eligible(examiner))
+        .order_by(
+            col(ExaminationTask.pinned).desc(),
+            col(ExaminationTask.priority).desc(),
+            col(ExaminationTask.queued_at),
+            col(ExaminationTask.id),
+        )
+        .limit(1)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    task = session.exec(query).first()
+    if task is None:
+        return None
+    before = audit.snapshot(task)
+    task.state, task.claimed_by, task.claimed_at = TaskState.claimed, examiner.id, now
+    task.lease_expires_at, task.attempt = now + timedelta(seconds=lease_seconds), task.attempt + 1
+    session.add(task)
+    session.flush()
+    audit.record(session, ctx, "task.claim", "examination_task", task.id, before, audit.snapshot(task))
+    exhibit = session.get(Exhibit, task.exhibit_id)
+    assert exhibit is not None
+    custody.transition(session, ctx, exhibit, ExhibitState.in_examination, f"task {task.id} claimed")
+    session.refresh(task)
+    return task
+
+
+def get_task(session: Session, task_id: int) -> ExaminationTask:
+    task = session.get(ExaminationTask, task_id)
+    if task is None:
+        raise NotFoundError(f"task {task_id} not found")
+    return task
+
+
+def _held_by(ctx: Context, task: ExaminationTask, attempt: int) -> Account:
+    actor = ctx.require(Role.examiner, Role.admin)
+    if task.state != TaskState.claimed or task.claimed_by != actor.id or task.attempt != attempt:
+        raise ConflictError(f"task {task.id} is not held by you (or your lease has lapsed)")
+    return actor
+
+
+def heartbeat(
+    session: Session, ctx: Context, task: ExaminationTask, attempt: int, lease_seconds: float
+) -> ExaminationTask:
+    _held_by(ctx, task, attempt)
+    task.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
+    session.add(task)
+    session.flush()
+    return task
+
+
+def release(
+    session: Session, ctx: Context, task: ExaminationTask, attempt: int, reason: str = "handed back"
+) -> ExaminationTask:
+    """Hand the job back: it returns to the queue, the exhibit to awaiting examination."""
+    from triage import custody
+
+    _held_by(ctx, task, attempt)
+    exhibit = session.get(Exhibit, task.exhibit_id)
+    assert exhibit is not None
+    custody.transition(session, ctx, exhibit, ExhibitState.awaiting_examination, f"task {task.id}: {reason}")
+    return task
+
+
+def complete(
+    session: Session, ctx: Context, task: ExaminationTask, attempt: int, outcome: str
+) -> ExaminationTask:
+    from triage import custody
+
+    _held_by(ctx, task, attempt)
+    task.outcome = outcome
+    exhibit = session.get(Exhibit, task.exhibit_id)
+    assert exhibit is not None
+    custody.transition(session, ctx, exhibit, ExhibitState.examined, f"task {task.id} completed: {outcome}")
+    return task
+
+
+def sweep(session: Session, now: datetime | None = None) -> list[int]:
+    """Return tasks whose examiner's lease lapsed to the queue."""
+    from triage import custody
+
+    now = now or utcnow()
+    query = select(ExaminationTask).where(
+        ExaminationTask.state == TaskState.claimed, col(ExaminationTask.lease_expires_at) < now
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ctx = system_context()
+    returned = []
+    for task in session.exec(query).all():
+        exhibit = session.get(Exhibit, task.exhibit_id)
+        assert exhibit is not None
+        custody.transition(
+            session,
+            ctx,
+            exhibit,
+            ExhibitState.awaiting_examination,
+            f"task {task.id}: examiner's lease lapsed",
+        )
+        returned.append(task.id or 0)
+    return returned
+
+
+# --- expected examination dates ------------------------------------------------------------
+
+
+def completion_rate(session: Session, now: datetime, weeks: int = RATE_WEEKS) -> float:
+    """Tasks completed per day over the last ``weeks`` weeks."""
+    since = now - timedelta(weeks=weeks)
+    done = session.exec(
+        select(func.count())
+        .select_from(ExaminationTask)
+        .where(ExaminationTask.state == TaskState.completed, col(ExaminationTask.completed_at) >= since)
+    ).one()
+    return int(done) / (weeks * 7)
+
+
+def positions(session: Session) -> list[ExaminationTask]:
+    """Queued tasks in the order examiners will get them (held ones last)."""
+    return list(
+        session.exec(
+            select(ExaminationTask)
+            .where(ExaminationTask.state == TaskState.queued)
+            .order_by(
+                col(ExaminationTask.held),
+                col(ExaminationTask.pinned).desc(),
+                col(ExaminationTask.priority).desc(),
+                col(ExaminationTask.queued_at),
+                col(ExaminationTask.id),
+            )
+        ).all()
+    )
+
+
+def expected_date(position: int, rate_per_day: float, today: date) -> date | None:
+    """The day the task at ``position`` (1 = next) is expected to be taken, at the recent pace."""
+    if rate_per_day <= 0:
+        return None
+    return today + timedelta(days=math.ceil(position / rate_per_day) - 1 if position > 0 else 0)
+
+
+def queue_snapshot(session: Session, now: datetime | None = None) -> dict[int, tuple[int, date | None]]:
+    """{task id: (position, expected date)} for every queued task."""
+    now = now or utcnow()
+    rate = completion_rate(session, now)
+    return {t.id or 0: (i, expected_date(i, rate, now.date())) for i, t in enumerate(positions(session), 1)}
+
+
+def cases_with_tasks(session: Session, ids: Iterable[int]) -> list[int]:
+    return [
+        c
+        for c in session.exec(
+            select(ExaminationTask.case_id).where(col(ExaminationTask.case_id).in_(list(ids)))
+        ).all()
+    ]
+
+
+def require_override(session: Session, override_id: int) -> PriorityOverride:
+    row = session.get(PriorityOverride, override_id)
+    if row is None:
+        raise NotFoundError(f"override {override_id} not found")
+    return row
