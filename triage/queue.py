@@ -68,7 +68,7 @@ def _latest_runs(session: Session, case_ids: Sequence[int] | None) -> Any:
         select(func.max(TriageRun.id))
         .join(Exhibit, col(Exhibit.id) == col(TriageRun.exhibit_id))
         .where(TriageRun.state == RunState.succeeded)
-        .group_by(TriageRun.exhibit_id)
+        .group_by(col(TriageRun.exhibit_id))
     )
     if case_ids is not None:
         query = query.where(col(Exhibit.case_id).in_(case_ids))
