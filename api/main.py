@@ -6,9 +6,10 @@ from fastapi import APIRouter, FastAPI
 
 from api import errors
 from api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from api.routes import accounts, audit, auth, cases, exhibits, health, metrics, queue, reference, runs
+from api.routes import accounts, audit, auth, cases, exhibits, health, metrics, reference, runs
+from api.routes import queue as queue_routes
 from api.routes.auth import LoginThrottle
-from triage import __version__
+from triage import __version__, queue
 from triage.db import make_engine
 from triage.settings import Settings, get_settings
 
@@ -18,6 +19,8 @@ API_PREFIX = "/api/v1"
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings``; the engine is created here but connects lazily."""
     settings = settings or get_settings()
+    # Refuse a bad scoring policy now, naming its line, rather than at the first rescore.
+    queue.policy(str(settings.scoring_policy) if settings.scoring_policy else None)
     app = FastAPI(
         title="HTCU Triage Queue",
         version=__version__,
@@ -29,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_throttle = LoginThrottle()
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, accounts, cases, exhibits, runs, queue, reference, audit):
+    for module in (auth, accounts, cases, exhibits, runs, queue_routes, reference, audit):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

@@ -77,3 +77,15 @@ def test_readme_quick_start_is_exactly_make_run_and_make_test() -> None:
     assert commands == ["make run", "make test"]
     makefile = (ROOT / "Makefile").read_text()
     assert "\nrun:" in makefile and "\ntest:" in makefile
+
+
+def test_a_policy_with_an_unknown_factor_is_refused_at_start_up(tmp_path: Path) -> None:
+    from api.main import create_app
+    from scoring import PolicyError
+
+    bad = tmp_path / "policy.toml"
+    bad.write_text(
+        'version = "local-1"\n[factors.section47_open]\npoints = 10\n[factors.horoscope]\npoints = 1\n'
+    )
+    with pytest.raises(PolicyError, match=r"policy.toml:4: unknown policy factor 'horoscope'"):
+        create_app(Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}", scoring_policy=bad))

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from triage.context import Context
@@ -63,11 +64,8 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event in the caller's transaction (it commits or rolls back with the change)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_AUDIT_LOCK})
-    last = session.exec(select(AuditEvent.hash).order_by(col(AuditEvent.id).desc()).limit(1)).first()
-    prev = last or GENESIS
+    """Add one event to the caller's transaction; it is chained and written at commit, so it
+    commits or rolls back with the change it describes."""
     event = AuditEvent(
         at=utcnow(),
         actor_id=ctx.actor_id,
@@ -78,13 +76,40 @@ def record(
         before=before,
         after=after,
         request_id=ctx.request_id,
-        prev_hash=prev,
+        prev_hash="",
         hash="",
     )
-    event.hash = event_hash(prev, event)
-    session.add(event)
-    session.flush()
+    session.info.setdefault(_PENDING, []).append(event)
     return event
+
+
+_PENDING = "triage.audit.pending"
+
+
+def _chain_pending(session: Session) -> None:
+    """Chain and insert the transaction's events just before it commits. The lock that keeps
+    the chain linear (PostgreSQL advisory lock; SQLite's single writer) is thus held only for
+    these inserts and the commit, not for the whole transaction."""
+    pending: list[AuditEvent] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_AUDIT_LOCK})
+    last = session.exec(select(AuditEvent.hash).order_by(col(AuditEvent.id).desc()).limit(1)).first()
+    prev = last or GENESIS
+    for event in pending:
+        event.prev_hash = prev
+        event.hash = prev = event_hash(prev, event)
+        session.add(event)
+    session.flush()
+
+
+def _discard_pending(session: Session, *_: Any) -> None:
+    session.info.pop(_PENDING, None)
+
+
+event.listen(OrmSession, "before_commit", _chain_pending)
+event.listen(OrmSession, "after_rollback", _discard_pending)
 
 
 @dataclass(frozen=True)

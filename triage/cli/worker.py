@@ -20,6 +20,9 @@ def worker(
     """Run triage jobs; a sweeper beside them returns runs whose worker died to the queue."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
+    from triage import queue
+
+    queue.policy(str(settings.scoring_policy) if settings.scoring_policy else None)  # refused at start-up
     chosen = backend or settings.queue_backend
     settings = settings.model_copy(update={"queue_backend": chosen})
     stop = threading.Event()

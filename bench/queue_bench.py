@@ -1,0 +1,230 @@
+"""The examination queue at scale, on PostgreSQL.
+
+1. Rescore 100,000 cases (pure scoring alone, and the full database rescore). Target < 2 s.
+2. claim-next with 100,000 queued tasks and 20 examiners claiming concurrently: median and
+   95th percentile latency of each claim (claim + commit). Target p95 < 50 ms.
+
+Usage: python -m bench.queue_bench [--cases N] [--examiners N] [--claims N]
+       (TRIAGE_BENCH_PG_URL, default postgresql+psycopg://postgres@127.0.0.1:5432/test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import threading
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+import scoring
+from triage import accounts, migrate, queue
+from triage.context import Context
+from triage.db import make_engine
+from triage.models.accounts import Account, Role
+from triage.models.cases import Case
+from triage.models.exhibits import Exhibit
+from triage.models.queue import ExaminationTask
+
+ADMIN_URL = os.environ.get("TRIAGE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def fresh_database() -> str:
+    name = f"triage_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop(url: str) -> None:
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def populate(engine, n: int) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(1)
+    today = date(2026, 11, 21)
+    with Session(engine) as s:
+        officer = Account(username="officer", role=Role.investigator, password_hash="x")
+        s.add(officer)
+        s.commit()
+        cases, exhibits, tasks = [], [], []
+        for i in range(1, n + 1):
+            restricted = rng.random() < 0.3
+            cases.append(
+                {
+                    "id": i,
+                    "crime_reference": f"CR/{i}",
+                    "offence_category": rng.choice(["iioc", "fraud", "grooming"]),
+                    "officer_id": officer.id,
+                    "team": "",
+                    "status": "open",
+                    "received_date": today - timedelta(days=rng.randint(0, 400)),
+                    "children_in_household": rng.randint(0, 4) if restricted else 0,
+                    "suspect_access_children_home": restricted,
+                    "suspect_access_children_work": False,
+                    "section47_open": rng.random() < 0.1,
+                    "child_protection_plan": False,
+                    "restriction_kind": "no_contact_own_children" if restricted else None,
+                    "restriction_start": today - timedelta(days=rng.randint(0, 300)) if restricted else None,
+                    "safeguarding_notes": "",
+                    "created_at": datetime.now(UTC),
+                    "updated_at": datetime.now(UTC),
+                }
+            )
+            exhibits.append(
+                {
+                    "id": i,
+                    "case_id": i,
+                    "reference": "E/1",
+                    "device_type": "laptop",
+                    "make": "",
+                    "model": "",
+                    "serial": "",
+                    "seized_from": "",
+                    "location": "",
+                    "state": "awaiting_examination",
+                    "state_changed_at": datetime.now(UTC),
+                    "integrity_flag": False,
+                    "created_at": datetime.now(UTC),
+                }
+            )
+            tasks.append(
+                {
+                    "exhibit_id": i,
+                    "case_id": i,
+                    "device_type": "laptop",
+                    "needs_iioc_clearance": False,
+                    "state": "queued",
+                    "priority": 0.0,
+                    "pinned": False,
+                    "held": False,
+                    "attempt": 0,
+                    "queued_at": datetime.now(UTC),
+                    "outcome": "",
+                }
+            )
+        for table, rows in ((Case, cases), (Exhibit, exhibits), (ExaminationTask, tasks)):
+            for start in range(0, len(rows), 10_000):
+                s.execute(insert(table.__table__), rows[start : start + 10_000])  # type: ignore[attr-defined]
+        s.commit()
+        s.execute(text("ANALYZE"))
+        s.commit()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--examiners", type=int, default=20)
+    parser.add_argument("--claims", type=int, default=50, help="claims per examiner")
+    parser.add_argument("--skip-rescore", action="store_true")
+    args = parser.parse_args()
+    url = fresh_database()
+    try:
+        migrate.upgrade(url)
+        engine = make_engine(url, pool_size=args.examiners + 5)
+        print(f"populating {args.cases:,} cases, exhibits and queued tasks ...", flush=True)
+        populate(engine, args.cases)
+
+        with Session(engine) as s:
+            from sqlmodel import select
+
+            facts = [queue.case_facts(c) for c in s.exec(select(Case)).all()]
+        policy = scoring.load()
+        now = datetime.now(UTC)
+        if args.skip_rescore:
+            facts = []
+        started = time.perf_counter()
+        for f in facts:
+            scoring.score(f, scoring.TriageFacts(), now, policy)
+        pure = time.perf_counter() - started
+        with Session(engine) as s:
+            started = time.perf_counter()
+            queue.rescore(s, now)
+            s.commit()
+            full = time.perf_counter() - started
+        print(
+            f"rescore {args.cases:,} cases: scoring alone {pure:.2f} s; with database reads and writes {full:.2f} s "
+            f"(target < 2 s)"
+        )
+
+        examiners = []
+        with Session(engine, expire_on_commit=False) as s:
+            for n in range(args.examiners):
+                a = Account(
+                    username=f"ex{n}", role=Role.examiner, password_hash=accounts.hash_password("x" * 12)
+                )
+                s.add(a)
+                examiners.append(a)
+            s.commit()
+        # One examiner alone first: the cost of a claim without contention.
+        solo = []
+        for _ in range(50):
+            with Session(engine, expire_on_commit=False) as s:
+                t0 = time.perf_counter()
+                queue.claim_next(s, Context(actor=examiners[0]), 3600)
+                s.commit()
+                solo.append(time.perf_counter() - t0)
+        print(f"claim-next alone: median {statistics.median(solo) * 1000:.1f} ms", flush=True)
+        if os.environ.get("BENCH_PROFILE"):
+            import cProfile
+            import pstats
+
+            with Session(engine, expire_on_commit=False) as s:
+                cProfile.runctx(
+                    "queue.claim_next(s, Context(actor=examiners[0]), 3600); s.commit()",
+                    globals(),
+                    {"s": s, "queue": queue, "Context": Context, "examiners": examiners},
+                    "/tmp/claim.prof",
+                )
+            pstats.Stats("/tmp/claim.prof").sort_stats("cumtime").print_stats(25)
+        latencies: list[float] = []
+        lock = threading.Lock()
+        barrier = threading.Barrier(args.examiners)
+
+        def examiner(account: Account) -> None:
+            mine = []
+            barrier.wait()
+            for _ in range(args.claims):
+                with Session(engine, expire_on_commit=False) as s:
+                    t0 = time.perf_counter()
+                    task = queue.claim_next(s, Context(actor=account), 3600)
+                    s.commit()
+                    mine.append(time.perf_counter() - t0)
+                    assert task is not None
+            with lock:
+                latencies.extend(mine)
+
+        threads = [threading.Thread(target=examiner, args=(a,)) for a in examiners]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - started
+        latencies.sort()
+        p50 = statistics.median(latencies) * 1000
+        p95 = latencies[int(len(latencies) * 0.95) - 1] * 1000
+        print(
+            f"claim-next, {args.cases:,} queued, {args.examiners} concurrent examiners, {len(latencies)} claims "
+            f"in {wall:.1f} s: median {p50:.1f} ms, p95 {p95:.1f} ms (target p95 < 50 ms)"
+        )
+        engine.dispose()
+    finally:
+        drop(url)
+
+
+if __name__ == "__main__":
+    main()
