@@ -156,8 +156,8 @@ def main() -> None:
             s.commit()
             full = time.perf_counter() - started
         print(
-            f"rescore {args.cases:,} cases: scoring alone {pure:.2f} s; with database reads and writes {full:.2f} s "
-            f"(target < 2 s)"
+            f"rescore {args.cases:,} cases: scoring alone {pure:.2f} s; "
+            f"with database reads and writes {full:.2f} s (target < 2 s)"
         )
 
         examiners = []
@@ -218,8 +218,9 @@ def main() -> None:
         p50 = statistics.median(latencies) * 1000
         p95 = latencies[int(len(latencies) * 0.95) - 1] * 1000
         print(
-            f"claim-next, {args.cases:,} queued, {args.examiners} concurrent examiners, {len(latencies)} claims "
-            f"in {wall:.1f} s: median {p50:.1f} ms, p95 {p95:.1f} ms (target p95 < 50 ms)"
+            f"claim-next, {args.cases:,} queued, {args.examiners} concurrent examiners, "
+            f"{len(latencies)} claims in {wall:.1f} s: median {p50:.1f} ms, p95 {p95:.1f} ms "
+            "(target p95 < 50 ms)"
         )
         engine.dispose()
     finally:

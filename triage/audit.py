@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event as sa_event
+from sqlalchemy import text
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
@@ -108,8 +109,8 @@ def _discard_pending(session: Session, *_: Any) -> None:
     session.info.pop(_PENDING, None)
 
 
-event.listen(OrmSession, "before_commit", _chain_pending)
-event.listen(OrmSession, "after_rollback", _discard_pending)
+sa_event.listen(OrmSession, "before_commit", _chain_pending)
+sa_event.listen(OrmSession, "after_rollback", _discard_pending)
 
 
 @dataclass(frozen=True)
