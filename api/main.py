@@ -6,7 +6,7 @@ from fastapi import APIRouter, FastAPI
 
 from api import errors
 from api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from api.routes import accounts, audit, auth, cases, exhibits, health, metrics, reference, runs
+from api.routes import accounts, audit, auth, backlog, cases, exhibits, health, metrics, reference, runs
 from api.routes import queue as queue_routes
 from api.routes.auth import LoginThrottle
 from triage import __version__, queue
@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_throttle = LoginThrottle()
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, accounts, cases, exhibits, runs, queue_routes, reference, audit):
+    for module in (auth, accounts, cases, exhibits, runs, queue_routes, backlog, reference, audit):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_default_secret_is_refused_in_production() -> None:
     with pytest.raises(ValidationError, match="TRIAGE_SECRET_KEY"):
         Settings(environment="production")
+    with pytest.raises(ValidationError, match="TRIAGE_SECRET_KEY"):
+        Settings(environment="test")
     Settings(environment="production", secret_key="x" * 40)  # a real key is accepted
     Settings(environment="development")  # and the default is fine for local development
 
@@ -89,3 +91,26 @@ def test_a_policy_with_an_unknown_factor_is_refused_at_start_up(tmp_path: Path) 
     )
     with pytest.raises(PolicyError, match=r"policy.toml:4: unknown policy factor 'horoscope'"):
         create_app(Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}", scoring_policy=bad))
+
+
+def test_migrations_match_the_models(tmp_path: Path) -> None:
+    """A model change without its migration (or the other way round) fails here."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    import triage.models  # noqa: F401
+    from triage import migrate
+    from triage.db import make_engine
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    engine.dispose()
+    # Alembic cannot compare expression indexes (DESC columns): that one is checked by name.
+    diff = [
+        d for d in diff if not (d[0] in ("add_index", "remove_index") and d[1].name == "ix_task_claim_order")
+    ]
+    assert diff == []

@@ -84,7 +84,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
-        if self.environment is Environment.production:
+        if self.environment is not Environment.development:
             if self.secret_key.get_secret_value() in ("", DEFAULT_SECRET):
                 raise ConfigurationError(
                     "TRIAGE_SECRET_KEY is left at its default; set a long random value outside development"

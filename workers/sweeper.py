@@ -4,13 +4,16 @@ to the broker), runs that keep killing workers are quarantined."""
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import multiprocessing.process
+import os
 import threading
 import time
 
 from sqlalchemy.engine import Engine
 
 from triage import dispatch, queue, runs
-from triage.db import session_scope
+from triage.db import make_engine, session_scope
 from triage.models.runs import RunState
 from triage.settings import QueueBackend, Settings
 
@@ -39,6 +42,32 @@ def sweep_once(engine: Engine, settings: Settings) -> list[tuple[int, RunState]]
     for run_id, state in changed:
         log.warning("run_id=%s lease expired; now %s", run_id, state.value)
     return changed
+
+
+def _sweeper_main(settings_data: dict[str, object], parent: int) -> None:
+    """Entry point of the sweeper process: sweep until the worker it serves is gone."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings(**settings_data)  # type: ignore[arg-type]
+    engine = make_engine(settings.database_url)
+    stop = threading.Event()
+    sweeper = Sweeper(engine, settings, stop)
+    sweeper.start()
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    stop.set()
+
+
+def start_process(settings: Settings) -> multiprocessing.process.BaseProcess:
+    """Run the sweeper in its own process. Celery's prefork pool and RQ's work horse fork the
+    worker; a thread beside them could hold a lock (logging, the database driver) at the
+    moment of a fork and leave the child deadlocked, so the sweeper never runs as a thread
+    in a process that forks."""
+    context = multiprocessing.get_context("spawn")
+    process = context.Process(
+        target=_sweeper_main, args=(settings.model_dump(), os.getpid()), daemon=True, name="triage-sweeper"
+    )
+    process.start()
+    return process
 
 
 class Sweeper(threading.Thread):

@@ -12,8 +12,16 @@ from tests.conftest import TESTDATA, Users
 
 # Every path parameter naming a case-scoped object; a new one must be added here (the test
 # below fails on an unknown parameter so that no new endpoint escapes the check).
-CASE_SCOPED_PARAMS = {"case_id", "exhibit_id", "image_id", "run_id", "task_id", "override_id"}
-NOT_CASE_SCOPED_PARAMS = {"account_id", "hashset_id", "ruleset_id"}
+CASE_SCOPED_PARAMS = {
+    "case_id",
+    "exhibit_id",
+    "image_id",
+    "run_id",
+    "task_id",
+    "override_id",
+    "outsourcing_id",
+}
+NOT_CASE_SCOPED_PARAMS = {"account_id", "hashset_id", "ruleset_id", "vendor_id", "financial_year"}
 
 
 def _case_with_objects(

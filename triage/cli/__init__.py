@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from triage.cli import admin, queue, reference, scan, worker
+from triage.cli import admin, backlog, queue, reference, scan, worker
 
 app = typer.Typer(
     name="triage",
@@ -22,5 +22,7 @@ app.command("scan")(scan.scan)
 app.command("worker")(worker.worker)
 app.command("queue")(queue.show_queue)
 app.command("rescore")(queue.rescore)
+app.command("backlog")(backlog.backlog)
+app.command("vendors")(backlog.vendors)
 
 __all__ = ["app"]

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from triage.db import make_engine
 from triage.settings import QueueBackend, get_settings
 
 
@@ -40,9 +39,9 @@ def worker(
         except KeyboardInterrupt:
             stop.set()
         return
-    from workers.sweeper import Sweeper
+    from workers.sweeper import start_process
 
-    Sweeper(make_engine(settings.database_url), settings, stop).start()
+    start_process(settings)  # a process, not a thread: Celery and RQ fork this one
     if chosen is QueueBackend.celery:
         from workers.celery_app import make_celery
 

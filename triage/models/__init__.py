@@ -7,11 +7,15 @@ from triage.models.exhibits import CustodyEvent, Exhibit, ExhibitState
 from triage.models.images import EvidenceImage, VerificationState
 from triage.models.queue import CaseScore, ExaminationTask, PriorityOverride, TaskState
 from triage.models.runs import HashSetRecord, RuleSetRecord, RunState, TriageHit, TriageRun
+from triage.models.vendors import Budget, Outsourcing, Vendor
 
 __all__ = [
     "Account",
     "AccountPublic",
     "AuditEvent",
+    "Budget",
+    "Outsourcing",
+    "Vendor",
     "AuditEventPublic",
     "Case",
     "CaseMember",

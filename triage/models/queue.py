@@ -49,7 +49,18 @@ class PriorityOverride(SQLModel, table=True):
 
 class ExaminationTask(SQLModel, table=True):
     __tablename__ = "examination_task"
-    __table_args__ = (sa.Index("ix_task_queue", "state", "pinned", "priority", "queued_at"),)
+    __table_args__ = (
+        # claim-next walks queued tasks in exactly this order and stops at the first it may take
+        sa.Index(
+            "ix_task_claim_order",
+            sa.text("pinned DESC"),
+            sa.text("priority DESC"),
+            "queued_at",
+            "id",
+            postgresql_where=sa.text("state = 'queued'"),
+            sqlite_where=sa.text("state = 'queued'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     exhibit_id: int = Field(foreign_key="exhibit.id", index=True)

@@ -1,0 +1,149 @@
+"""Vendors, outsourcing, backlog figures and the forecast (managers)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import PlainTextResponse
+from sqlmodel import col, select
+
+from api.deps import CtxDep, ExhibitDep, SessionDep
+from triage import access, backlog, vendors
+from triage.errors import NotFoundError
+from triage.models.accounts import Role
+from triage.models.types import utcnow
+from triage.models.vendors import (
+    BudgetSet,
+    DispatchRequest,
+    Outsourcing,
+    OutsourcingPublic,
+    ReturnRequest,
+    Vendor,
+    VendorCreate,
+    VendorPublic,
+    VendorStatus,
+    VendorUpdate,
+)
+
+router = APIRouter(tags=["backlog"])
+MANAGERS = (Role.admin, Role.manager)
+
+
+def _out(record: Outsourcing) -> OutsourcingPublic:
+    public = OutsourcingPublic.model_validate(record)
+    public.overdue = vendors.is_overdue(record, utcnow().date())
+    return public
+
+
+@router.get("/vendors", response_model=list[VendorPublic])
+def list_vendors(session: SessionDep, ctx: CtxDep) -> list[VendorPublic]:
+    ctx.require(*MANAGERS)
+    return [
+        VendorPublic.model_validate(v) for v in session.exec(select(Vendor).order_by(col(Vendor.id))).all()
+    ]
+
+
+@router.post("/vendors", response_model=VendorPublic, status_code=201)
+def create_vendor(data: VendorCreate, session: SessionDep, ctx: CtxDep) -> VendorPublic:
+    vendor = vendors.create_vendor(session, ctx, data)
+    session.commit()
+    return VendorPublic.model_validate(vendor)
+
+
+@router.patch("/vendors/{vendor_id}", response_model=VendorPublic)
+def update_vendor(vendor_id: int, data: VendorUpdate, session: SessionDep, ctx: CtxDep) -> VendorPublic:
+    vendor = vendors.update_vendor(session, ctx, vendors.get_vendor(session, vendor_id), data)
+    session.commit()
+    return VendorPublic.model_validate(vendor)
+
+
+@router.post("/vendors/{vendor_id}/approve", response_model=VendorPublic, responses={409: {}})
+def approve_vendor(vendor_id: int, session: SessionDep, ctx: CtxDep) -> VendorPublic:
+    vendor = vendors.set_status(session, ctx, vendors.get_vendor(session, vendor_id), VendorStatus.approved)
+    session.commit()
+    return VendorPublic.model_validate(vendor)
+
+
+@router.post("/vendors/{vendor_id}/suspend", response_model=VendorPublic)
+def suspend_vendor(vendor_id: int, session: SessionDep, ctx: CtxDep) -> VendorPublic:
+    vendor = vendors.set_status(session, ctx, vendors.get_vendor(session, vendor_id), VendorStatus.suspended)
+    session.commit()
+    return VendorPublic.model_validate(vendor)
+
+
+@router.post(
+    "/exhibits/{exhibit_id}/outsource",
+    response_model=OutsourcingPublic,
+    status_code=201,
+    responses={409: {"description": "the vendor may not take it; the reason is given"}},
+)
+def outsource(
+    exhibit: ExhibitDep, data: DispatchRequest, session: SessionDep, ctx: CtxDep
+) -> OutsourcingPublic:
+    """Send an exhibit to an approved vendor (custody event, image hash, due date, cost)."""
+    record = vendors.dispatch(session, ctx, exhibit, vendors.get_vendor(session, data.vendor_id), data.reason)
+    session.commit()
+    return _out(record)
+
+
+@router.get("/outsourcings", response_model=list[OutsourcingPublic])
+def list_outsourcings(session: SessionDep, ctx: CtxDep, overdue: bool = False) -> list[OutsourcingPublic]:
+    ctx.require(*MANAGERS)
+    rows = [_out(r) for r in session.exec(select(Outsourcing).order_by(col(Outsourcing.id))).all()]
+    return [r for r in rows if r.overdue] if overdue else rows
+
+
+def visible_outsourcing(outsourcing_id: int, session: SessionDep, ctx: CtxDep) -> Outsourcing:
+    record = session.get(Outsourcing, outsourcing_id)
+    if record is None:
+        raise NotFoundError(f"outsourcing {outsourcing_id} not found")
+    try:
+        access.get_exhibit(session, ctx, record.exhibit_id)
+    except NotFoundError:
+        raise NotFoundError(f"outsourcing {outsourcing_id} not found") from None
+    return record
+
+
+@router.post("/outsourcings/{outsourcing_id}/return", response_model=OutsourcingPublic, responses={409: {}})
+def receive(
+    record: Annotated[Outsourcing, Depends(visible_outsourcing)],
+    data: ReturnRequest,
+    session: SessionDep,
+    ctx: CtxDep,
+) -> OutsourcingPublic:
+    """Record the return: the vendor's report and a fresh check of the image hash."""
+    record = vendors.receive(session, ctx, record, data.report_reference, data.examined)
+    session.commit()
+    return _out(record)
+
+
+@router.put("/budgets/{financial_year}", status_code=204)
+def set_budget(financial_year: str, data: BudgetSet, session: SessionDep, ctx: CtxDep) -> None:
+    vendors.set_budget(session, ctx, financial_year, data.amount_pence)
+    session.commit()
+
+
+@router.get("/backlog")
+def backlog_figures(session: SessionDep, ctx: CtxDep) -> dict[str, object]:
+    """Today's backlog: by state and device, age buckets, child-welfare waits, pace, vendors, spend."""
+    ctx.require(*MANAGERS)
+    return backlog.figures(session, utcnow())
+
+
+@router.get("/backlog.csv", response_class=PlainTextResponse)
+def backlog_csv(session: SessionDep, ctx: CtxDep) -> PlainTextResponse:
+    ctx.require(*MANAGERS)
+    return PlainTextResponse(backlog.figures_csv(backlog.figures(session, utcnow())), media_type="text/csv")
+
+
+@router.get("/backlog/forecast")
+def forecast(
+    session: SessionDep,
+    ctx: CtxDep,
+    extra_examiners: Annotated[int, Query(ge=0, le=1000)] = 0,
+    extra_outsourcing_per_month: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> dict[str, object]:
+    """The date the backlog clears at the current pace, and with more examiners or outsourcing."""
+    ctx.require(*MANAGERS)
+    return backlog.forecast(session, utcnow(), extra_examiners, extra_outsourcing_per_month)

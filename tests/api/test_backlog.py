@@ -1,0 +1,241 @@
+"""Vendors, outsourcing and the backlog: refusals with reasons, hash re-verification,
+figures, and a forecast checked by hand."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from tests.api.helpers import create_case, create_exhibit
+from tests.conftest import TESTDATA, Users, make_account
+from triage import backlog
+from triage.models.accounts import Role
+from triage.models.exhibits import Exhibit
+from triage.models.queue import ExaminationTask, TaskState
+from triage.models.vendors import Vendor, VendorStatus
+
+NEXT_YEAR = (date.today() + timedelta(days=365)).isoformat()
+
+
+def _vendor(client: TestClient, h: dict[str, str], name: str = "Acme Forensics", **kw: Any) -> dict[str, Any]:
+    body = {
+        "name": name,
+        "iso17025_digital": True,
+        "fsr_code_compliant": True,
+        "accreditation_expires": NEXT_YEAR,
+        "security_vetted": True,
+        "iioc_authorised": True,
+        "capacity_per_month": 2,
+        "turnaround_days": 20,
+        "price_pence": {"laptop": 45000, "phone": 30000},
+    }
+    body.update(kw)
+    r = client.post("/api/v1/vendors", json=body, headers=h)
+    assert r.status_code == 201, r.text
+    approved = client.post(f"/api/v1/vendors/{r.json()['id']}/approve", headers=h)
+    assert approved.status_code == 200, approved.text
+    return dict(approved.json())
+
+
+def test_vendor_cannot_be_approved_without_accreditation(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    h = headers["manager"]
+    r = client.post(
+        "/api/v1/vendors",
+        headers=h,
+        json={
+            "name": "Cheap Ltd",
+            "accreditation_expires": NEXT_YEAR,
+            "capacity_per_month": 5,
+            "turnaround_days": 10,
+        },
+    )
+    r = client.post(f"/api/v1/vendors/{r.json()['id']}/approve", headers=h)
+    assert r.status_code == 409 and "ISO/IEC 17025" in r.json()["detail"]
+    assert client.get("/api/v1/vendors", headers=headers["examiner"]).status_code == 403
+
+
+def test_suspended_or_expired_vendors_are_refused_with_the_reason(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], engine: Engine
+) -> None:
+    h = headers["manager"]
+    case = create_case(client, h, users.investigator.id, offence_category="fraud")  # type: ignore[arg-type]
+    exhibit = create_exhibit(client, h, case["id"])
+    vendor = _vendor(client, h)
+    client.post(f"/api/v1/vendors/{vendor['id']}/suspend", headers=h)
+    r = client.post(
+        f"/api/v1/exhibits/{exhibit['id']}/outsource", json={"vendor_id": vendor["id"]}, headers=h
+    )
+    assert r.status_code == 409 and "suspended" in r.json()["detail"]
+    expired = _vendor(client, h, "Old Labs")
+    with Session(engine) as s:  # accreditation lapses after approval
+        row = s.get(Vendor, expired["id"])
+        assert row is not None
+        row.accreditation_expires = date.today() - timedelta(days=1)
+        s.add(row)
+        s.commit()
+    r = client.post(
+        f"/api/v1/exhibits/{exhibit['id']}/outsource", json={"vendor_id": expired["id"]}, headers=h
+    )
+    assert r.status_code == 409 and "expired" in r.json()["detail"]
+    no_iioc = _vendor(client, h, "General Digital", iioc_authorised=False)
+    child_case = create_case(client, h, users.investigator.id, "CR/CHILD")  # type: ignore[arg-type]
+    child_exhibit = create_exhibit(client, h, child_case["id"])
+    r = client.post(
+        f"/api/v1/exhibits/{child_exhibit['id']}/outsource", json={"vendor_id": no_iioc["id"]}, headers=h
+    )
+    assert r.status_code == 409 and "indecent imagery" in r.json()["detail"]
+    assert client.get(f"/api/v1/exhibits/{exhibit['id']}", headers=h).json()["state"] == "registered"
+    assert client.get("/api/v1/outsourcings", headers=h).json() == []
+
+
+def test_capacity_is_enforced_per_month(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    h = headers["manager"]
+    vendor = _vendor(client, h, capacity_per_month=2)
+    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
+    exhibits = [create_exhibit(client, h, case["id"], f"JB/{n}") for n in range(3)]
+    for exhibit in exhibits[:2]:
+        r = client.post(
+            f"/api/v1/exhibits/{exhibit['id']}/outsource", json={"vendor_id": vendor["id"]}, headers=h
+        )
+        assert r.status_code == 201, r.text
+        assert (
+            r.json()["cost_pence"] == 45000
+            and r.json()["due_date"] == (date.today() + timedelta(days=20)).isoformat()
+        )
+    r = client.post(
+        f"/api/v1/exhibits/{exhibits[2]['id']}/outsource", json={"vendor_id": vendor["id"]}, headers=h
+    )
+    assert r.status_code == 409 and "no capacity left this month" in r.json()["detail"]
+    trail = client.get(f"/api/v1/exhibits/{exhibits[0]['id']}/custody", headers=h).json()
+    assert trail[-1]["to_location"] == "vendor: Acme Forensics"
+    figures = client.get("/api/v1/backlog", headers=h).json()
+    assert figures["with_vendors"] == 2 and figures["spend"]["spent_pence"] == 90000
+
+
+def test_returning_an_exhibit_whose_image_hash_changed_is_flagged_and_audited(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], evidence_root: Path
+) -> None:
+    h = headers["manager"]
+    image = evidence_root / "disk.raw"
+    shutil.copyfile(TESTDATA / "iso9660.raw", image)
+    vendor = _vendor(client, h)
+    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
+    good, bad = create_exhibit(client, h, case["id"], "G/1"), create_exhibit(client, h, case["id"], "B/1")
+    for exhibit in (good, bad):
+        r = client.post(
+            f"/api/v1/exhibits/{exhibit['id']}/images",
+            json={"path": "disk.raw", "start_triage": False},
+            headers=h,
+        )
+        assert r.status_code in (201, 409), r.text
+    sent_good = client.post(
+        f"/api/v1/exhibits/{good['id']}/outsource", json={"vendor_id": vendor["id"]}, headers=h
+    ).json()
+    back = client.post(
+        f"/api/v1/outsourcings/{sent_good['id']}/return", json={"report_reference": "ACME-1"}, headers=h
+    )
+    assert back.status_code == 200 and back.json()["state"] == "returned"
+    assert back.json()["return_md5"] == sent_good["dispatch_md5"]
+    assert client.get(f"/api/v1/exhibits/{good['id']}", headers=h).json()["state"] == "examined"
+
+    sent_bad = client.post(
+        f"/api/v1/exhibits/{bad['id']}/outsource", json={"vendor_id": vendor["id"]}, headers=h
+    ).json()
+    data = bytearray(image.read_bytes())
+    data[100] ^= 0xFF
+    image.write_bytes(bytes(data))
+    back = client.post(
+        f"/api/v1/outsourcings/{sent_bad['id']}/return", json={"report_reference": "ACME-2"}, headers=h
+    )
+    assert (
+        back.json()["state"] == "returned_flagged" and back.json()["return_md5"] != sent_bad["dispatch_md5"]
+    )
+    exhibit = client.get(f"/api/v1/exhibits/{bad['id']}", headers=h).json()
+    assert exhibit["integrity_flag"] is True and exhibit["state"] == "awaiting_examination"
+    events = client.get("/api/v1/audit?action=outsourcing.hash_mismatch", headers=h).json()["items"]
+    assert len(events) == 1 and events[0]["object_id"] == str(bad["id"])
+    again = client.post(
+        f"/api/v1/outsourcings/{sent_bad['id']}/return", json={"report_reference": "X"}, headers=h
+    )
+    assert again.status_code == 409
+
+
+def test_forecast_on_a_constructed_history_matches_a_hand_computation(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], engine: Engine
+) -> None:
+    h = headers["manager"]
+    make_account(engine, "examiner2", Role.examiner)  # two examiners in all
+    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
+    now = datetime.now(UTC)
+    with Session(engine) as s:
+        for n in range(10):  # the backlog: ten exhibits waiting
+            s.add(
+                Exhibit(
+                    case_id=case["id"], reference=f"W/{n}", device_type="laptop", state="awaiting_examination"
+                )
+            )
+        for n in range(8):  # eight examinations done in the last four weeks: 2 a week in house
+            done = Exhibit(case_id=case["id"], reference=f"D/{n}", device_type="laptop", state="examined")
+            s.add(done)
+            s.flush()
+            s.add(
+                ExaminationTask(
+                    exhibit_id=done.id,
+                    case_id=case["id"],
+                    device_type="laptop",  # type: ignore[arg-type]
+                    state=TaskState.completed,
+                    completed_at=now - timedelta(days=3 * n + 1),
+                )
+            )
+        s.add(
+            Vendor(
+                name="V",
+                accreditation_expires=date.today() + timedelta(days=90),
+                capacity_per_month=13,
+                status=VendorStatus.approved,
+                iso17025_digital=True,
+                fsr_code_compliant=True,
+            )
+        )
+        s.commit()
+    today = now.date()
+    # By hand: vendor 13 a month = 13 / (52/12) = 3 a week; 10 / (2 + 3) = 2 weeks = 14 days.
+    current = client.get("/api/v1/backlog/forecast", headers=h).json()
+    assert current["current"]["backlog"] == 10
+    assert current["current"]["in_house_per_week"] == 2.0
+    assert abs(current["current"]["vendor_per_week"] - 3.0) < 1e-9
+    assert current["current"]["weeks_to_clear"] == 2.0
+    assert current["current"]["clears_on"] == (today + timedelta(days=14)).isoformat()
+    # Two more examiners at 1 a week each: 10 / (4 + 3) = 1.43 weeks -> 10 days.
+    more = client.get("/api/v1/backlog/forecast?extra_examiners=2", headers=h).json()
+    assert more["what_if"]["clears_on"] == (today + timedelta(days=10)).isoformat()
+    # Thirteen more outsourced a month: 10 / (2 + 6) = 1.25 weeks -> 9 days.
+    out = client.get("/api/v1/backlog/forecast?extra_outsourcing_per_month=13", headers=h).json()
+    assert out["what_if"]["clears_on"] == (today + timedelta(days=9)).isoformat()
+    assert backlog.forecast_from(0, 0, 0, today).clears_on == today
+    assert backlog.forecast_from(5, 0, 0, today).clears_on is None  # nothing moves: no date
+
+
+def test_backlog_figures_as_json_and_csv(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    h = headers["manager"]
+    old = create_case(client, h, users.investigator.id, "CR/OLD", received_date="2026-01-05")  # type: ignore[arg-type]
+    create_exhibit(client, h, old["id"], "O/1", "phone")
+    data = client.get("/api/v1/backlog", headers=h).json()
+    assert data["waiting_exhibits"] == 1 and data["by_device_type"] == {"phone": 1}
+    assert data["age_buckets_days"]["over 180"] == 1 and data["oldest"]["crime_reference"] == "CR/OLD"
+    assert data["child_welfare_cases_waiting"] == 1 and data["days_under_family_restriction"]["cases"] == 1
+    csv_text = client.get("/api/v1/backlog.csv", headers=h).text
+    assert csv_text.splitlines()[0] == "section,key,value" and "age_buckets_days,over 180,1" in csv_text
+    assert client.get("/api/v1/backlog", headers=headers["investigator"]).status_code == 403

@@ -1,0 +1,214 @@
+"""Backlog figures and the forecast of clearance.
+
+Figures are counted from the database as it is now; the forecast divides the backlog by the
+recent in-house pace plus the vendors' monthly capacity, with what-ifs for more examiners
+and more outsourcing. Everything takes ``now`` so it can be checked by hand.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+import scoring
+from triage.models.accounts import Account, Role
+from triage.models.cases import Case
+from triage.models.exhibits import Exhibit, ExhibitState
+from triage.models.queue import ExaminationTask, TaskState
+from triage.models.vendors import Budget, Outsourcing, OutsourcingState, Vendor, VendorStatus
+from triage.queue import case_facts
+from triage.vendors import financial_year
+
+WAITING = (
+    ExhibitState.registered,
+    ExhibitState.awaiting_imaging,
+    ExhibitState.imaged,
+    ExhibitState.triage_queued,
+    ExhibitState.triaging,
+    ExhibitState.triaged,
+    ExhibitState.awaiting_examination,
+    ExhibitState.in_examination,
+)
+AGE_BUCKETS = ((0, 30, "0-30"), (31, 90, "31-90"), (91, 180, "91-180"), (181, 10**6, "over 180"))
+WEEKS_PER_MONTH = 52 / 12
+
+
+def completions_per_week(session: Session, now: datetime, weeks: int) -> float:
+    since = now - timedelta(weeks=weeks)
+    done = session.exec(
+        select(func.count())
+        .select_from(ExaminationTask)
+        .where(ExaminationTask.state == TaskState.completed, col(ExaminationTask.completed_at) >= since)
+    ).one()
+    return int(done) / weeks
+
+
+def is_child_welfare(case: Case) -> bool:
+    return bool(
+        case.children_in_household
+        or case.suspect_access_children_home
+        or case.suspect_access_children_work
+        or case.section47_open
+        or case.child_protection_plan
+        or case.restriction_kind
+    )
+
+
+def figures(session: Session, now: datetime) -> dict[str, Any]:
+    today = now.date()
+    waiting = session.exec(
+        select(Exhibit, Case)
+        .join(Case, col(Case.id) == col(Exhibit.case_id))
+        .where(col(Exhibit.state).in_([s.value for s in WAITING]))
+    ).all()
+    by_state = Counter(str(e.state) for e, _ in waiting)
+    by_device = Counter(str(e.device_type) for e, _ in waiting)
+    ages: Counter[str] = Counter()
+    oldest: dict[str, Any] | None = None
+    for exhibit, case in waiting:
+        age = (today - case.received_date).days
+        ages[next(label for lo, hi, label in AGE_BUCKETS if lo <= age <= hi)] += 1
+        if oldest is None or age > oldest["days"]:
+            oldest = {
+                "exhibit_id": exhibit.id,
+                "crime_reference": case.crime_reference,
+                "reference": exhibit.reference,
+                "days": age,
+            }
+    welfare_cases = {case.id: case for _, case in waiting if is_child_welfare(case)}
+    restriction_days = [
+        d
+        for d in (scoring.restriction_days(case_facts(c), today) for c in welfare_cases.values())
+        if d is not None
+    ]
+    out = session.exec(select(Outsourcing).where(Outsourcing.state == OutsourcingState.with_vendor)).all()
+    year = financial_year(today)
+    spent = int(
+        session.exec(
+            select(func.coalesce(func.sum(Outsourcing.cost_pence), 0)).where(
+                Outsourcing.financial_year == year
+            )
+        ).one()
+    )
+    budget = session.get(Budget, year)
+    return {
+        "as_of": now.isoformat(),
+        "waiting_exhibits": len(waiting),
+        "by_state": dict(by_state),
+        "by_device_type": dict(by_device),
+        "age_buckets_days": {label: ages.get(label, 0) for _, _, label in AGE_BUCKETS},
+        "oldest": oldest,
+        "child_welfare_cases_waiting": len(welfare_cases),
+        "days_under_family_restriction": {
+            "cases": len(restriction_days),
+            "total": sum(restriction_days),
+            "max": max(restriction_days, default=0),
+            "mean": round(sum(restriction_days) / len(restriction_days), 1) if restriction_days else 0.0,
+        },
+        "in_house_completions_per_week": {
+            "last_4_weeks": completions_per_week(session, now, 4),
+            "last_12_weeks": completions_per_week(session, now, 12),
+        },
+        "with_vendors": len(out),
+        "overdue_with_vendors": sum(1 for o in out if o.due_date < today),
+        "spend": {
+            "financial_year": year,
+            "spent_pence": spent,
+            "budget_pence": budget.amount_pence if budget else None,
+        },
+    }
+
+
+def figures_csv(data: dict[str, Any]) -> str:
+    """The figures as ``section,key,value`` rows (for spreadsheets)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["section", "key", "value"])
+    for key, value in data.items():
+        if isinstance(value, dict):
+            for sub, inner in value.items():
+                writer.writerow([key, sub, inner])
+        else:
+            writer.writerow(["total", key, value])
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Forecast:
+    backlog: int
+    in_house_per_week: float
+    vendor_per_week: float
+    weeks_to_clear: float | None
+    clears_on: date | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def forecast_from(backlog: int, in_house_per_week: float, vendor_per_week: float, today: date) -> Forecast:
+    """Weeks to clear = backlog / (in-house + vendor exhibits per week); None if nothing moves."""
+    rate = in_house_per_week + vendor_per_week
+    if backlog == 0:
+        return Forecast(0, in_house_per_week, vendor_per_week, 0.0, today)
+    if rate <= 0:
+        return Forecast(backlog, in_house_per_week, vendor_per_week, None, None)
+    weeks = backlog / rate
+    return Forecast(
+        backlog,
+        in_house_per_week,
+        vendor_per_week,
+        round(weeks, 2),
+        today + timedelta(days=math.ceil(weeks * 7)),
+    )
+
+
+def forecast(
+    session: Session, now: datetime, extra_examiners: int = 0, extra_outsourcing_per_month: int = 0
+) -> dict[str, Any]:
+    """Clearance date at the current pace and with more examiners and/or more outsourcing."""
+    today = now.date()
+    backlog = int(
+        session.exec(
+            select(func.count())
+            .select_from(Exhibit)
+            .where(col(Exhibit.state).in_([s.value for s in WAITING]))
+        ).one()
+    )
+    in_house = completions_per_week(session, now, 4)
+    examiners = int(
+        session.exec(
+            select(func.count())
+            .select_from(Account)
+            .where(Account.role == Role.examiner, col(Account.is_active))
+        ).one()
+    )
+    per_examiner = in_house / examiners if examiners else 0.0
+    vendors = session.exec(
+        select(Vendor).where(
+            Vendor.status == VendorStatus.approved, col(Vendor.accreditation_expires) >= today
+        )
+    ).all()
+    vendor_week = sum(v.capacity_per_month for v in vendors) / WEEKS_PER_MONTH
+    current = forecast_from(backlog, in_house, vendor_week, today)
+    what_if = forecast_from(
+        backlog,
+        in_house + extra_examiners * per_examiner,
+        vendor_week + extra_outsourcing_per_month / WEEKS_PER_MONTH,
+        today,
+    )
+    return {
+        "current": current.to_dict(),
+        "what_if": what_if.to_dict(),
+        "examiners": examiners,
+        "per_examiner_per_week": round(per_examiner, 3),
+        "extra_examiners": extra_examiners,
+        "extra_outsourcing_per_month": extra_outsourcing_per_month,
+    }
