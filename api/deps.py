@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from triage import access, accounts
 from triage.context import Context
-from triage.errors import AuthenticationError, NotFoundError
+from triage.errors import AuthenticationError
 from triage.models.accounts import Account
 from triage.models.cases import Case
 from triage.models.exhibits import Exhibit
@@ -87,14 +87,7 @@ def visible_image(image_id: int, session: SessionDep, ctx: CtxDep) -> EvidenceIm
 
 
 def visible_run(run_id: int, session: SessionDep, ctx: CtxDep) -> TriageRun:
-    run = session.get(TriageRun, run_id)
-    if run is None:
-        raise NotFoundError(f"run {run_id} not found")
-    try:
-        access.get_exhibit(session, ctx, run.exhibit_id)
-    except NotFoundError:
-        raise NotFoundError(f"run {run_id} not found") from None
-    return run
+    return access.get_scoped(session, ctx, TriageRun, run_id, "run")
 
 
 CaseDep = Annotated[Case, Depends(visible_case)]

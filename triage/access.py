@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
@@ -50,12 +50,26 @@ def get_exhibit(session: Session, ctx: Context, exhibit_id: int) -> Exhibit:
     return exhibit
 
 
-def get_image(session: Session, ctx: Context, image_id: int) -> EvidenceImage:
-    image = session.get(EvidenceImage, image_id)
-    if image is None:
-        raise NotFoundError(f"evidence image {image_id} not found")
+T = TypeVar("T")
+
+
+def get_scoped(session: Session, ctx: Context, model: type[T], object_id: int, label: str) -> T:
+    """An object that belongs to a case through its ``case_id`` or ``exhibit_id``; one the
+    caller may not see answers exactly like one that does not exist (404)."""
+    obj = session.get(model, object_id)
+    missing = NotFoundError(f"{label} {object_id} not found")
+    if obj is None:
+        raise missing
     try:
-        get_exhibit(session, ctx, image.exhibit_id)
+        case_id = getattr(obj, "case_id", None)
+        if case_id is not None:
+            get_case(session, ctx, case_id)
+        else:
+            get_exhibit(session, ctx, obj.exhibit_id)  # type: ignore[attr-defined]
     except NotFoundError:
-        raise NotFoundError(f"evidence image {image_id} not found") from None
-    return image
+        raise missing from None
+    return obj
+
+
+def get_image(session: Session, ctx: Context, image_id: int) -> EvidenceImage:
+    return get_scoped(session, ctx, EvidenceImage, image_id, "evidence image")

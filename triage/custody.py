@@ -93,6 +93,15 @@ def move(session: Session, ctx: Context, exhibit: Exhibit, to_location: str, rea
     return exhibit
 
 
+def flag_integrity(session: Session, ctx: Context, exhibit: Exhibit, action: str, **details: object) -> None:
+    """Mark the exhibit's evidence as failing its integrity check, audited with the details."""
+    before = audit.snapshot(exhibit)
+    exhibit.integrity_flag = True
+    session.add(exhibit)
+    session.flush()
+    audit.record(session, ctx, action, "exhibit", exhibit.id, before, {**audit.snapshot(exhibit), **details})
+
+
 def trail(session: Session, exhibit: Exhibit) -> list[CustodyEvent]:
     return list(
         session.exec(

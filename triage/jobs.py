@@ -176,18 +176,8 @@ def _finish(
             )
         elif state == RunState.integrity_failed:
             image.verification_state, image.verified_at = VerificationState.failed, utcnow()
-            exhibit_before = audit.snapshot(exhibit)
-            exhibit.integrity_flag = True
-            session.add(exhibit)
-            session.flush()
-            audit.record(
-                session,
-                ctx,
-                "exhibit.integrity_flag",
-                "exhibit",
-                exhibit.id,
-                exhibit_before,
-                audit.snapshot(exhibit),
+            custody.flag_integrity(
+                session, ctx, exhibit, "exhibit.integrity_flag", run_id=run.id, error=error
             )
             custody.transition(session, ctx, exhibit, ExhibitState.imaged, f"run {run.id}: {error}")
         elif ExhibitState(exhibit.state) in (ExhibitState.triaging, ExhibitState.triage_queued):

@@ -216,18 +216,13 @@ def receive(
     audit.record(session, ctx, "outsourcing.return", "outsourcing", record.id, before, audit.snapshot(record))
     custody.move(session, ctx, exhibit, "HTCU store", f"returned, vendor report {report_reference}")
     if changed:
-        exhibit_before = audit.snapshot(exhibit)
-        exhibit.integrity_flag = True
-        session.add(exhibit)
-        session.flush()
-        audit.record(
+        custody.flag_integrity(
             session,
             ctx,
+            exhibit,
             "outsourcing.hash_mismatch",
-            "exhibit",
-            exhibit.id,
-            exhibit_before,
-            {**audit.snapshot(exhibit), "dispatch_md5": record.dispatch_md5, "return_md5": record.return_md5},
+            dispatch_md5=record.dispatch_md5,
+            return_md5=record.return_md5,
         )
         custody.transition(
             session,

@@ -10,7 +10,6 @@ from sqlmodel import col, select
 
 from api.deps import CtxDep, ExhibitDep, SessionDep
 from triage import access, backlog, vendors
-from triage.errors import NotFoundError
 from triage.models.accounts import Role
 from triage.models.types import utcnow
 from triage.models.vendors import (
@@ -95,14 +94,7 @@ def list_outsourcings(session: SessionDep, ctx: CtxDep, overdue: bool = False) -
 
 
 def visible_outsourcing(outsourcing_id: int, session: SessionDep, ctx: CtxDep) -> Outsourcing:
-    record = session.get(Outsourcing, outsourcing_id)
-    if record is None:
-        raise NotFoundError(f"outsourcing {outsourcing_id} not found")
-    try:
-        access.get_exhibit(session, ctx, record.exhibit_id)
-    except NotFoundError:
-        raise NotFoundError(f"outsourcing {outsourcing_id} not found") from None
-    return record
+    return access.get_scoped(session, ctx, Outsourcing, outsourcing_id, "outsourcing")
 
 
 @router.post("/outsourcings/{outsourcing_id}/return", response_model=OutsourcingPublic, responses={409: {}})

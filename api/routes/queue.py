@@ -12,7 +12,6 @@ from sqlmodel import col, select
 from api.deps import CaseDep, CtxDep, PageDep, SessionDep, SettingsDep
 from api.schemas import Paged
 from triage import access, queue
-from triage.errors import NotFoundError
 from triage.models.accounts import STAFF_ROLES, Role
 from triage.models.cases import Case
 from triage.models.exhibits import Exhibit
@@ -59,25 +58,11 @@ class PreviewPublic(BaseModel):
 
 
 def visible_task(task_id: int, session: SessionDep, ctx: CtxDep) -> ExaminationTask:
-    task = session.get(ExaminationTask, task_id)
-    if task is None:
-        raise NotFoundError(f"task {task_id} not found")
-    try:
-        access.get_case(session, ctx, task.case_id)
-    except NotFoundError:
-        raise NotFoundError(f"task {task_id} not found") from None
-    return task
+    return access.get_scoped(session, ctx, ExaminationTask, task_id, "task")
 
 
 def visible_override(override_id: int, session: SessionDep, ctx: CtxDep) -> PriorityOverride:
-    row = session.get(PriorityOverride, override_id)
-    if row is None:
-        raise NotFoundError(f"override {override_id} not found")
-    try:
-        access.get_case(session, ctx, row.case_id)
-    except NotFoundError:
-        raise NotFoundError(f"override {override_id} not found") from None
-    return row
+    return access.get_scoped(session, ctx, PriorityOverride, override_id, "override")
 
 
 TaskDep = Annotated[ExaminationTask, Depends(visible_task)]

@@ -75,25 +75,7 @@ def _read(
 
 
 def analyse_entry(state: _WorkerState, fs_offset: int, entry: FileEntry) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "partition": entry.partition,
-        "path": entry.path,
-        "inode": entry.inode,
-        "stream": entry.stream,
-        "size": entry.size,
-        "allocated": entry.allocated,
-        "deleted": not entry.allocated,
-        "times": entry.times,
-        "md5": None,
-        "sha1": None,
-        "sha256": None,
-        "mime": None,
-        "kind": None,
-        "hashset_hits": [],
-        "known": False,
-        "yara": None,
-        "error": None,
-    }
+    record = _record(entry)
     hasher = MultiHasher()
     try:
         head, content = _read(state, fs_offset, entry, hasher)
@@ -141,9 +123,8 @@ def process_batch(batch: list[list[Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def error_record(row: list[Any], reason: str) -> dict[str, Any]:
-    """The entry of a file whose analysis took its worker down or overran its time."""
-    entry = FileEntry.from_tuple(tuple(row[1:]))
+def _record(entry: FileEntry, error: str | None = None) -> dict[str, Any]:
+    """A file's record before analysis: metadata from the walk, nothing found yet."""
     return {
         "partition": entry.partition,
         "path": entry.path,
@@ -161,5 +142,10 @@ def error_record(row: list[Any], reason: str) -> dict[str, Any]:
         "hashset_hits": [],
         "known": False,
         "yara": None,
-        "error": f"analysis failed: {reason}",
+        "error": error,
     }
+
+
+def error_record(row: list[Any], reason: str) -> dict[str, Any]:
+    """The entry of a file whose analysis took its worker down or overran its time."""
+    return _record(FileEntry.from_tuple(tuple(row[1:])), f"analysis failed: {reason}")
