@@ -24,5 +24,6 @@ app.command("queue")(queue.show_queue)
 app.command("rescore")(queue.rescore)
 app.command("backlog")(backlog.backlog)
 app.command("vendors")(backlog.vendors)
+app.command("simulate")(backlog.simulate)
 
 __all__ = ["app"]

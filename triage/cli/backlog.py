@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,6 +12,7 @@ from rich.table import Table
 from sqlmodel import col, select
 
 from triage import backlog as backlog_figures
+from triage import queue
 from triage.db import make_engine, session_scope
 from triage.models.types import utcnow
 from triage.models.vendors import Vendor
@@ -52,3 +54,44 @@ def vendors() -> None:
                 f"{v.turnaround_days} d",
             )
     console.print(table)
+
+
+def simulate(
+    weeks: Annotated[int, typer.Option(min=1, max=520)] = 52,
+    examiners: Annotated[int, typer.Option(min=0)] = 4,
+    rate: Annotated[float, typer.Option(min=0.1, help="exhibits per examiner per week")] = 3.0,
+    arrivals: Annotated[
+        float, typer.Option(min=0, help="exhibits arriving per week (all device types)")
+    ] = 16.0,
+    child_share: Annotated[float, typer.Option(min=0, max=1, help="share in child-welfare cases")] = 0.35,
+    vendor_capacity: Annotated[int, typer.Option(min=0, help="exhibits a month to the vendor")] = 8,
+    vendor_turnaround: Annotated[int, typer.Option(min=1, help="days")] = 30,
+    backlog: Annotated[int, typer.Option(min=0, help="exhibits waiting at the start")] = 150,
+    seed: Annotated[int, typer.Option()] = 1,
+    chart: Annotated[Path, typer.Option(help="PNG chart of the backlog under each policy")] = Path(
+        "var/simulation.png"
+    ),
+) -> None:
+    """Simulate the unit under FIFO and under the scoring policy (same arrivals, fixed seed):
+    backlog over time, days children spend under family restriction waiting, clearance."""
+    from triage import simulate as sim
+
+    share = {"laptop": 0.375, "phone": 0.5, "external_disk": 0.125}
+    scenario = sim.Scenario(
+        weeks=weeks,
+        arrivals_per_week={k: arrivals * v for k, v in share.items()},
+        child_welfare_share=child_share,
+        examiners=examiners,
+        exhibits_per_examiner_per_week=rate,
+        vendor_capacity_per_month=vendor_capacity,
+        vendor_turnaround_days=vendor_turnaround,
+        initial_backlog=backlog,
+        seed=seed,
+    )
+    results = sim.simulate(
+        scenario, queue.policy(str(get_settings().scoring_policy) if get_settings().scoring_policy else None)
+    )
+    sim.chart(results, chart)
+    typer.echo(
+        json.dumps({name: r.summary() for name, r in results.items()} | {"chart": str(chart)}, indent=2)
+    )
