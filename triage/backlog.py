@@ -212,3 +212,94 @@ def forecast(
         "extra_examiners": extra_examiners,
         "extra_outsourcing_per_month": extra_outsourcing_per_month,
     }
+
+
+def recommend(session: Session, now: datetime, target: date) -> dict[str, Any]:
+    """Which queued exhibits to send to which vendor so that everything is examined by
+    ``target``, and what that does to the waits of child-welfare cases.
+
+    In house, the task at position p is expected after p / (completions a day) days. Tasks
+    expected after the target go, in queue order, to an approved vendor that may take them
+    (authority for the material, capacity left this month, back before the target).
+    """
+    from triage import queue as exam_queue
+    from triage import vendors as vendor_rules
+
+    today = now.date()
+    per_day = completions_per_week(session, now, 4) / 7
+    tasks = exam_queue.positions(session)
+    exhibits = {
+        e.id: e
+        for e in session.exec(select(Exhibit).where(col(Exhibit.id).in_([t.exhibit_id for t in tasks]))).all()
+    }
+    cases = {
+        c.id: c for c in session.exec(select(Case).where(col(Case.id).in_({t.case_id for t in tasks}))).all()
+    }
+    candidates = [
+        v
+        for v in session.exec(select(Vendor).where(Vendor.status == VendorStatus.approved)).all()
+        if today + timedelta(days=v.turnaround_days) <= target
+    ]
+    room = {v.id: v.capacity_per_month - vendor_rules.used_this_month(session, v, today) for v in candidates}
+
+    def expected(position: int) -> date | None:
+        return today + timedelta(days=math.ceil(position / per_day) - 1) if per_day > 0 else None
+
+    picks: list[dict[str, Any]] = []
+    unplaced, kept = 0, 0  # kept: tasks staying in house so far (their new positions)
+    before: list[int] = []
+    after: list[int] = []
+    for position, task in enumerate(tasks, 1):
+        exhibit, case = exhibits[task.exhibit_id], cases[task.case_id]
+        welfare = is_child_welfare(case)
+        in_house = expected(kept + 1)
+        vendor = None
+        if in_house is None or in_house > target:
+            vendor = next(
+                (
+                    v
+                    for v in candidates
+                    if room[v.id] > 0 and vendor_rules.refusal(session, v, exhibit, today) is None
+                ),
+                None,
+            )
+            unplaced += vendor is None
+        if vendor is None:
+            kept += 1
+            finish = in_house
+        else:
+            room[vendor.id] -= 1
+            finish = today + timedelta(days=vendor.turnaround_days)
+            picks.append(
+                {
+                    "exhibit_id": exhibit.id,
+                    "crime_reference": case.crime_reference,
+                    "reference": exhibit.reference,
+                    "vendor_id": vendor.id,
+                    "vendor": vendor.name,
+                    "due_date": finish.isoformat(),
+                    "in_house_expected": in_house.isoformat() if in_house else None,
+                    "child_welfare": welfare,
+                }
+            )
+        original = expected(position)
+        if welfare and original is not None and finish is not None:
+            before.append((original - today).days)
+            after.append((finish - today).days)
+
+    def stats(days: list[int]) -> dict[str, float]:
+        return {
+            "cases": len(days),
+            "mean_days": round(sum(days) / len(days), 1) if days else 0.0,
+            "max_days": max(days, default=0),
+        }
+
+    return {
+        "target_date": target.isoformat(),
+        "queued": len(tasks),
+        "in_house_per_day": round(per_day, 3),
+        "outsource": picks,
+        "cannot_place": unplaced,
+        "child_welfare_wait_before": stats(before),
+        "child_welfare_wait_after": stats(after),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -10,6 +11,7 @@ from sqlmodel import col, select
 
 from api.deps import CtxDep, ExhibitDep, SessionDep
 from triage import access, backlog, vendors
+from triage.errors import FieldValidationError
 from triage.models.accounts import Role
 from triage.models.types import utcnow
 from triage.models.vendors import (
@@ -139,3 +141,13 @@ def forecast(
     """The date the backlog clears at the current pace, and with more examiners or outsourcing."""
     ctx.require(*MANAGERS)
     return backlog.forecast(session, utcnow(), extra_examiners, extra_outsourcing_per_month)
+
+
+@router.get("/backlog/recommendation")
+def recommendation(session: SessionDep, ctx: CtxDep, target_date: date) -> dict[str, object]:
+    """Which exhibits to outsource to which vendor to meet ``target_date``, and the effect on
+    the waits of child-welfare cases."""
+    ctx.require(*MANAGERS)
+    if target_date <= utcnow().date():
+        raise FieldValidationError("target_date", "must be in the future")
+    return backlog.recommend(session, utcnow(), target_date)

@@ -239,3 +239,98 @@ def test_backlog_figures_as_json_and_csv(
     csv_text = client.get("/api/v1/backlog.csv", headers=h).text
     assert csv_text.splitlines()[0] == "section,key,value" and "age_buckets_days,over 180,1" in csv_text
     assert client.get("/api/v1/backlog", headers=headers["investigator"]).status_code == 403
+
+
+def test_recommendation_to_meet_a_target_date_matches_a_hand_computation(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], engine: Engine
+) -> None:
+    h = headers["manager"]
+    now = datetime.now(UTC)
+    today = now.date()
+    done_cases = [create_case(client, h, users.investigator.id, f"CR/D{n}")["id"] for n in range(8)]  # type: ignore[arg-type]
+    with Session(engine) as s:
+        for n, case_id in enumerate(done_cases):  # pace: 8 in 4 weeks = 2 a week in house
+            done = Exhibit(case_id=case_id, reference="D", device_type="laptop", state="examined")
+            s.add(done)
+            s.flush()
+            s.add(
+                ExaminationTask(
+                    exhibit_id=done.id,
+                    case_id=case_id,
+                    device_type="laptop",  # type: ignore[arg-type]
+                    state=TaskState.completed,
+                    completed_at=now - timedelta(days=2 + n),
+                )
+            )
+        s.commit()
+    # Queue, by priority: welfare, plain, welfare, plain (fraud cases: no IIOC authority needed).
+    welfare = {"children_in_household": 1, "restriction_kind": None, "restriction_start": None}
+    plain = {
+        "children_in_household": 0,
+        "suspect_access_children_home": False,
+        "restriction_kind": None,
+        "restriction_start": None,
+    }
+    cases = [
+        create_case(
+            client,
+            h,
+            users.investigator.id,
+            f"CR/Q{n}",
+            offence_category="fraud",  # type: ignore[arg-type]
+            **(welfare if n in (0, 2) else plain),
+        )
+        for n in range(4)
+    ]
+    with Session(engine) as s:
+        for n, case in enumerate(cases):
+            exhibit = Exhibit(
+                case_id=case["id"], reference="Q", device_type="phone", state="awaiting_examination"
+            )
+            s.add(exhibit)
+            s.flush()
+            s.add(
+                ExaminationTask(
+                    exhibit_id=exhibit.id,
+                    case_id=case["id"],
+                    device_type="phone",  # type: ignore[arg-type]
+                    priority=400.0 - 100 * n,
+                )
+            )
+        s.add(
+            Vendor(
+                name="Quick",
+                accreditation_expires=today + timedelta(days=300),
+                capacity_per_month=1,
+                turnaround_days=5,
+                status=VendorStatus.approved,
+                iso17025_digital=True,
+                fsr_code_compliant=True,
+            )
+        )
+        s.add(
+            Vendor(
+                name="Slow",
+                accreditation_expires=today + timedelta(days=300),
+                capacity_per_month=50,
+                turnaround_days=10,
+                status=VendorStatus.approved,
+                iso17025_digital=True,
+                fsr_code_compliant=True,
+            )
+        )
+        s.commit()
+    target = today + timedelta(days=7)
+    r = client.get(f"/api/v1/backlog/recommendation?target_date={target.isoformat()}", headers=h)
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    # By hand: 2/7 a day; position p is expected after ceil(3.5 p) - 1 days: 3, 6, 10, 13.
+    # Positions 3 and 4 miss the target; "Slow" returns after it; "Quick" has room for one.
+    assert [(p["crime_reference"], p["vendor"], p["due_date"]) for p in plan["outsource"]] == [
+        ("CR/Q2", "Quick", (today + timedelta(days=5)).isoformat())
+    ]
+    assert plan["cannot_place"] == 1
+    assert plan["child_welfare_wait_before"] == {"cases": 2, "mean_days": 6.5, "max_days": 10}
+    assert plan["child_welfare_wait_after"] == {"cases": 2, "mean_days": 4.0, "max_days": 5}
+    past = client.get(f"/api/v1/backlog/recommendation?target_date={today.isoformat()}", headers=h)
+    assert past.status_code == 422

@@ -25,5 +25,6 @@ app.command("rescore")(queue.rescore)
 app.command("backlog")(backlog.backlog)
 app.command("vendors")(backlog.vendors)
 app.command("simulate")(backlog.simulate)
+app.command("outsource")(backlog.outsource)
 
 __all__ = ["app"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,9 @@ console = Console()
 
 def backlog(
     csv: Annotated[bool, typer.Option("--csv", help="CSV instead of JSON")] = False,
+    target_date: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="recommend what to outsource to meet it")
+    ] = None,
     extra_examiners: Annotated[int, typer.Option(min=0, help="what-if: more examiners")] = 0,
     extra_outsourcing: Annotated[
         int, typer.Option(min=0, help="what-if: more exhibits outsourced a month")
@@ -36,6 +40,8 @@ def backlog(
             typer.echo(backlog_figures.figures_csv(figures), nl=False)
             return
         figures["forecast"] = backlog_figures.forecast(session, now, extra_examiners, extra_outsourcing)
+        if target_date is not None:
+            figures["recommendation"] = backlog_figures.recommend(session, now, target_date.date())
     typer.echo(json.dumps(figures, indent=2, default=str))
 
 
@@ -95,3 +101,36 @@ def simulate(
     typer.echo(
         json.dumps({name: r.summary() for name, r in results.items()} | {"chart": str(chart)}, indent=2)
     )
+
+
+def outsource(
+    exhibit_id: int,
+    vendor: Annotated[int, typer.Option(help="vendor id (see `triage vendors`)")],
+    as_user: Annotated[str, typer.Option("--as", help="the manager sending it (audited as them)")],
+    reason: Annotated[str, typer.Option()] = "outsourced to meet the backlog",
+) -> None:
+    """Send an exhibit to an approved vendor; refused with the reason if it may not go."""
+    from triage import accounts
+    from triage import vendors as vendor_rules
+    from triage.context import Context
+    from triage.errors import TriageError
+    from triage.models.exhibits import Exhibit
+
+    try:
+        with session_scope(make_engine(get_settings().database_url)) as session:
+            actor = accounts.find_account(session, as_user)
+            if not actor.is_active:
+                raise TriageError(f"account {as_user!r} is disabled")
+            exhibit = session.get(Exhibit, exhibit_id)
+            if exhibit is None:
+                raise TriageError(f"exhibit {exhibit_id} not found")
+            record = vendor_rules.dispatch(
+                session, Context(actor=actor), exhibit, vendor_rules.get_vendor(session, vendor), reason
+            )
+            typer.echo(
+                f"outsourcing {record.id}: exhibit {exhibit_id} to vendor {vendor}, due {record.due_date}, "
+                f"image MD5 {record.dispatch_md5}"
+            )
+    except TriageError as exc:
+        Console(stderr=True).print(f"[red]refused:[/red] {exc}")
+        raise typer.Exit(1) from None

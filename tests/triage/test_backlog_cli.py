@@ -1,0 +1,72 @@
+"""`triage outsource`, `triage backlog` and `triage vendors` on the command line."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from typer.testing import CliRunner
+
+from tests.conftest import Users
+from triage.cli import app as cli
+from triage.models.cases import Case
+from triage.models.exhibits import Exhibit
+from triage.models.vendors import Vendor, VendorStatus
+from triage.settings import get_settings
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch, database_url: str, engine: Engine, tmp_path: Path) -> CliRunner:
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()
+
+
+def test_outsource_refuses_with_the_reason_then_sends(
+    runner: CliRunner, users: Users, engine: Engine
+) -> None:
+    with Session(engine) as s:
+        case = Case(
+            crime_reference="CR/CLI",
+            offence_category="fraud",
+            officer_id=users.investigator.id,  # type: ignore[arg-type]
+            received_date=date.today(),
+        )
+        s.add(case)
+        s.flush()
+        exhibit = Exhibit(case_id=case.id, reference="E/1", device_type="phone")  # type: ignore[arg-type]
+        vendor = Vendor(
+            name="Acme",
+            accreditation_expires=date.today() + timedelta(days=30),
+            capacity_per_month=1,
+            turnaround_days=14,
+            status=VendorStatus.suspended,
+        )
+        s.add_all([exhibit, vendor])
+        s.commit()
+        exhibit_id, vendor_id = exhibit.id, vendor.id
+    args = ["outsource", str(exhibit_id), "--vendor", str(vendor_id), "--as", "manager"]
+    refused = runner.invoke(cli, args)
+    assert refused.exit_code == 1 and "suspended" in refused.output
+    with Session(engine) as s:
+        row = s.get(Vendor, vendor_id)
+        assert row is not None
+        row.status = VendorStatus.approved
+        s.add(row)
+        s.commit()
+    assert runner.invoke(cli, [*args[:-1], "examiner"]).exit_code == 1  # examiners may not outsource
+    sent = runner.invoke(cli, args)
+    assert sent.exit_code == 0, sent.output
+    assert f"due {date.today() + timedelta(days=14)}" in sent.output
+    figures = json.loads(
+        runner.invoke(
+            cli, ["backlog", "--target-date", (date.today() + timedelta(days=30)).isoformat()]
+        ).output
+    )
+    assert figures["with_vendors"] == 1 and figures["recommendation"]["queued"] == 0
+    assert "Acme" in runner.invoke(cli, ["vendors"]).output
