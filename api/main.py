@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from api import errors
 from api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from api.routes import accounts, audit, auth, backlog, cases, exhibits, health, metrics, reference, runs
 from api.routes import queue as queue_routes
 from api.routes.auth import LoginThrottle
+from api.web import pages
 from triage import __version__, queue
 from triage.db import make_engine
 from triage.settings import Settings, get_settings
@@ -36,6 +41,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=str(Path(pages.__file__).with_name("static"))), name="static")
+
+    async def login_required(request: Request, exc: Exception) -> RedirectResponse:
+        return RedirectResponse("/login", status_code=303)
+
+    app.add_exception_handler(pages.LoginRequired, login_required)
     app.include_router(metrics.router)
     errors.install(app)
     uploads = [

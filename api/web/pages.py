@@ -1,0 +1,499 @@
+"""The pages. Every form answers bad input with a clear message on the page it came from."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+
+from api.deps import SessionDep, SettingsDep
+from triage import access, accounts, backlog, queue, registry, runs, vendors
+from triage.context import Context
+from triage.errors import AuthenticationError, NotFoundError, PermissionDeniedError, TriageError
+from triage.models.accounts import Account, Role
+from triage.models.cases import Case
+from triage.models.exhibits import Exhibit
+from triage.models.queue import CaseScore, ExaminationTask, OverrideCreate, TaskState
+from triage.models.runs import ACTIVE_RUN_STATES, TriageHit, TriageRun
+from triage.models.vendors import Outsourcing, OutsourcingState, Vendor
+from triage.scheduling import restriction_days_today
+
+COOKIE = "triage_session"
+HOME = {Role.manager: "/queue", Role.admin: "/admin", Role.examiner: "/work", Role.investigator: "/my"}
+PAGE_SIZE = 25
+templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+router = APIRouter(include_in_schema=False)
+
+
+class LoginRequired(Exception):
+    """Raised by page dependencies; answered with a redirect to the sign-in page."""
+
+
+def page_account(request: Request, session: SessionDep, settings: SettingsDep) -> Account:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        raise LoginRequired
+    try:
+        return accounts.account_from_token(session, settings, token)
+    except AuthenticationError:
+        raise LoginRequired from None
+
+
+PageAccount = Annotated[Account, Depends(page_account)]
+
+
+def _ctx(request: Request, account: Account) -> Context:
+    return Context(actor=account, request_id=request.state.request_id)
+
+
+def render(
+    request: Request, template: str, account: Account | None, status: int = 200, **data: Any
+) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request, template, {"account": account, "home": HOME, **data}, status_code=status
+    )
+
+
+def error_page(request: Request, account: Account | None, exc: Exception) -> HTMLResponse:
+    status = 404 if isinstance(exc, NotFoundError) else 403 if isinstance(exc, PermissionDeniedError) else 400
+    title = {404: "Not found", 403: "Not allowed", 400: "Cannot do that"}[status]
+    return render(request, "error.html", account, status, title=title, message=str(exc))
+
+
+def _errors(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors())
+
+
+# --- sign in and out -----------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> HTMLResponse:
+    return render(request, "login.html", None)
+
+
+@router.post("/login", response_model=None)
+def login(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+) -> Response:
+    if not username or not password:
+        return render(
+            request, "login.html", None, 400, error="Enter your username and password.", username=username
+        )
+    try:
+        account = accounts.authenticate(session, username, password)
+    except AuthenticationError:
+        return render(
+            request, "login.html", None, 401, error="Wrong username or password.", username=username
+        )
+    from triage import audit
+
+    audit.record(session, _ctx(request, account), "auth.login", "account", account.id, None, {"via": "pages"})
+    session.commit()
+    token, lifetime = accounts.issue_token(settings, account)
+    response = RedirectResponse(HOME[Role(account.role)], status_code=303)
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=lifetime,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/logout")
+def logout() -> RedirectResponse:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+@router.get("/")
+def home(account: PageAccount) -> RedirectResponse:
+    """Each role lands on its own home page (no session: the sign-in page)."""
+    return RedirectResponse(HOME[Role(account.role)], status_code=303)
+
+
+# --- manager: the queue, overrides with preview ----------------------------------------------
+
+
+def _queue_rows(session: Session, offset: int) -> tuple[list[dict[str, Any]], int]:
+    snapshot = queue.queue_snapshot(session)
+    ordered = queue.positions(session)
+    chunk = ordered[offset : offset + PAGE_SIZE]
+    scores = {
+        s.case_id: s
+        for s in session.exec(
+            select(CaseScore).where(col(CaseScore.case_id).in_({t.case_id for t in chunk}))
+        ).all()
+    }
+    cases = {
+        c.id: c for c in session.exec(select(Case).where(col(Case.id).in_({t.case_id for t in chunk}))).all()
+    }
+    exhibits = {
+        e.id: e
+        for e in session.exec(select(Exhibit).where(col(Exhibit.id).in_({t.exhibit_id for t in chunk}))).all()
+    }
+    rows = []
+    for task in chunk:
+        position, expected = snapshot[task.id or 0]
+        score = scores.get(task.case_id)
+        rows.append(
+            {
+                "position": position,
+                "expected": expected,
+                "task": task,
+                "case": cases[task.case_id],
+                "exhibit": exhibits[task.exhibit_id],
+                "score": score,
+            }
+        )
+    return rows, len(ordered)
+
+
+@router.get("/queue", response_class=HTMLResponse)
+def queue_page(request: Request, account: PageAccount, session: SessionDep, offset: int = 0) -> HTMLResponse:
+    if account.role not in (Role.manager, Role.admin, Role.examiner):
+        return error_page(request, account, PermissionDeniedError("the queue is for HTCU staff"))
+    rows, total = _queue_rows(session, max(offset, 0))
+    return render(
+        request,
+        "queue.html",
+        account,
+        rows=rows,
+        total=total,
+        offset=max(offset, 0),
+        page=PAGE_SIZE,
+        default_expiry=(datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M"),
+    )
+
+
+@router.post("/queue/{case_id}/override", response_class=HTMLResponse)
+def override(
+    request: Request,
+    case_id: int,
+    account: PageAccount,
+    session: SessionDep,
+    kind: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+    points: Annotated[str, Form()] = "0",
+    expires_at: Annotated[str, Form()] = "",
+    confirm: Annotated[str, Form()] = "",
+) -> Response:
+    ctx = _ctx(request, account)
+    try:
+        case = access.get_case(session, ctx, case_id)
+        when = datetime.fromisoformat(expires_at) if expires_at else None
+        if when is not None and when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        data = OverrideCreate(kind=kind, reason=reason, points=float(points or 0), expires_at=when)  # type: ignore[arg-type]
+        if confirm:
+            queue.add_override(session, ctx, case, data)
+            session.commit()
+            return RedirectResponse("/queue", status_code=303)
+        preview = queue.preview_override(session, ctx, case, data)
+    except ValidationError as exc:
+        return _queue_with_error(request, account, session, case_id, _errors(exc))
+    except ValueError as exc:
+        return _queue_with_error(request, account, session, case_id, f"expiry: {exc}")
+    except TriageError as exc:
+        if isinstance(exc, NotFoundError | PermissionDeniedError):
+            return error_page(request, account, exc)
+        return _queue_with_error(request, account, session, case_id, str(exc))
+    return render(
+        request,
+        "preview.html",
+        account,
+        case=case,
+        data=data,
+        preview=preview,
+        expires_at=expires_at,
+        points=points,
+    )
+
+
+def _queue_with_error(
+    request: Request, account: Account, session: Session, case_id: int, message: str
+) -> HTMLResponse:
+    rows, total = _queue_rows(session, 0)
+    return render(
+        request,
+        "queue.html",
+        account,
+        422,
+        rows=rows,
+        total=total,
+        offset=0,
+        page=PAGE_SIZE,
+        error=message,
+        error_case=case_id,
+        default_expiry=(datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M"),
+    )
+
+
+# --- manager: backlog and vendors ------------------------------------------------------------
+
+
+@router.get("/backlog", response_class=HTMLResponse)
+def backlog_page(
+    request: Request, account: PageAccount, session: SessionDep, extra: int = 10
+) -> HTMLResponse:
+    if account.role not in (Role.manager, Role.admin):
+        return error_page(request, account, PermissionDeniedError("the backlog is for managers"))
+    now = datetime.now(UTC)
+    figures = backlog.figures(session, now)
+    forecast = backlog.forecast(session, now, 0, max(extra, 0))
+    return render(request, "backlog.html", account, figures=figures, forecast=forecast, extra=max(extra, 0))
+
+
+@router.get("/vendors", response_class=HTMLResponse)
+def vendors_page(request: Request, account: PageAccount, session: SessionDep) -> HTMLResponse:
+    if account.role not in (Role.manager, Role.admin):
+        return error_page(request, account, PermissionDeniedError("vendors are for managers"))
+    today = date.today()
+    out = session.exec(
+        select(Outsourcing)
+        .where(Outsourcing.state == OutsourcingState.with_vendor)
+        .order_by(col(Outsourcing.due_date))
+    ).all()
+    names = {v.id: v.name for v in session.exec(select(Vendor)).all()}
+    rows = [
+        {"record": o, "vendor": names.get(o.vendor_id, "?"), "overdue": vendors.is_overdue(o, today)}
+        for o in out
+    ]
+    return render(
+        request,
+        "vendors.html",
+        account,
+        vendors=session.exec(select(Vendor).order_by(col(Vendor.name))).all(),
+        rows=rows,
+    )
+
+
+# --- examiner: take next job, the task, live triage progress ---------------------------------
+
+
+@router.get("/work", response_class=HTMLResponse)
+def work(request: Request, account: PageAccount, session: SessionDep, message: str = "") -> HTMLResponse:
+    if account.role not in (Role.examiner, Role.admin):
+        return error_page(request, account, PermissionDeniedError("taking jobs is for examiners"))
+    mine = session.exec(
+        select(ExaminationTask).where(
+            ExaminationTask.claimed_by == account.id, ExaminationTask.state == TaskState.claimed
+        )
+    ).all()
+    active = session.exec(
+        select(TriageRun).where(col(TriageRun.state).in_(ACTIVE_RUN_STATES)).order_by(col(TriageRun.id))
+    ).all()
+    return render(request, "work.html", account, mine=mine, active=active, message=message)
+
+
+@router.post("/work/claim", response_model=None)
+def claim(request: Request, account: PageAccount, session: SessionDep, settings: SettingsDep) -> Response:
+    try:
+        task = queue.claim_next(session, _ctx(request, account), settings.task_lease_seconds)
+    except TriageError as exc:
+        return error_page(request, account, exc)
+    session.commit()
+    if task is None:
+        return RedirectResponse("/work?message=No+job+you+are+qualified+for+is+waiting.", status_code=303)
+    return RedirectResponse(f"/work/tasks/{task.id}", status_code=303)
+
+
+@router.get("/work/tasks/{task_id}", response_class=HTMLResponse)
+def task_page(request: Request, task_id: int, account: PageAccount, session: SessionDep) -> HTMLResponse:
+    try:
+        task = access.get_scoped(session, _ctx(request, account), ExaminationTask, task_id, "task")
+    except NotFoundError as exc:
+        return error_page(request, account, exc)
+    exhibit = session.get(Exhibit, task.exhibit_id)
+    case = session.get(Case, task.case_id)
+    run = session.exec(
+        select(TriageRun).where(TriageRun.exhibit_id == task.exhibit_id).order_by(col(TriageRun.id).desc())
+    ).first()
+    hits = session.exec(select(TriageHit).where(TriageHit.run_id == run.id).limit(200)).all() if run else []
+    return render(request, "task.html", account, task=task, exhibit=exhibit, case=case, run=run, hits=hits)
+
+
+@router.post("/work/tasks/{task_id}/{action}", response_model=None)
+def task_action(
+    request: Request,
+    task_id: int,
+    action: str,
+    account: PageAccount,
+    session: SessionDep,
+    outcome: Annotated[str, Form()] = "",
+) -> Response:
+    ctx = _ctx(request, account)
+    try:
+        task = access.get_scoped(session, ctx, ExaminationTask, task_id, "task")
+        if action == "complete":
+            if not outcome.strip():
+                exhibit = session.get(Exhibit, task.exhibit_id)
+                return render(
+                    request,
+                    "task.html",
+                    account,
+                    422,
+                    task=task,
+                    exhibit=exhibit,
+                    case=session.get(Case, task.case_id),
+                    run=None,
+                    hits=[],
+                    error="Write the outcome of the examination before completing.",
+                )
+            queue.complete(session, ctx, task, task.attempt, outcome.strip())
+            message = "Job completed."
+        elif action == "release":
+            queue.release(session, ctx, task, task.attempt)
+            message = "Job handed back to the queue."
+        else:
+            raise NotFoundError(f"no action {action!r}")
+    except TriageError as exc:
+        return error_page(request, account, exc)
+    session.commit()
+    return RedirectResponse(f"/work?message={message.replace(' ', '+')}", status_code=303)
+
+
+@router.get("/runs/{run_id}/progress.json")
+def run_progress(request: Request, run_id: int, account: PageAccount, session: SessionDep) -> JSONResponse:
+    try:
+        run = access.get_scoped(session, _ctx(request, account), TriageRun, run_id, "run")
+    except NotFoundError:
+        return JSONResponse({"detail": "not found"}, status_code=404)
+    return JSONResponse(
+        {
+            "state": run.state.value,
+            "phase": run.phase,
+            "bytes_done": run.bytes_done,
+            "bytes_total": run.bytes_total,
+            "seconds_left": runs.seconds_left(run),
+        }
+    )
+
+
+# --- investigator: my cases ---------------------------------------------------------------------
+
+
+def _case_devices(session: Session, case: Case, snapshot: dict[int, Any]) -> list[dict[str, Any]]:
+    out = []
+    for exhibit in session.exec(
+        select(Exhibit).where(Exhibit.case_id == case.id).order_by(col(Exhibit.id))
+    ).all():
+        task = queue.open_task(session, exhibit.id or 0)
+        position, expected = snapshot.get(task.id or 0, (None, None)) if task else (None, None)
+        out.append({"exhibit": exhibit, "position": position, "expected": expected})
+    return out
+
+
+@router.get("/my", response_class=HTMLResponse)
+def my_cases(request: Request, account: PageAccount, session: SessionDep) -> HTMLResponse:
+    ctx = _ctx(request, account)
+    clause = access.case_visibility_clause(ctx)
+    query = select(Case).order_by(col(Case.id))
+    query = query.where(clause) if clause is not None else query.where(Case.officer_id == account.id)
+    snapshot = queue.queue_snapshot(session)
+    cases = [
+        {"case": c, "devices": _case_devices(session, c, snapshot), "days": restriction_days_today(c)}
+        for c in session.exec(query.limit(200)).all()
+    ]
+    return render(request, "my.html", account, cases=cases)
+
+
+@router.get("/my/cases/{case_id}", response_class=HTMLResponse)
+def my_case(request: Request, case_id: int, account: PageAccount, session: SessionDep) -> HTMLResponse:
+    try:
+        case = access.get_case(session, _ctx(request, account), case_id)
+    except NotFoundError as exc:
+        return error_page(request, account, exc)
+    snapshot = queue.queue_snapshot(session)
+    return render(
+        request,
+        "case.html",
+        account,
+        case=case,
+        devices=_case_devices(session, case, snapshot),
+        days=restriction_days_today(case),
+    )
+
+
+# --- admin ---------------------------------------------------------------------------------------
+
+
+def _admin(
+    request: Request,
+    account: Account,
+    session: Session,
+    settings: Any,
+    offset: int = 0,
+    status: int = 200,
+    **extra: Any,
+) -> HTMLResponse:
+    rows, total = accounts.list_accounts(session, max(offset, 0), PAGE_SIZE)
+    return render(
+        request,
+        "admin.html",
+        account,
+        status,
+        accounts=rows,
+        total=total,
+        offset=max(offset, 0),
+        page=PAGE_SIZE,
+        hashsets=registry.list_hashsets(session),
+        rulesets=registry.list_rulesets(session),
+        roots=settings.resolved_evidence_roots(),
+        roles=[r.value for r in Role],
+        **extra,
+    )
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def admin_page(
+    request: Request,
+    account: PageAccount,
+    session: SessionDep,
+    settings: SettingsDep,
+    offset: int = 0,
+    message: str = "",
+) -> HTMLResponse:
+    if account.role is not Role.admin:
+        return error_page(request, account, PermissionDeniedError("administration is for admins"))
+    return _admin(request, account, session, settings, offset, message=message)
+
+
+@router.post("/admin/accounts", response_model=None)
+def admin_create_account(
+    request: Request,
+    account: PageAccount,
+    session: SessionDep,
+    settings: SettingsDep,
+    username: Annotated[str, Form()] = "",
+    full_name: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        data = accounts.AccountCreate(username=username, full_name=full_name, role=role, password=password)  # type: ignore[arg-type]
+        accounts.create_account(session, _ctx(request, account), data)
+    except ValidationError as exc:
+        session.rollback()
+        return _admin(request, account, session, settings, status=422, error=_errors(exc))
+    except TriageError as exc:
+        session.rollback()
+        if isinstance(exc, PermissionDeniedError):
+            return error_page(request, account, exc)
+        return _admin(request, account, session, settings, status=422, error=str(exc))
+    session.commit()
+    return RedirectResponse(f"/admin?message=Account+{username}+created.", status_code=303)

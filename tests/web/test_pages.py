@@ -1,0 +1,168 @@
+"""The three journeys of the issue, in a real browser, plus the error messages of the forms."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+from selenium.webdriver.common.by import By
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from tests.conftest import PASSWORD, Users
+from tests.web.conftest import ROOT
+from triage import queue
+from triage.models.cases import Case
+from triage.models.exhibits import Exhibit
+from triage.models.queue import ExaminationTask, TaskState
+
+
+def _sign_in(browser: Any, server: str, username: str) -> None:
+    browser.get(f"{server}/login")
+    browser.find_element(By.ID, "username").send_keys(username)
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+
+
+def _case(engine: Engine, ref: str, officer: int, restricted_days: int | None, device: str = "laptop") -> int:
+    """A case with one exhibit waiting for examination (through the real lifecycle)."""
+    from triage import custody
+    from triage.context import system_context
+    from triage.models.exhibits import ExhibitState
+
+    with Session(engine) as s:
+        start = date.today() - timedelta(days=restricted_days) if restricted_days is not None else None
+        case = Case(
+            crime_reference=ref,
+            offence_category="iioc",
+            officer_id=officer,
+            received_date=date.today(),
+            children_in_household=2 if restricted_days is not None else 0,
+            restriction_kind="no_contact_own_children" if start else None,
+            restriction_start=start,
+        )
+        s.add(case)
+        s.flush()
+        exhibit = Exhibit(case_id=case.id, reference=f"{ref}-1", device_type=device)  # type: ignore[arg-type]
+        s.add(exhibit)
+        s.flush()
+        custody.transition(
+            s, system_context(), exhibit, ExhibitState.awaiting_examination, "cannot be imaged"
+        )
+        s.commit()
+        return int(case.id or 0)
+
+
+def _pace(engine: Engine, officer: int) -> None:
+    """Two examinations finished last week, so the queue has a pace and expected dates."""
+    with Session(engine) as s:
+        case = Case(
+            crime_reference="CR/DONE",
+            offence_category="fraud",
+            officer_id=officer,
+            received_date=date.today(),
+        )
+        s.add(case)
+        s.flush()
+        for n in range(2):
+            exhibit = Exhibit(case_id=case.id, reference=f"D{n}", device_type="phone", state="examined")  # type: ignore[arg-type]
+            s.add(exhibit)
+            s.flush()
+            s.add(
+                ExaminationTask(
+                    exhibit_id=exhibit.id,
+                    case_id=case.id,
+                    device_type="phone",  # type: ignore[arg-type]
+                    state=TaskState.completed,
+                    completed_at=datetime.now(UTC) - timedelta(days=3),
+                )
+            )
+        s.commit()
+
+
+def test_manager_signs_in_and_pins_a_case_which_then_shows_first(
+    server: str, browser: Any, users: Users, engine: Engine
+) -> None:
+    _case(engine, "CR/URGENT", users.investigator.id or 0, 213)
+    _case(engine, "CR/ROUTINE", users.investigator.id or 0, None)
+    _sign_in(browser, server, "manager")
+    assert browser.current_url.endswith("/queue")
+    rows = browser.find_elements(By.CSS_SELECTOR, "table.queue tbody tr")
+    assert [r.get_attribute("data-case") for r in rows] == ["CR/URGENT", "CR/ROUTINE"]
+    routine = rows[1]
+    routine.find_element(By.TAG_NAME, "summary").click()
+    assert "family restriction" not in routine.text.lower()
+    routine.find_element(By.CSS_SELECTOR, "input[name=reason]").send_keys("Court hearing brought forward")
+    routine.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    preview = browser.find_element(By.ID, "preview").text
+    assert "would be at position 1" in preview
+    browser.find_element(By.XPATH, "//button[starts-with(., 'Confirm')]").click()
+    rows = browser.find_elements(By.CSS_SELECTOR, "table.queue tbody tr")
+    assert rows[0].get_attribute("data-case") == "CR/ROUTINE" and "pinned" in rows[0].text
+    (ROOT / "var" / "screenshots").mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(ROOT / "var" / "screenshots" / "queue.png"))
+
+
+def test_examiner_takes_the_next_job_and_completes_it(
+    server: str, browser: Any, users: Users, engine: Engine
+) -> None:
+    case_id = _case(engine, "CR/JOB", users.investigator.id or 0, 100)
+    _sign_in(browser, server, "examiner")
+    assert browser.current_url.endswith("/work")
+    browser.find_element(By.ID, "take-next").click()
+    assert "/work/tasks/" in browser.current_url
+    assert "CR/JOB" in browser.find_element(By.TAG_NAME, "h1").text
+    browser.find_element(By.XPATH, "//button[.='Complete']").click()  # empty outcome: refused
+    assert browser.find_elements(By.ID, "outcome")  # still on the task (the browser asks first)
+    browser.find_element(By.ID, "outcome").send_keys("Examined; no indecent images found.")
+    browser.find_element(By.XPATH, "//button[.='Complete']").click()
+    assert "Job completed" in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+    with Session(engine) as s:
+        exhibit = s.exec(select(Exhibit).where(Exhibit.case_id == case_id)).one()
+        assert exhibit.state == "examined"
+
+
+def test_investigator_sees_the_expected_date_and_not_found_for_another_case(
+    server: str, browser: Any, users: Users, engine: Engine
+) -> None:
+    _pace(engine, users.other_investigator.id or 0)
+    mine = _case(engine, "CR/MINE", users.investigator.id or 0, 45)
+    theirs = _case(engine, "CR/THEIRS", users.other_investigator.id or 0, None)
+    _sign_in(browser, server, "ioc")
+    assert browser.current_url.endswith("/my")
+    page = browser.find_element(By.TAG_NAME, "main").text
+    assert "CR/MINE" in page and "CR/THEIRS" not in page and "45 days" in page
+    expected = browser.find_element(By.CSS_SELECTOR, "td.expected").text
+    assert expected != "-" and date.fromisoformat(expected) >= date.today()
+    browser.get(f"{server}/my/cases/{theirs}")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Not found"
+    browser.get(f"{server}/my/cases/{mine}")
+    assert "CR/MINE" in browser.find_element(By.TAG_NAME, "h1").text
+
+
+def test_forms_answer_bad_input_with_a_clear_message(
+    client: TestClient, users: Users, engine: Engine
+) -> None:
+    r = client.post("/login", data={"username": "manager", "password": "wrong-password"})
+    assert r.status_code == 401 and "Wrong username or password" in r.text
+    assert client.get("/queue", follow_redirects=False).headers["location"] == "/login"
+    client.post("/login", data={"username": "manager", "password": PASSWORD})
+    case_id = _case(engine, "CR/X", users.investigator.id or 0, None)
+    r = client.post(
+        f"/queue/{case_id}/override", data={"kind": "pin", "reason": "", "expires_at": "2099-01-01T00:00"}
+    )
+    assert r.status_code == 422 and "reason" in r.text
+    r = client.post(
+        f"/queue/{case_id}/override",
+        data={"kind": "pin", "reason": "a reason", "expires_at": "2001-01-01T00:00"},
+    )
+    assert r.status_code == 422 and "in the past" in r.text
+    assert client.get("/admin").status_code == 403
+    client.post("/logout")
+    client.post("/login", data={"username": "admin", "password": PASSWORD})
+    r = client.post("/admin/accounts", data={"username": "x", "role": "examiner", "password": "short"})
+    assert r.status_code == 422 and "password" in r.text
+    assert client.get("/backlog").status_code == 200 and client.get("/vendors").status_code == 200
+    with Session(engine) as s:
+        assert queue.positions(s)  # nothing above changed the queue by mistake
