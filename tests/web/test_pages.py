@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -18,11 +19,17 @@ from triage.models.exhibits import Exhibit
 from triage.models.queue import ExaminationTask, TaskState
 
 
-def _sign_in(browser: Any, server: str, username: str) -> None:
+def _wait_for(browser: Any, path: str) -> None:
+    """A click on a submit button can return before the browser has navigated: wait for it."""
+    WebDriverWait(browser, 15).until(lambda b: path in b.current_url)
+
+
+def _sign_in(browser: Any, server: str, username: str, home: str) -> None:
     browser.get(f"{server}/login")
     browser.find_element(By.ID, "username").send_keys(username)
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    _wait_for(browser, home)
 
 
 def _case(engine: Engine, ref: str, officer: int, restricted_days: int | None, device: str = "laptop") -> int:
@@ -86,8 +93,7 @@ def test_manager_signs_in_and_pins_a_case_which_then_shows_first(
 ) -> None:
     _case(engine, "CR/URGENT", users.investigator.id or 0, 213)
     _case(engine, "CR/ROUTINE", users.investigator.id or 0, None)
-    _sign_in(browser, server, "manager")
-    assert browser.current_url.endswith("/queue")
+    _sign_in(browser, server, "manager", "/queue")
     rows = browser.find_elements(By.CSS_SELECTOR, "table.queue tbody tr")
     assert [r.get_attribute("data-case") for r in rows] == ["CR/URGENT", "CR/ROUTINE"]
     routine = rows[1]
@@ -95,9 +101,11 @@ def test_manager_signs_in_and_pins_a_case_which_then_shows_first(
     assert "family restriction" not in routine.text.lower()
     routine.find_element(By.CSS_SELECTOR, "input[name=reason]").send_keys("Court hearing brought forward")
     routine.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _wait_for(browser, "/override")
     preview = browser.find_element(By.ID, "preview").text
     assert "would be at position 1" in preview
     browser.find_element(By.XPATH, "//button[starts-with(., 'Confirm')]").click()
+    _wait_for(browser, "/queue")
     rows = browser.find_elements(By.CSS_SELECTOR, "table.queue tbody tr")
     assert rows[0].get_attribute("data-case") == "CR/ROUTINE" and "pinned" in rows[0].text
     (ROOT / "var" / "screenshots").mkdir(parents=True, exist_ok=True)
@@ -108,15 +116,15 @@ def test_examiner_takes_the_next_job_and_completes_it(
     server: str, browser: Any, users: Users, engine: Engine
 ) -> None:
     case_id = _case(engine, "CR/JOB", users.investigator.id or 0, 100)
-    _sign_in(browser, server, "examiner")
-    assert browser.current_url.endswith("/work")
+    _sign_in(browser, server, "examiner", "/work")
     browser.find_element(By.ID, "take-next").click()
-    assert "/work/tasks/" in browser.current_url
+    _wait_for(browser, "/work/tasks/")
     assert "CR/JOB" in browser.find_element(By.TAG_NAME, "h1").text
     browser.find_element(By.XPATH, "//button[.='Complete']").click()  # empty outcome: refused
     assert browser.find_elements(By.ID, "outcome")  # still on the task (the browser asks first)
     browser.find_element(By.ID, "outcome").send_keys("Examined; no indecent images found.")
     browser.find_element(By.XPATH, "//button[.='Complete']").click()
+    _wait_for(browser, "message=")
     assert "Job completed" in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
     with Session(engine) as s:
         exhibit = s.exec(select(Exhibit).where(Exhibit.case_id == case_id)).one()
@@ -129,8 +137,7 @@ def test_investigator_sees_the_expected_date_and_not_found_for_another_case(
     _pace(engine, users.other_investigator.id or 0)
     mine = _case(engine, "CR/MINE", users.investigator.id or 0, 45)
     theirs = _case(engine, "CR/THEIRS", users.other_investigator.id or 0, None)
-    _sign_in(browser, server, "ioc")
-    assert browser.current_url.endswith("/my")
+    _sign_in(browser, server, "ioc", "/my")
     page = browser.find_element(By.TAG_NAME, "main").text
     assert "CR/MINE" in page and "CR/THEIRS" not in page and "45 days" in page
     expected = browser.find_element(By.CSS_SELECTOR, "td.expected").text
