@@ -62,6 +62,35 @@ def is_child_welfare(case: Case) -> bool:
     )
 
 
+DONE_STATES = (ExhibitState.examined.value, ExhibitState.returned.value, ExhibitState.disposed.value)
+
+
+def backlog_by_week(session: Session, now: datetime, weeks: int = 12) -> list[dict[str, Any]]:
+    """Exhibits waiting at the end of each of the last ``weeks`` weeks, rebuilt from the custody
+    trail: an exhibit waits from its registration until it is first examined (or returned or
+    disposed of)."""
+    from triage.models.exhibits import CustodyEvent
+
+    finished = dict(
+        session.exec(
+            select(CustodyEvent.exhibit_id, func.min(CustodyEvent.at))
+            .where(col(CustodyEvent.to_state).in_(DONE_STATES))
+            .group_by(col(CustodyEvent.exhibit_id))
+        ).all()
+    )
+    created = [(int(i or 0), at) for i, at in session.exec(select(Exhibit.id, Exhibit.created_at)).all()]
+    points = []
+    for back in range(weeks - 1, -1, -1):
+        moment = now - timedelta(weeks=back)
+        waiting = 0
+        for exhibit_id, at in created:
+            done = finished.get(exhibit_id)
+            if at <= moment and (done is None or done > moment):
+                waiting += 1
+        points.append({"week_ending": moment.date().isoformat(), "waiting": waiting})
+    return points
+
+
 def figures(session: Session, now: datetime) -> dict[str, Any]:
     today = now.date()
     waiting = session.exec(
@@ -124,6 +153,7 @@ def figures(session: Session, now: datetime) -> dict[str, Any]:
             "spent_pence": spent,
             "budget_pence": budget.amount_pence if budget else None,
         },
+        "backlog_by_week": backlog_by_week(session, now),
     }
 
 
@@ -133,7 +163,10 @@ def figures_csv(data: dict[str, Any]) -> str:
     writer = csv.writer(buffer)
     writer.writerow(["section", "key", "value"])
     for key, value in data.items():
-        if isinstance(value, dict):
+        if key == "backlog_by_week":
+            for point in value:
+                writer.writerow([key, point["week_ending"], point["waiting"]])
+        elif isinstance(value, dict):
             for sub, inner in value.items():
                 writer.writerow([key, sub, inner])
         else:

@@ -236,6 +236,8 @@ def test_backlog_figures_as_json_and_csv(
     assert data["waiting_exhibits"] == 1 and data["by_device_type"] == {"phone": 1}
     assert data["age_buckets_days"]["over 180"] == 1 and data["oldest"]["crime_reference"] == "CR/OLD"
     assert data["child_welfare_cases_waiting"] == 1 and data["days_under_family_restriction"]["cases"] == 1
+    weeks = data["backlog_by_week"]
+    assert len(weeks) == 12 and weeks[-1]["waiting"] == 1 and weeks[0]["waiting"] == 0  # registered today
     csv_text = client.get("/api/v1/backlog.csv", headers=h).text
     assert csv_text.splitlines()[0] == "section,key,value" and "age_buckets_days,over 180,1" in csv_text
     assert client.get("/api/v1/backlog", headers=headers["investigator"]).status_code == 403

@@ -173,3 +173,28 @@ def test_forms_answer_bad_input_with_a_clear_message(
     assert client.get("/backlog").status_code == 200 and client.get("/vendors").status_code == 200
     with Session(engine) as s:
         assert queue.positions(s)  # nothing above changed the queue by mistake
+
+
+def test_pages_fit_a_tablet_and_are_reachable_by_keyboard(
+    server: str, browser: Any, users: Users, engine: Engine
+) -> None:
+    _case(engine, "CR/TAB", users.investigator.id or 0, 30)
+    browser.set_window_size(820, 1180)
+    _sign_in(browser, server, "manager", "/queue")
+    for path in ("/queue", "/backlog", "/vendors"):
+        browser.get(f"{server}{path}")
+        assert browser.execute_script(
+            "return document.documentElement.scrollWidth <= window.innerWidth + 1"
+        ), path
+    # Every form control has a label.
+    browser.get(f"{server}/queue")
+    unlabelled = browser.execute_script(
+        "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]"
+        ".filter(e => !e.labels || e.labels.length === 0).map(e => e.name)"
+    )
+    assert unlabelled == []
+    # The skip link is the first thing the keyboard reaches.
+    from selenium.webdriver.common.keys import Keys
+
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.get_attribute("class") == "skip"
