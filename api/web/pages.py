@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -497,3 +497,64 @@ def admin_create_account(
         return _admin(request, account, session, settings, status=422, error=str(exc))
     session.commit()
     return RedirectResponse(f"/admin?message=Account+{username}+created.", status_code=303)
+
+
+@router.post("/admin/accounts/{account_id}/{action}", response_model=None)
+def admin_account_action(
+    request: Request,
+    account_id: int,
+    action: str,
+    account: PageAccount,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    if action not in ("disable", "enable"):
+        return error_page(request, account, NotFoundError(f"no action {action!r}"))
+    try:
+        target = accounts.get_account(session, account_id)
+        accounts.set_active(session, _ctx(request, account), target, action == "enable")
+    except TriageError as exc:
+        session.rollback()
+        if isinstance(exc, NotFoundError | PermissionDeniedError):
+            return error_page(request, account, exc)
+        return _admin(request, account, session, settings, status=409, error=str(exc))
+    session.commit()
+    return RedirectResponse(f"/admin?message=Account+{target.username}+{action}d.", status_code=303)
+
+
+@router.post("/admin/reference/{kind}", response_model=None)
+async def admin_upload(
+    request: Request,
+    kind: str,
+    account: PageAccount,
+    session: SessionDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile | None, File()] = None,
+    hashset_kind: Annotated[str, Form()] = "",
+) -> Response:
+    """Upload a hash set or a YARA rule file: validated (indexed or compiled) before it is kept."""
+    import tempfile
+
+    if account.role is not Role.admin:
+        return error_page(request, account, PermissionDeniedError("administration is for admins"))
+    if file is None or not file.filename:
+        return _admin(request, account, session, settings, status=422, error="Choose a file to upload.")
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / Path(file.filename).name
+        target.write_bytes(await file.read())
+        try:
+            if kind == "hashsets":
+                record: Any = registry.register_hashset(
+                    session, _ctx(request, account), settings, target, target.name, hashset_kind or None
+                )
+            elif kind == "rulesets":
+                record = registry.register_ruleset(
+                    session, _ctx(request, account), settings, target, target.name
+                )
+            else:
+                return error_page(request, account, NotFoundError(f"no reference kind {kind!r}"))
+        except (TriageError, ValueError) as exc:
+            session.rollback()
+            return _admin(request, account, session, settings, status=422, error=f"{target.name}: {exc}")
+    session.commit()
+    return RedirectResponse(f"/admin?message={record.name}+registered.", status_code=303)

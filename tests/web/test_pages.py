@@ -198,3 +198,30 @@ def test_pages_fit_a_tablet_and_are_reachable_by_keyboard(
 
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
     assert browser.switch_to.active_element.get_attribute("class") == "skip"
+
+
+def test_admin_manages_accounts_and_reference_sets_with_clear_errors(
+    client: TestClient, users: Users, engine: Engine
+) -> None:
+    client.post("/login", data={"username": "admin", "password": PASSWORD})
+    r = client.post(
+        "/admin/reference/rulesets", files={"file": ("bad.yar", b"rule broken { condition: nope }")}
+    )
+    assert r.status_code == 422 and "bad.yar" in r.text and "compile" in r.text
+    r = client.post(
+        "/admin/reference/rulesets",
+        files={"file": ("ok.yar", b'rule ok { strings: $a = "x" condition: $a }')},
+    )
+    assert r.status_code == 200 and "ok.yar registered" in r.text  # followed the redirect
+    r = client.post("/admin/reference/hashsets", files={"file": ("set.txt", b"not a hash\n")})
+    assert r.status_code == 422 and "set.txt" in r.text
+    r = client.post(
+        "/admin/reference/hashsets",
+        files={"file": ("set.md5", b"d41d8cd98f00b204e9800998ecf8427e  x\n")},
+        data={"hashset_kind": "known_good"},
+    )
+    assert "set.md5 registered" in r.text and "known_good" in r.text
+    r = client.post(f"/admin/accounts/{users.examiner.id}/disable")
+    assert "Account examiner disabled" in r.text
+    r = client.post(f"/admin/accounts/{users.admin.id}/disable")
+    assert r.status_code == 409 and "own account" in r.text
