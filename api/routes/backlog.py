@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 from sqlmodel import col, select
 
-from api.deps import CtxDep, ExhibitDep, SessionDep
+from api.deps import CaseDep, CtxDep, ExhibitDep, SessionDep
 from triage import access, backlog, vendors
-from triage.errors import FieldValidationError
+from triage.errors import ConflictError, FieldValidationError
 from triage.models.accounts import Role
+from triage.models.exhibits import Exhibit
 from triage.models.types import utcnow
 from triage.models.vendors import (
     BudgetSet,
@@ -86,6 +87,38 @@ def outsource(
     record = vendors.dispatch(session, ctx, exhibit, vendors.get_vendor(session, data.vendor_id), data.reason)
     session.commit()
     return _out(record)
+
+
+@router.post(
+    "/cases/{case_id}/outsource",
+    response_model=list[OutsourcingPublic],
+    status_code=201,
+    responses={409: {"description": "one exhibit may not go: none is sent; the reason is given"}},
+)
+def outsource_case(
+    case: CaseDep, data: DispatchRequest, session: SessionDep, ctx: CtxDep
+) -> list[OutsourcingPublic]:
+    """Send every exhibit of the case not yet examined to the vendor, all or none."""
+    vendor = vendors.get_vendor(session, data.vendor_id)
+    waiting = session.exec(
+        select(Exhibit)
+        .where(
+            Exhibit.case_id == case.id,
+            col(Exhibit.state).in_(
+                [
+                    s.value
+                    for s in backlog.WAITING
+                    if s.value not in ("triage_queued", "triaging", "in_examination")
+                ]
+            ),
+        )
+        .order_by(col(Exhibit.id))
+    ).all()
+    if not waiting:
+        raise ConflictError("this case has no exhibit that can be sent to a vendor now")
+    records = [vendors.dispatch(session, ctx, exhibit, vendor, data.reason) for exhibit in waiting]
+    session.commit()
+    return [_out(r) for r in records]
 
 
 @router.get("/outsourcings", response_model=list[OutsourcingPublic])

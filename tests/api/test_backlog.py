@@ -336,3 +336,21 @@ def test_recommendation_to_meet_a_target_date_matches_a_hand_computation(
     assert plan["child_welfare_wait_after"] == {"cases": 2, "mean_days": 4.0, "max_days": 5}
     past = client.get(f"/api/v1/backlog/recommendation?target_date={today.isoformat()}", headers=h)
     assert past.status_code == 422
+
+
+def test_a_cases_exhibits_go_together_or_not_at_all(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    h = headers["manager"]
+    vendor = _vendor(client, h, capacity_per_month=2)
+    big = create_case(client, h, users.investigator.id, "CR/BIG")  # type: ignore[arg-type]
+    for n in range(3):
+        create_exhibit(client, h, big["id"], f"B/{n}")
+    r = client.post(f"/api/v1/cases/{big['id']}/outsource", json={"vendor_id": vendor["id"]}, headers=h)
+    assert r.status_code == 409 and "capacity" in r.json()["detail"]
+    assert client.get("/api/v1/outsourcings", headers=h).json() == []  # none sent
+    small = create_case(client, h, users.investigator.id, "CR/SMALL")  # type: ignore[arg-type]
+    for n in range(2):
+        create_exhibit(client, h, small["id"], f"S/{n}")
+    r = client.post(f"/api/v1/cases/{small['id']}/outsource", json={"vendor_id": vendor["id"]}, headers=h)
+    assert r.status_code == 201 and len(r.json()) == 2
