@@ -573,3 +573,49 @@ def require_override(session: Session, override_id: int) -> PriorityOverride:
     if row is None:
         raise NotFoundError(f"override {override_id} not found")
     return row
+
+
+def queue_entries(session: Session, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """A page of the queue in order, each task with its case, exhibit, score, place and
+    expected date; and the length of the whole queue. Shared by the API and the pages."""
+    snapshot = queue_snapshot(session)
+    ordered = positions(session)
+    chunk = ordered[offset : offset + limit]
+    case_ids = {t.case_id for t in chunk}
+    scores = {
+        s.case_id: s
+        for s in session.exec(select(CaseScore).where(col(CaseScore.case_id).in_(case_ids))).all()
+    }
+    cases = {c.id: c for c in session.exec(select(Case).where(col(Case.id).in_(case_ids))).all()}
+    exhibits = {
+        e.id: e
+        for e in session.exec(select(Exhibit).where(col(Exhibit.id).in_({t.exhibit_id for t in chunk}))).all()
+    }
+    entries = []
+    for task in chunk:
+        position, expected = snapshot[task.id or 0]
+        entries.append(
+            {
+                "position": position,
+                "expected": expected,
+                "task": task,
+                "case": cases[task.case_id],
+                "exhibit": exhibits[task.exhibit_id],
+                "score": scores.get(task.case_id) or CaseScore(case_id=task.case_id),
+            }
+        )
+    return entries, len(ordered)
+
+
+def device_statuses(
+    session: Session, case: Case, snapshot: dict[int, tuple[int, date | None]]
+) -> list[dict[str, Any]]:
+    """Each exhibit of the case with its place in the queue and expected examination date."""
+    out = []
+    for exhibit in session.exec(
+        select(Exhibit).where(Exhibit.case_id == case.id).order_by(col(Exhibit.id))
+    ).all():
+        task = open_task(session, exhibit.id or 0)
+        position, expected = snapshot.get(task.id or 0, (None, None)) if task else (None, None)
+        out.append({"exhibit": exhibit, "position": position, "expected": expected})
+    return out

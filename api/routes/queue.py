@@ -14,7 +14,6 @@ from api.schemas import Paged
 from triage import access, queue
 from triage.models.accounts import STAFF_ROLES, Role
 from triage.models.cases import Case
-from triage.models.exhibits import Exhibit
 from triage.models.queue import (
     CaseScore,
     CompleteRequest,
@@ -73,39 +72,21 @@ OverrideDep = Annotated[PriorityOverride, Depends(visible_override)]
 def list_queue(session: SessionDep, ctx: CtxDep, page: PageDep) -> Paged[QueueEntry]:
     """Queued tasks in the order examiners will get them, with every score's reasons."""
     ctx.require(*STAFF_ROLES)
-    snapshot = queue.queue_snapshot(session)
-    ordered = queue.positions(session)
-    chunk = ordered[page.offset : page.offset + page.limit]
-    scores = {
-        s.case_id: s
-        for s in session.exec(
-            select(CaseScore).where(col(CaseScore.case_id).in_({t.case_id for t in chunk}))
-        ).all()
-    }
-    cases = {
-        c.id: c for c in session.exec(select(Case).where(col(Case.id).in_({t.case_id for t in chunk}))).all()
-    }
-    exhibits = {
-        e.id: e
-        for e in session.exec(select(Exhibit).where(col(Exhibit.id).in_({t.exhibit_id for t in chunk}))).all()
-    }
-    items = []
-    for task in chunk:
-        score = scores.get(task.case_id) or CaseScore(case_id=task.case_id)
-        position, expected = snapshot[task.id or 0]
-        items.append(
-            QueueEntry(
-                position=position,
-                expected_date=expected,
-                task=TaskPublic.model_validate(task),
-                crime_reference=cases[task.case_id].crime_reference,
-                exhibit_reference=exhibits[task.exhibit_id].reference,
-                total=score.total,
-                factors=score.factors,
-                policy_version=score.policy_version,
-            )
+    entries, total = queue.queue_entries(session, page.offset, page.limit)
+    items = [
+        QueueEntry(
+            position=e["position"],
+            expected_date=e["expected"],
+            task=TaskPublic.model_validate(e["task"]),
+            crime_reference=e["case"].crime_reference,
+            exhibit_reference=e["exhibit"].reference,
+            total=e["score"].total,
+            factors=e["score"].factors,
+            policy_version=e["score"].policy_version,
         )
-    return Paged(items=items, total=len(ordered), offset=page.offset, limit=page.limit)
+        for e in entries
+    ]
+    return Paged(items=items, total=total, offset=page.offset, limit=page.limit)
 
 
 @router.get("/cases/{case_id}/score", response_model=ScorePublic)
@@ -216,22 +197,17 @@ class CaseStatus(BaseModel):
 
 
 def _status(session: Any, case: Case, snapshot: dict[int, Any]) -> CaseStatus:
-    devices = []
-    for exhibit in session.exec(
-        select(Exhibit).where(Exhibit.case_id == case.id).order_by(col(Exhibit.id))
-    ).all():
-        task = queue.open_task(session, exhibit.id or 0)
-        position, expected = snapshot.get(task.id or 0, (None, None)) if task else (None, None)
-        devices.append(
-            DeviceStatus(
-                exhibit_id=exhibit.id or 0,
-                reference=exhibit.reference,
-                device_type=str(exhibit.device_type),
-                state=str(exhibit.state),
-                queue_position=position,
-                expected_examination_date=expected,
-            )
+    devices = [
+        DeviceStatus(
+            exhibit_id=d["exhibit"].id or 0,
+            reference=d["exhibit"].reference,
+            device_type=str(d["exhibit"].device_type),
+            state=str(d["exhibit"].state),
+            queue_position=d["position"],
+            expected_examination_date=d["expected"],
         )
+        for d in queue.device_statuses(session, case, snapshot)
+    ]
     return CaseStatus(
         case_id=case.id or 0,
         crime_reference=case.crime_reference,

@@ -19,7 +19,7 @@ from triage.errors import AuthenticationError, NotFoundError, PermissionDeniedEr
 from triage.models.accounts import Account, Role
 from triage.models.cases import Case
 from triage.models.exhibits import Exhibit
-from triage.models.queue import CaseScore, ExaminationTask, OverrideCreate, TaskState
+from triage.models.queue import ExaminationTask, OverrideCreate, TaskState
 from triage.models.runs import ACTIVE_RUN_STATES, TriageHit, TriageRun
 from triage.models.vendors import Outsourcing, OutsourcingState, Vendor
 from triage.scheduling import restriction_days_today
@@ -130,37 +130,7 @@ def home(account: PageAccount) -> RedirectResponse:
 
 
 def _queue_rows(session: Session, offset: int) -> tuple[list[dict[str, Any]], int]:
-    snapshot = queue.queue_snapshot(session)
-    ordered = queue.positions(session)
-    chunk = ordered[offset : offset + PAGE_SIZE]
-    scores = {
-        s.case_id: s
-        for s in session.exec(
-            select(CaseScore).where(col(CaseScore.case_id).in_({t.case_id for t in chunk}))
-        ).all()
-    }
-    cases = {
-        c.id: c for c in session.exec(select(Case).where(col(Case.id).in_({t.case_id for t in chunk}))).all()
-    }
-    exhibits = {
-        e.id: e
-        for e in session.exec(select(Exhibit).where(col(Exhibit.id).in_({t.exhibit_id for t in chunk}))).all()
-    }
-    rows = []
-    for task in chunk:
-        position, expected = snapshot[task.id or 0]
-        score = scores.get(task.case_id)
-        rows.append(
-            {
-                "position": position,
-                "expected": expected,
-                "task": task,
-                "case": cases[task.case_id],
-                "exhibit": exhibits[task.exhibit_id],
-                "score": score,
-            }
-        )
-    return rows, len(ordered)
+    return queue.queue_entries(session, offset, PAGE_SIZE)
 
 
 @router.get("/queue", response_class=HTMLResponse)
@@ -388,14 +358,7 @@ def run_progress(request: Request, run_id: int, account: PageAccount, session: S
 
 
 def _case_devices(session: Session, case: Case, snapshot: dict[int, Any]) -> list[dict[str, Any]]:
-    out = []
-    for exhibit in session.exec(
-        select(Exhibit).where(Exhibit.case_id == case.id).order_by(col(Exhibit.id))
-    ).all():
-        task = queue.open_task(session, exhibit.id or 0)
-        position, expected = snapshot.get(task.id or 0, (None, None)) if task else (None, None)
-        out.append({"exhibit": exhibit, "position": position, "expected": expected})
-    return out
+    return queue.device_statuses(session, case, snapshot)
 
 
 @router.get("/my", response_class=HTMLResponse)
