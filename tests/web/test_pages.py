@@ -19,9 +19,18 @@ from triage.models.exhibits import Exhibit
 from triage.models.queue import ExaminationTask, TaskState
 
 
-def _wait_for(browser: Any, path: str) -> None:
-    """A click on a submit button can return before the browser has navigated: wait for it."""
-    WebDriverWait(browser, 15).until(lambda b: path in b.current_url)
+def _wait_for(browser: Any, path: str, exact: bool = True) -> None:
+    """A click on a submit button can return before the browser has navigated: wait until the
+    page at ``path`` (exactly, or any path starting with it) has loaded."""
+    from urllib.parse import urlparse
+
+    def arrived(b: Any) -> bool:
+        url = urlparse(b.current_url)
+        here = url.path + (f"?{url.query}" if url.query else "")
+        matched = url.path == path if exact else here.startswith(path)
+        return matched and b.execute_script("return document.readyState") == "complete"
+
+    WebDriverWait(browser, 20).until(arrived)
 
 
 def _sign_in(browser: Any, server: str, username: str, home: str) -> None:
@@ -101,7 +110,7 @@ def test_manager_signs_in_and_pins_a_case_which_then_shows_first(
     assert "family restriction" not in routine.text.lower()
     routine.find_element(By.CSS_SELECTOR, "input[name=reason]").send_keys("Court hearing brought forward")
     routine.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    _wait_for(browser, "/override")
+    _wait_for(browser, "/queue/", exact=False)
     preview = browser.find_element(By.ID, "preview").text
     assert "would be at position 1" in preview
     browser.find_element(By.XPATH, "//button[starts-with(., 'Confirm')]").click()
@@ -118,13 +127,13 @@ def test_examiner_takes_the_next_job_and_completes_it(
     case_id = _case(engine, "CR/JOB", users.investigator.id or 0, 100)
     _sign_in(browser, server, "examiner", "/work")
     browser.find_element(By.ID, "take-next").click()
-    _wait_for(browser, "/work/tasks/")
+    _wait_for(browser, "/work/tasks/", exact=False)
     assert "CR/JOB" in browser.find_element(By.TAG_NAME, "h1").text
     browser.find_element(By.XPATH, "//button[.='Complete']").click()  # empty outcome: refused
     assert browser.find_elements(By.ID, "outcome")  # still on the task (the browser asks first)
     browser.find_element(By.ID, "outcome").send_keys("Examined; no indecent images found.")
     browser.find_element(By.XPATH, "//button[.='Complete']").click()
-    _wait_for(browser, "message=")
+    _wait_for(browser, "/work?message=", exact=False)
     assert "Job completed" in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
     with Session(engine) as s:
         exhibit = s.exec(select(Exhibit).where(Exhibit.case_id == case_id)).one()
