@@ -24,6 +24,15 @@ def case_visibility_clause(ctx: Context) -> Any:
     return or_(col(Case.officer_id) == actor.id, col(Case.id).in_(member_cases))
 
 
+def own_cases(ctx: Context, limit: int = 200) -> Any:
+    """The caller's own cases: for an investigator those they are officer in or were added
+    to; for anyone else those they are officer in (staff see every case elsewhere)."""
+    assert ctx.actor is not None
+    clause = case_visibility_clause(ctx)
+    query = select(Case).where(clause if clause is not None else col(Case.officer_id) == ctx.actor.id)
+    return query.order_by(col(Case.id)).limit(limit)
+
+
 def can_see_case(session: Session, ctx: Context, case: Case) -> bool:
     actor = ctx.actor
     if actor is None or actor.role in STAFF_ROLES:

@@ -15,7 +15,6 @@ from triage.errors import (
     EvidenceError,
     FieldValidationError,
     InvalidInputError,
-    NotFoundError,
 )
 from triage.evidence.formats import detect
 from triage.evidence.images import open_image
@@ -260,10 +259,3 @@ def list_images(session: Session, exhibit: Exhibit) -> list[EvidenceImage]:
             .order_by(col(EvidenceImage.id))
         ).all()
     )
-
-
-def require_case(session: Session, case_id: int) -> Case:
-    case = session.get(Case, case_id)
-    if case is None:
-        raise NotFoundError(f"case {case_id} not found")
-    return case

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 import scoring
 from triage import audit, hooks
 from triage.context import Context, system_context
-from triage.errors import ConflictError, FieldValidationError, NotFoundError
+from triage.errors import ConflictError, FieldValidationError
 from triage.models.accounts import Account, Role
 from triage.models.cases import Case
 from triage.models.exhibits import Exhibit, ExhibitState
@@ -60,6 +60,11 @@ def case_facts(case: Case) -> scoring.CaseFacts:
         bail_return_date=case.bail_return_date,
         next_court_date=case.next_court_date,
     )
+
+
+def restriction_days_today(case: Case, now: datetime | None = None) -> int | None:
+    """Days the case's family restriction has been in force (None if none is)."""
+    return scoring.restriction_days(case_facts(case), (now or utcnow()).date())
 
 
 def _latest_runs(session: Session, case_ids: Sequence[int] | None) -> Any:
@@ -438,13 +443,6 @@ def claim_next(
     return task
 
 
-def get_task(session: Session, task_id: int) -> ExaminationTask:
-    task = session.get(ExaminationTask, task_id)
-    if task is None:
-        raise NotFoundError(f"task {task_id} not found")
-    return task
-
-
 def _held_by(ctx: Context, task: ExaminationTask, attempt: int) -> Account:
     actor = ctx.require(Role.examiner, Role.admin)
     if task.state != TaskState.claimed or task.claimed_by != actor.id or task.attempt != attempt:
@@ -557,22 +555,6 @@ def queue_snapshot(session: Session, now: datetime | None = None) -> dict[int, t
     now = now or utcnow()
     rate = completion_rate(session, now)
     return {t.id or 0: (i, expected_date(i, rate, now.date())) for i, t in enumerate(positions(session), 1)}
-
-
-def cases_with_tasks(session: Session, ids: Iterable[int]) -> list[int]:
-    return [
-        c
-        for c in session.exec(
-            select(ExaminationTask.case_id).where(col(ExaminationTask.case_id).in_(list(ids)))
-        ).all()
-    ]
-
-
-def require_override(session: Session, override_id: int) -> PriorityOverride:
-    row = session.get(PriorityOverride, override_id)
-    if row is None:
-        raise NotFoundError(f"override {override_id} not found")
-    return row
 
 
 def queue_entries(session: Session, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from triage import audit, custody
 from triage.context import Context, system_context
-from triage.errors import ConflictError, FieldValidationError, NotFoundError
+from triage.errors import ConflictError, FieldValidationError
 from triage.models.accounts import Role
 from triage.models.exhibits import Exhibit, ExhibitState
 from triage.models.images import EvidenceImage
@@ -239,13 +239,6 @@ def cancel(session: Session, ctx: Context, run: TriageRun) -> TriageRun:
     session.add(run)
     session.flush()
     audit.record(session, ctx, "run.cancel", "triage_run", run.id, before, audit.snapshot(run))
-    return run
-
-
-def get_run(session: Session, run_id: int) -> TriageRun:
-    run = session.get(TriageRun, run_id)
-    if run is None:
-        raise NotFoundError(f"run {run_id} not found")
     return run
 
 

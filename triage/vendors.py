@@ -3,7 +3,6 @@ exhibit comes back only after its image hash is checked again."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -12,9 +11,8 @@ from sqlmodel import Session, col, select
 
 from triage import audit, custody
 from triage.context import Context
-from triage.errors import ConflictError, NotFoundError
+from triage.errors import ConflictError, CorruptImageError, NotFoundError
 from triage.evidence.formats import detect
-from triage.evidence.images import open_image
 from triage.models.accounts import Role
 from triage.models.cases import Case
 from triage.models.exhibits import Exhibit, ExhibitState
@@ -140,19 +138,19 @@ def refusal(session: Session, vendor: Vendor, exhibit: Exhibit, today: date) -> 
 
 
 def _image_md5(image: EvidenceImage) -> str:
-    source = open_image(detect(Path(image.path)))
-    digest = hashlib.md5()  # noqa: S324 - evidence hash, compared with the acquisition MD5
+    """The image's MD5 now, computed in an isolated child like every read of evidence."""
+    from triage.scan import phases
+    from triage.scan.options import ScanOptions
+    from triage.scan.pool import ChildFailed, run_child
+
+    limits = ScanOptions()
     try:
-        offset = 0
-        while offset < source.size:
-            data = source.read(offset, 8 * 1024 * 1024)
-            if not data:
-                break
-            digest.update(data)
-            offset += len(data)
-    finally:
-        source.close()
-    return digest.hexdigest()
+        hashes: dict[str, str] = run_child(
+            phases.hash_image, (detect(Path(image.path)),), limits.walk_timeout, limits.memory_limit
+        )
+    except ChildFailed as exc:
+        raise CorruptImageError(f"{Path(image.path).name}: cannot be read to hash it: {exc}") from exc
+    return hashes["md5"]
 
 
 def _latest_image(session: Session, exhibit: Exhibit) -> EvidenceImage | None:
@@ -250,10 +248,3 @@ def set_budget(session: Session, ctx: Context, year: str, amount_pence: int) -> 
     session.flush()
     audit.record(session, ctx, "budget.set", "budget", year, before, audit.snapshot(budget))
     return budget
-
-
-def get_outsourcing(session: Session, outsourcing_id: int) -> Outsourcing:
-    record = session.get(Outsourcing, outsourcing_id)
-    if record is None:
-        raise NotFoundError(f"outsourcing {outsourcing_id} not found")
-    return record

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from api.deps import CaseDep, CtxDep, PageDep, SessionDep, SettingsDep
 from api.schemas import Paged
 from triage import access, queue
-from triage.models.accounts import STAFF_ROLES, Role
+from triage.models.accounts import STAFF_ROLES
 from triage.models.cases import Case
 from triage.models.queue import (
     CaseScore,
@@ -24,7 +24,6 @@ from triage.models.queue import (
     PriorityOverride,
     TaskPublic,
 )
-from triage.scheduling import restriction_days_today
 
 router = APIRouter(tags=["queue"])
 
@@ -212,7 +211,7 @@ def _status(session: Any, case: Case, snapshot: dict[int, Any]) -> CaseStatus:
         case_id=case.id or 0,
         crime_reference=case.crime_reference,
         restriction_kind=str(case.restriction_kind) if case.restriction_kind else None,
-        days_under_restriction=restriction_days_today(case),
+        days_under_restriction=queue.restriction_days_today(case),
         devices=devices,
     )
 
@@ -227,14 +226,5 @@ def case_status(case: CaseDep, session: SessionDep) -> CaseStatus:
 @router.get("/my/cases", response_model=list[CaseStatus])
 def my_cases(session: SessionDep, ctx: CtxDep) -> list[CaseStatus]:
     """The caller's own cases (investigators: where they are officer or added) with status."""
-    clause = access.case_visibility_clause(ctx)
-    query = select(Case).order_by(col(Case.id))
-    if clause is not None:
-        query = query.where(clause)
-    elif ctx.actor is not None and ctx.actor.role == Role.investigator:
-        return []
-    else:
-        assert ctx.actor is not None
-        query = query.where(Case.officer_id == ctx.actor.id)
     snapshot = queue.queue_snapshot(session)
-    return [_status(session, c, snapshot) for c in session.exec(query.limit(200)).all()]
+    return [_status(session, c, snapshot) for c in session.exec(access.own_cases(ctx)).all()]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -10,22 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile
 
 from api.deps import CtxDep, SessionDep, SettingsDep
+from api.uploads import save_upload
 from triage import registry
-from triage.errors import FieldValidationError
 from triage.models.accounts import STAFF_ROLES, Role
 from triage.models.runs import HashSetPublic, HashSetRegister, RuleSetPublic, RuleSetRegister
 
 router = APIRouter(tags=["reference sets"])
-
-
-def _save_upload(upload: UploadFile, folder: Path) -> Path:
-    name = Path(upload.filename or "upload").name
-    if not name or name in (".", ".."):
-        raise FieldValidationError("file", "needs a file name")
-    target = folder / name
-    with target.open("wb") as out:
-        shutil.copyfileobj(upload.file, out, 4 * 1024 * 1024)
-    return target
 
 
 @router.get("/hashsets", response_model=list[HashSetPublic])
@@ -55,7 +44,7 @@ def upload_hashset(
 ) -> HashSetPublic:
     ctx.require(Role.admin)
     with tempfile.TemporaryDirectory() as tmp:
-        saved = _save_upload(file, Path(tmp))
+        saved = save_upload(file, Path(tmp))
         record = registry.register_hashset(session, ctx, settings, saved, name or saved.name, kind)
     session.commit()
     return HashSetPublic.model_validate(record)
@@ -96,7 +85,7 @@ def upload_ruleset(
     ctx.require(Role.admin)
     with tempfile.TemporaryDirectory() as tmp:
         for upload in files:
-            _save_upload(upload, Path(tmp))
+            save_upload(upload, Path(tmp))
         record = registry.register_ruleset(session, ctx, settings, Path(tmp), name or "uploaded rules")
     session.commit()
     return RuleSetPublic.model_validate(record)

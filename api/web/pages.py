@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from api.deps import SessionDep, SettingsDep
+from api.uploads import save_upload
 from triage import access, accounts, backlog, queue, registry, runs, vendors
 from triage.context import Context
 from triage.errors import AuthenticationError, NotFoundError, PermissionDeniedError, TriageError
@@ -22,7 +24,6 @@ from triage.models.exhibits import Exhibit
 from triage.models.queue import ExaminationTask, OverrideCreate, TaskState
 from triage.models.runs import ACTIVE_RUN_STATES, TriageHit, TriageRun
 from triage.models.vendors import Outsourcing, OutsourcingState, Vendor
-from triage.scheduling import restriction_days_today
 
 COOKIE = "triage_session"
 HOME = {Role.manager: "/queue", Role.admin: "/admin", Role.examiner: "/work", Role.investigator: "/my"}
@@ -129,15 +130,11 @@ def home(account: PageAccount) -> RedirectResponse:
 # --- manager: the queue, overrides with preview ----------------------------------------------
 
 
-def _queue_rows(session: Session, offset: int) -> tuple[list[dict[str, Any]], int]:
-    return queue.queue_entries(session, offset, PAGE_SIZE)
-
-
 @router.get("/queue", response_class=HTMLResponse)
 def queue_page(request: Request, account: PageAccount, session: SessionDep, offset: int = 0) -> HTMLResponse:
     if account.role not in (Role.manager, Role.admin, Role.examiner):
         return error_page(request, account, PermissionDeniedError("the queue is for HTCU staff"))
-    rows, total = _queue_rows(session, max(offset, 0))
+    rows, total = queue.queue_entries(session, max(offset, 0), PAGE_SIZE)
     return render(
         request,
         "queue.html",
@@ -197,7 +194,7 @@ def override(
 def _queue_with_error(
     request: Request, account: Account, session: Session, case_id: int, message: str
 ) -> HTMLResponse:
-    rows, total = _queue_rows(session, 0)
+    rows, total = queue.queue_entries(session, 0, PAGE_SIZE)
     return render(
         request,
         "queue.html",
@@ -357,20 +354,16 @@ def run_progress(request: Request, run_id: int, account: PageAccount, session: S
 # --- investigator: my cases ---------------------------------------------------------------------
 
 
-def _case_devices(session: Session, case: Case, snapshot: dict[int, Any]) -> list[dict[str, Any]]:
-    return queue.device_statuses(session, case, snapshot)
-
-
 @router.get("/my", response_class=HTMLResponse)
 def my_cases(request: Request, account: PageAccount, session: SessionDep) -> HTMLResponse:
-    ctx = _ctx(request, account)
-    clause = access.case_visibility_clause(ctx)
-    query = select(Case).order_by(col(Case.id))
-    query = query.where(clause) if clause is not None else query.where(Case.officer_id == account.id)
     snapshot = queue.queue_snapshot(session)
     cases = [
-        {"case": c, "devices": _case_devices(session, c, snapshot), "days": restriction_days_today(c)}
-        for c in session.exec(query.limit(200)).all()
+        {
+            "case": c,
+            "devices": queue.device_statuses(session, c, snapshot),
+            "days": queue.restriction_days_today(c),
+        }
+        for c in session.exec(access.own_cases(_ctx(request, account))).all()
     ]
     return render(request, "my.html", account, cases=cases)
 
@@ -387,8 +380,8 @@ def my_case(request: Request, case_id: int, account: PageAccount, session: Sessi
         "case.html",
         account,
         case=case,
-        devices=_case_devices(session, case, snapshot),
-        days=restriction_days_today(case),
+        devices=queue.device_statuses(session, case, snapshot),
+        days=queue.restriction_days_today(case),
     )
 
 
@@ -486,7 +479,7 @@ def admin_account_action(
 
 
 @router.post("/admin/reference/{kind}", response_model=None)
-async def admin_upload(
+def admin_upload(
     request: Request,
     kind: str,
     account: PageAccount,
@@ -496,16 +489,13 @@ async def admin_upload(
     hashset_kind: Annotated[str, Form()] = "",
 ) -> Response:
     """Upload a hash set or a YARA rule file: validated (indexed or compiled) before it is kept."""
-    import tempfile
-
     if account.role is not Role.admin:
         return error_page(request, account, PermissionDeniedError("administration is for admins"))
     if file is None or not file.filename:
         return _admin(request, account, session, settings, status=422, error="Choose a file to upload.")
     with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / Path(file.filename).name
-        target.write_bytes(await file.read())
         try:
+            target = save_upload(file, Path(tmp))
             if kind == "hashsets":
                 record: Any = registry.register_hashset(
                     session, _ctx(request, account), settings, target, target.name, hashset_kind or None
@@ -518,6 +508,7 @@ async def admin_upload(
                 return error_page(request, account, NotFoundError(f"no reference kind {kind!r}"))
         except (TriageError, ValueError) as exc:
             session.rollback()
-            return _admin(request, account, session, settings, status=422, error=f"{target.name}: {exc}")
+            name = Path(file.filename).name
+            return _admin(request, account, session, settings, status=422, error=f"{name}: {exc}")
     session.commit()
     return RedirectResponse(f"/admin?message={record.name}+registered.", status_code=303)

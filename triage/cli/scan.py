@@ -12,7 +12,9 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
+from triage.analysis.hashers import ALGORITHMS, algorithm_for
 from triage.analysis.hashsets import HashSetKind, load_hashset
+from triage.analysis.hashsets.records import HEX
 from triage.analysis.yarascan import compile_rules
 from triage.errors import (
     CorruptImageError,
@@ -50,12 +52,9 @@ def _parse_expect(values: list[str]) -> dict[str, str]:
     for value in values:
         algo, _, digest = value.partition(":")
         if not digest:
-            digest, algo = algo, {32: "md5", 40: "sha1", 64: "sha256"}.get(len(algo), "")
+            digest, algo = algo, algorithm_for(algo) or ""
         algo = algo.lower().replace("-", "")
-        if (
-            algo not in ("md5", "sha1", "sha256")
-            or len(digest) != {"md5": 32, "sha1": 40, "sha256": 64}[algo]
-        ):
+        if algo not in ALGORITHMS or algorithm_for(digest) != algo or not HEX.match(digest):
             raise typer.BadParameter(f"{value!r}: give ALGO:HEX or a bare MD5/SHA-1/SHA-256 hex digest")
         out[algo] = digest.lower()
     return out

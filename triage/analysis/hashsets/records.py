@@ -6,10 +6,11 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from triage.analysis.hashers import DIGEST_LENGTHS
 from triage.errors import HashSetError
 
 HEX = re.compile(r"^[0-9a-fA-F]+$")
-LENGTHS = {32: "md5", 40: "sha1", 64: "sha256"}
+LENGTHS = DIGEST_LENGTHS
 
 
 class HashSetKind(StrEnum):

@@ -1,0 +1,21 @@
+"""Saving an uploaded file: streamed to disk in blocks (hash sets can be gigabytes), under its
+own base name only (no path a client could smuggle in)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from fastapi import UploadFile
+
+from triage.errors import FieldValidationError
+
+
+def save_upload(upload: UploadFile, folder: Path) -> Path:
+    name = Path(upload.filename or "").name
+    if not name or name in (".", ".."):
+        raise FieldValidationError("file", "needs a file name")
+    target = folder / name
+    with target.open("wb") as out:
+        shutil.copyfileobj(upload.file, out, 4 * 1024 * 1024)
+    return target
