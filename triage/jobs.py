@@ -21,10 +21,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from triage import audit, custody, hooks, queue, registry, runs  # noqa: F401 - queue registers rescoring
+from triage.analysis.hashers import ALGORITHMS
 from triage.context import system_context
 from triage.db import make_engine, session_scope
 from triage.errors import IntegrityError, TriageError
-from triage.models.cases import Case
 from triage.models.exhibits import Exhibit, ExhibitState
 from triage.models.images import EvidenceImage, VerificationState
 from triage.models.runs import HashSetRecord, RuleSetRecord, RunState, TriageHit, TriageRun
@@ -88,7 +88,7 @@ def _options(session: Session, run: TriageRun, settings: Settings) -> ScanOption
             options.rules = registry.load_ruleset(ruleset)
     image = session.get(EvidenceImage, run.image_id)
     assert image is not None
-    for algo in ("md5", "sha1", "sha256"):
+    for algo in ALGORITHMS:
         value = getattr(image, f"acquisition_{algo}")
         if value:
             options.expect_hashes[algo] = value
@@ -241,8 +241,6 @@ def _execute(run_id: int, worker_id: str, settings: Settings, engine: Engine) ->
                 )
             options = _options(session, run, settings)
             image_path = Path(image.path)
-            case = session.get(Case, exhibit.case_id)
-            assert case is not None
         heart.start()
         deadline = time.monotonic() + settings.run_time_limit_seconds
 
