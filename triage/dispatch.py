@@ -4,6 +4,7 @@ never imports the worker package; the database, not the broker, is the record of
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -65,8 +66,6 @@ def dispatch(session: Session, settings: Settings, run_id: int) -> bool:
 
 def stale_queued(session: Session, settings: Settings) -> list[int]:
     """Queued runs whose message may have been lost (never sent, or sent long ago)."""
-    from datetime import timedelta
-
     cutoff = utcnow() - timedelta(seconds=settings.redispatch_after_seconds)
     rows = session.exec(
         select(TriageRun.id).where(

@@ -125,14 +125,11 @@ def claim(session: Session, run_id: int, worker_id: str, lease_seconds: float) -
             phase="starting",
             error="",
         )
+        .returning(col(TriageRun.attempts))
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return None
-    run = session.get(TriageRun, run_id)
-    assert run is not None
-    session.refresh(run)
-    return Claim(run_id, run.attempts, worker_id)
+    attempt = result.scalar_one_or_none()
+    return None if attempt is None else Claim(run_id, int(attempt), worker_id)
 
 
 def next_queued(session: Session) -> int | None:
