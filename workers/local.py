@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from sqlalchemy.engine import Engine
 
 from triage import jobs, runs
 from triage.db import make_engine, session_scope
 from triage.settings import Settings
-from workers.sweeper import rescore_all, sweep_once
+from workers.sweeper import Upkeep
 
 log = logging.getLogger("triage.worker.local")
 
@@ -23,15 +22,12 @@ class LocalWorker:
         self.settings = settings
         self.engine = engine or make_engine(settings.database_url)
         self.worker_id = worker_id or jobs.worker_identity("local")
-        self._last_rescore = 0.0
+        self.upkeep = Upkeep(self.engine, settings)
 
     def run_one(self) -> bool:
         """Sweep (and rescore when due), then take and run the oldest queued run; False when
         there was none."""
-        sweep_once(self.engine, self.settings)
-        if time.monotonic() - self._last_rescore >= self.settings.rescore_interval_seconds:
-            rescore_all(self.engine, self.settings)
-            self._last_rescore = time.monotonic()
+        self.upkeep.tick()
         with session_scope(self.engine) as session:
             run_id = runs.next_queued(session)
         if run_id is None:

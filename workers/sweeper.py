@@ -70,18 +70,31 @@ def start_process(settings: Settings) -> multiprocessing.process.BaseProcess:
     return process
 
 
+class Upkeep:
+    """What every worker does between jobs: sweep, and rescore every case when it is due
+    (the first time at once)."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine, self.settings = engine, settings
+        self._last_rescore: float | None = None
+
+    def tick(self) -> None:
+        sweep_once(self.engine, self.settings)
+        now = time.monotonic()
+        if self._last_rescore is None or now - self._last_rescore >= self.settings.rescore_interval_seconds:
+            rescore_all(self.engine, self.settings)
+            self._last_rescore = now
+
+
 class Sweeper(threading.Thread):
     def __init__(self, engine: Engine, settings: Settings, stop: threading.Event) -> None:
         super().__init__(daemon=True, name="sweeper")
-        self.engine, self.settings, self.stop = engine, settings, stop
+        self.upkeep = Upkeep(engine, settings)
+        self.stop, self.interval = stop, settings.sweep_interval_seconds
 
     def run(self) -> None:
-        last_rescore = 0.0
-        while not self.stop.wait(self.settings.sweep_interval_seconds):
+        while not self.stop.wait(self.interval):
             try:
-                sweep_once(self.engine, self.settings)
-                if time.monotonic() - last_rescore >= self.settings.rescore_interval_seconds:
-                    rescore_all(self.engine, self.settings)
-                    last_rescore = time.monotonic()
+                self.upkeep.tick()
             except Exception:  # noqa: BLE001 - a database blip must not stop the sweeper
                 log.exception("sweep failed; will try again")
