@@ -17,7 +17,6 @@ from triage.errors import (
     InvalidInputError,
 )
 from triage.evidence.formats import detect
-from triage.evidence.images import open_image
 from triage.evidence.paths import confine, confine_all
 from triage.models.accounts import Account, Role
 from triage.models.cases import Case, CaseCreate, CaseMember, CaseUpdate, check_restriction
@@ -25,6 +24,7 @@ from triage.models.exhibits import Exhibit, ExhibitCreate, ExhibitState, Exhibit
 from triage.models.images import EvidenceImage, ImageRegister
 from triage.models.types import utcnow
 from triage.pagination import Page, paginate
+from triage.scan.engine import probe_image
 
 CASE_WRITERS = (Role.admin, Role.manager)
 EXHIBIT_WRITERS = (Role.admin, Role.manager, Role.examiner)
@@ -208,14 +208,10 @@ def register_image(
         "sha256": (data.acquisition_sha256 or "").lower() or None,
     }
     try:
-        source = open_image(detected)
+        probed = probe_image(detected)
     except (EvidenceError, OSError) as exc:
         raise InvalidInputError(f"{path.name}: cannot be opened as an image: {exc}") from exc
-    try:
-        media_size = source.size
-        stored = source.stored_hashes()
-    finally:
-        source.close()
+    media_size, stored = probed["media_size"], probed["stored_hashes"]
     for algo, value in stored.items():
         if declared.get(algo) and declared[algo] != value:
             raise InvalidInputError(

@@ -142,6 +142,23 @@ def _batches(lines: Iterator[str], options: ScanOptions, seen: list[int]) -> Ite
         yield batch
 
 
+def probe_image(detected: DetectedImage, memory_limit: int = ScanOptions().memory_limit) -> dict[str, Any]:
+    """Media size and the hashes stored at acquisition. A container (EWF) is parsed in an
+    isolated child; a plain raw file needs no parsing. ``CorruptImageError`` if unreadable."""
+    name = detected.first.name
+    try:
+        if detected.format is ImageFormat.ewf:
+            probed: dict[str, Any] = run_child(phases.probe, (detected,), 300, memory_limit)
+        else:
+            probed = phases.probe(detected, None)
+    except (ChildFailed, CorruptImageError) as exc:
+        message = str(exc)
+        if name not in message:
+            message = f"{name}: cannot be opened as a {detected.format.value} image: {message}"
+        raise CorruptImageError(message) from exc
+    return probed
+
+
 def scan_image(
     path: Path, options: ScanOptions, listing: Path, progress: Progress | None = None
 ) -> ScanResult:
@@ -149,16 +166,7 @@ def scan_image(
     progress = progress or _no_progress
     started = utcnow()
     detected = detect(path)
-    try:
-        if detected.format is ImageFormat.ewf:  # a container to parse: in a child
-            probed = run_child(phases.probe, (detected,), 300, options.memory_limit)
-        else:  # plain files: nothing is parsed to read their size and ends
-            probed = phases.probe(detected, None)
-    except (ChildFailed, CorruptImageError) as exc:
-        message = str(exc)
-        if path.name not in message:
-            message = f"{path.name}: cannot be opened as a {detected.format.value} image: {message}"
-        raise CorruptImageError(message) from exc
+    probed = probe_image(detected, options.memory_limit)
     image: dict[str, Any] = {
         "path": str(detected.first),
         "format": detected.format.value,
