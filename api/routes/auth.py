@@ -9,13 +9,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
+from sqlmodel import Session
 
 from api.deps import CurrentAccount, SessionDep, SettingsDep
 from api.schemas import Token
 from triage import accounts, audit
 from triage.context import Context
 from triage.errors import AuthenticationError
-from triage.models.accounts import AccountPublic
+from triage.models.accounts import Account, AccountPublic
+from triage.settings import Settings
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -43,6 +45,44 @@ class LoginThrottle:
         self._failures.pop(key, None)
 
 
+class TooManyLogins(Exception):
+    """Too many failed sign-ins for this username from this client."""
+
+
+def sign_in(
+    request: Request, session: Session, settings: Settings, username: str, password: str, via: str
+) -> tuple[Account, str, int]:
+    """The one way in, for the API and the pages alike: throttled, every attempt audited.
+    Returns the account, a bearer token and its lifetime in seconds."""
+    throttle: LoginThrottle = request.app.state.login_throttle
+    key = (username, request.client.host if request.client else "")
+    if throttle.blocked(key):
+        raise TooManyLogins
+    try:
+        account = accounts.authenticate(session, username, password)
+    except AuthenticationError:
+        throttle.fail(key)
+        ctx = Context(actor=None, request_id=request.state.request_id)
+        audit.record(
+            session, ctx, "auth.login_failed", "account", "", None, {"username": username, "via": via}
+        )
+        session.commit()
+        raise
+    throttle.clear(key)
+    audit.record(
+        session,
+        Context(actor=account, request_id=request.state.request_id),
+        "auth.login",
+        "account",
+        account.id,
+        None,
+        {"via": via},
+    )
+    session.commit()
+    token, lifetime = accounts.issue_token(settings, account)
+    return account, token, lifetime
+
+
 @router.post("/token", response_model=Token, responses={401: {}, 429: {}})
 def login(
     request: Request,
@@ -51,23 +91,10 @@ def login(
     settings: SettingsDep,
 ) -> Token | JSONResponse:
     """Exchange username and password for a bearer token with an expiry."""
-    throttle: LoginThrottle = request.app.state.login_throttle
-    key = (form.username, request.client.host if request.client else "")
-    if throttle.blocked(key):
-        return JSONResponse({"detail": "too many failed logins; try again later"}, status_code=429)
     try:
-        account = accounts.authenticate(session, form.username, form.password)
-    except AuthenticationError:
-        throttle.fail(key)
-        ctx = Context(actor=None, request_id=request.state.request_id)
-        audit.record(session, ctx, "auth.login_failed", "account", "", None, {"username": form.username})
-        session.commit()
-        raise
-    throttle.clear(key)
-    ctx = Context(actor=account, request_id=request.state.request_id)
-    audit.record(session, ctx, "auth.login", "account", account.id)
-    session.commit()
-    token, expires_in = accounts.issue_token(settings, account)
+        _, token, expires_in = sign_in(request, session, settings, form.username, form.password, "api")
+    except TooManyLogins:
+        return JSONResponse({"detail": "too many failed logins; try again later"}, status_code=429)
     return Token(access_token=token, expires_in=expires_in)
 
 

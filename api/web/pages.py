@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from api.deps import SessionDep, SettingsDep
+from api.routes.auth import TooManyLogins, sign_in
 from api.uploads import save_upload
 from triage import access, accounts, backlog, queue, registry, runs, vendors
 from triage.context import Context
@@ -92,16 +93,20 @@ def login(
             request, "login.html", None, 400, error="Enter your username and password.", username=username
         )
     try:
-        account = accounts.authenticate(session, username, password)
+        account, token, lifetime = sign_in(request, session, settings, username, password, "pages")
     except AuthenticationError:
         return render(
             request, "login.html", None, 401, error="Wrong username or password.", username=username
         )
-    from triage import audit
-
-    audit.record(session, _ctx(request, account), "auth.login", "account", account.id, None, {"via": "pages"})
-    session.commit()
-    token, lifetime = accounts.issue_token(settings, account)
+    except TooManyLogins:
+        return render(
+            request,
+            "login.html",
+            None,
+            429,
+            error="Too many failed sign-ins; try again later.",
+            username=username,
+        )
     response = RedirectResponse(HOME[Role(account.role)], status_code=303)
     response.set_cookie(
         COOKIE,

@@ -162,6 +162,9 @@ def test_forms_answer_bad_input_with_a_clear_message(
 ) -> None:
     r = client.post("/login", data={"username": "manager", "password": "wrong-password"})
     assert r.status_code == 401 and "Wrong username or password" in r.text
+    for _ in range(12):  # the pages share the API's login throttle
+        r = client.post("/login", data={"username": "examiner", "password": "wrong-password"})
+    assert r.status_code == 429 and "Too many failed sign-ins" in r.text
     assert client.get("/queue", follow_redirects=False).headers["location"] == "/login"
     client.post("/login", data={"username": "manager", "password": PASSWORD})
     case_id = _case(engine, "CR/X", users.investigator.id or 0, None)
