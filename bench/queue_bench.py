@@ -150,14 +150,19 @@ def main() -> None:
         for f in facts:
             scoring.score(f, scoring.TriageFacts(), now, policy)
         pure = time.perf_counter() - started
-        with Session(engine) as s:
-            started = time.perf_counter()
-            queue.rescore(s, now)
-            s.commit()
-            full = time.perf_counter() - started
+        # The first rescore writes every score; the next day's writes only those that changed
+        # (days under restriction and weeks waiting move most of them).
+        timings = []
+        for when in (now, now + timedelta(days=1)):
+            with Session(engine) as s:
+                started = time.perf_counter()
+                queue.rescore(s, when)
+                s.commit()
+                timings.append(time.perf_counter() - started)
         print(
-            f"rescore {args.cases:,} cases: scoring alone {pure:.2f} s; "
-            f"with database reads and writes {full:.2f} s (target < 2 s)"
+            f"rescore {args.cases:,} cases: scoring alone {pure:.2f} s; with database reads and "
+            f"writes {timings[0]:.2f} s (every score new), {timings[1]:.2f} s (a day later) "
+            "(target < 2 s)"
         )
 
         examiners = []

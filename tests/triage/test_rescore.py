@@ -1,0 +1,154 @@
+"""Rescoring many cases at once: the bulk path (COPY on PostgreSQL) stores exactly what the
+scoring function says, carries it to the tasks, and leaves unchanged scores untouched."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+import scoring
+from tests.conftest import make_account
+from triage import queue
+from triage.models.accounts import Role
+from triage.models.cases import Case
+from triage.models.exhibits import Exhibit
+from triage.models.queue import CaseScore, ExaminationTask
+
+CASES = queue._COPY_AT_LEAST + 200  # large enough for the bulk path
+NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+
+
+def _populate(engine: Engine, n: int) -> None:
+    officer = make_account(engine, "officer", Role.investigator)
+    rng = random.Random(7)
+    today = NOW.date()
+    cases, exhibits, tasks = [], [], []
+    for i in range(1, n + 1):
+        restricted = rng.random() < 0.4
+        cases.append(
+            {
+                "id": i,
+                "crime_reference": f"CR/{i}",
+                "offence_category": rng.choice(["iioc", "fraud", "grooming"]),
+                "officer_id": officer.id,
+                "team": "",
+                "status": "open",
+                "received_date": today - timedelta(days=rng.randint(0, 400)),
+                "children_in_household": rng.randint(0, 4) if restricted else 0,
+                "suspect_access_children_home": restricted,
+                "suspect_access_children_work": False,
+                "section47_open": rng.random() < 0.1,
+                "child_protection_plan": False,
+                "restriction_kind": "no_contact_own_children" if restricted else None,
+                "restriction_start": today - timedelta(days=rng.randint(0, 300)) if restricted else None,
+                "bail_return_date": (today + timedelta(days=rng.randint(1, 60)))
+                if rng.random() < 0.2
+                else None,
+                "safeguarding_notes": "",
+                "created_at": NOW,
+                "updated_at": NOW,
+            }
+        )
+        exhibits.append(
+            {
+                "id": i,
+                "case_id": i,
+                "reference": "E/1",
+                "device_type": "laptop",
+                "make": "",
+                "model": "",
+                "serial": "",
+                "seized_from": "",
+                "location": "",
+                "state": "awaiting_examination",
+                "state_changed_at": NOW,
+                "integrity_flag": False,
+                "created_at": NOW,
+            }
+        )
+        tasks.append(
+            {
+                "exhibit_id": i,
+                "case_id": i,
+                "device_type": "laptop",
+                "needs_iioc_clearance": False,
+                "state": "queued",
+                "priority": 0.0,
+                "pinned": False,
+                "held": False,
+                "attempt": 0,
+                "queued_at": NOW,
+                "outcome": "",
+            }
+        )
+    with Session(engine) as s:
+        for model, rows in ((Case, cases), (Exhibit, exhibits), (ExaminationTask, tasks)):
+            s.execute(insert(model.__table__), rows)  # type: ignore[attr-defined]
+        s.commit()
+
+
+def _stored(engine: Engine) -> dict[int, CaseScore]:
+    with Session(engine) as s:
+        return {row.case_id: row for row in s.exec(select(CaseScore)).all()}
+
+
+def test_bulk_rescore_stores_what_scoring_says_and_only_rewrites_changes(engine: Engine) -> None:
+    _populate(engine, CASES)
+    with Session(engine) as s:
+        assert queue.rescore(s, NOW) == CASES
+        s.commit()
+    first = _stored(engine)
+    with Session(engine) as s:
+        cases = {c.id: c for c in s.exec(select(Case)).all()}
+        tasks = {t.case_id: t for t in s.exec(select(ExaminationTask)).all()}
+    assert len(first) == CASES
+    for case_id, case in cases.items():
+        expected = scoring.score(queue.case_facts(case), scoring.TriageFacts(), NOW, queue.policy())
+        stored = first[case_id]
+        assert stored.total == expected.total
+        assert stored.factors == [f.__dict__ for f in expected.factors]
+        assert stored.policy_version == expected.policy_version
+        assert tasks[case_id].priority == expected.total
+
+    # The same moment again: nothing changed, so nothing is rewritten.
+    with Session(engine) as s:
+        queue.rescore(s, NOW + timedelta(minutes=1))
+        s.commit()
+    again = _stored(engine)
+    assert all(again[i].computed_at == first[i].computed_at for i in first)
+
+    # A day later the clocks moved: changed scores are stored, with their new time.
+    later = NOW + timedelta(days=1)
+    with Session(engine) as s:
+        queue.rescore(s, later)
+        s.commit()
+    moved = _stored(engine)
+    changed = [i for i in first if moved[i].total != first[i].total]
+    assert changed, "a day of waiting changes some scores"
+    assert all(moved[i].computed_at == later for i in changed)
+    with Session(engine) as s:
+        tasks = {t.case_id: t for t in s.exec(select(ExaminationTask)).all()}
+    assert all(tasks[i].priority == moved[i].total for i in first)
+
+
+def test_one_case_rescored_alone_matches_the_bulk_result(engine: Engine) -> None:
+    _populate(engine, CASES)
+    with Session(engine) as s:
+        queue.rescore(s, NOW)
+        s.commit()
+    bulk = _stored(engine)
+    with Session(engine) as s:
+        s.execute(CaseScore.__table__.delete())  # type: ignore[attr-defined]
+        s.commit()
+        for case_id in (1, 2, 3):
+            queue.rescore(s, NOW, [case_id])
+        s.commit()
+    alone = _stored(engine)
+    assert set(alone) == {1, 2, 3}
+    for case_id in (1, 2, 3):
+        assert alone[case_id].factors == bulk[case_id].factors
+        assert alone[case_id].total == bulk[case_id].total
