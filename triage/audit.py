@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
@@ -24,7 +24,6 @@ from triage.models.audit import AuditEvent
 from triage.models.types import utcnow
 
 GENESIS = "0" * 64
-_PG_AUDIT_LOCK = 0x7A0D17  # advisory lock key serialising chain appends on PostgreSQL
 
 
 def snapshot(obj: Any, exclude: set[str] | None = None) -> dict[str, Any]:
@@ -39,8 +38,8 @@ def _canonical_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def event_hash(prev_hash: str, event: AuditEvent) -> str:
-    """The SHA-256 over the previous hash and this event's content, canonically serialised."""
+def canonical_body(event: AuditEvent) -> str:
+    """The event's content as canonical JSON (sorted keys, no spaces, ASCII only)."""
     body = {
         "at": _canonical_time(event.at),
         "actor_id": event.actor_id,
@@ -52,8 +51,18 @@ def event_hash(prev_hash: str, event: AuditEvent) -> str:
         "after": event.after,
         "request_id": event.request_id,
     }
-    payload = prev_hash + "\n" + json.dumps(body, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+def link(prev_hash: str, body: str) -> str:
+    """One link of the chain. PostgreSQL's ``triage_audit_append`` (migration 0005) computes
+    the same: sha256(prev_hash || '\\n' || body), hex."""
+    return hashlib.sha256((prev_hash + "\n" + body).encode()).hexdigest()
+
+
+def event_hash(prev_hash: str, event: AuditEvent) -> str:
+    """The SHA-256 over the previous hash and this event's content, canonically serialised."""
+    return link(prev_hash, canonical_body(event))
 
 
 def record(
@@ -87,22 +96,36 @@ def record(
 _PENDING = "triage.audit.pending"
 
 
+_TABLE = AuditEvent.__table__  # type: ignore[attr-defined]
+_LAST_HASH = select(_TABLE.c.hash).order_by(_TABLE.c.id.desc()).limit(1)
+_INSERT = insert(_TABLE)
+_APPEND = text("SELECT triage_audit_append(CAST(:events AS json))")
+
+
 def _chain_pending(session: Session) -> None:
-    """Chain and insert the transaction's events just before it commits. The lock that keeps
-    the chain linear (PostgreSQL advisory lock; SQLite's single writer) is thus held only for
-    these inserts and the commit, not for the whole transaction."""
+    """Chain and insert the transaction's events just before it commits, so the lock that
+    keeps the chain linear (PostgreSQL advisory lock; SQLite's single writer) is held only for
+    these inserts and the commit, not for the whole transaction. On PostgreSQL this is one
+    round trip (``triage_audit_append``): concurrent writers such as examiners claiming work
+    queue on that lock, so its holder must not wait on the network."""
     pending: list[AuditEvent] = session.info.pop(_PENDING, [])
     if not pending:
         return
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_AUDIT_LOCK})
-    last = session.exec(select(AuditEvent.hash).order_by(col(AuditEvent.id).desc()).limit(1)).first()
-    prev = last or GENESIS
+        columns = {"id", "prev_hash", "hash"}
+        events = [
+            {**event.model_dump(mode="json", exclude=columns), "body": canonical_body(event)}
+            for event in pending
+        ]
+        session.execute(_APPEND, {"events": json.dumps(events)})
+        return
+    prev = session.execute(_LAST_HASH).scalar() or GENESIS
+    rows = []
     for event in pending:
         event.prev_hash = prev
         event.hash = prev = event_hash(prev, event)
-        session.add(event)
-    session.flush()
+        rows.append(event.model_dump(exclude={"id"}))
+    session.execute(_INSERT, rows)  # outside the ORM's unit of work
 
 
 def _discard_pending(session: Session, *_: Any) -> None:

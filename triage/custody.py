@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from triage import audit, lifecycle
 from triage.context import Context
+from triage.errors import ConflictError
 from triage.models.accounts import Role
 from triage.models.exhibits import CustodyEvent, Exhibit, ExhibitState
 from triage.models.types import utcnow
@@ -13,8 +18,35 @@ from triage.models.types import utcnow
 MOVERS = (Role.admin, Role.manager, Role.examiner)
 
 
-def add_event(
-    session: Session,
+# Built once: these run on every claim and every move.
+_EVENTS = CustodyEvent.__table__  # type: ignore[attr-defined]
+_EVENT_COLUMNS = [c.name for c in _EVENTS.c if c.name != "id"]
+_EXHIBITS = Exhibit.__table__  # type: ignore[attr-defined]
+_INSERT_EVENT = insert(_EVENTS).values(
+    {n: bindparam(f"event_{n}", type_=_EVENTS.c[n].type) for n in _EVENT_COLUMNS}
+)
+_MOVE = (
+    update(_EXHIBITS)
+    .where(_EXHIBITS.c.id == bindparam("exhibit_id"), _EXHIBITS.c.state == bindparam("current"))
+    .values(state=bindparam("target"), state_changed_at=bindparam("now"))
+)
+# PostgreSQL: the guarded move and its custody event in one statement (the event is written
+# only if the move was); SQLite runs _MOVE, then _INSERT_EVENT.
+_MOVED = _MOVE.returning(_EXHIBITS.c.id).cte("moved")
+_MOVE_AND_RECORD = (
+    insert(_EVENTS)
+    .from_select(
+        _EVENT_COLUMNS,
+        select(*[bindparam(f"event_{n}", type_=_EVENTS.c[n].type) for n in _EVENT_COLUMNS]).select_from(
+            _MOVED
+        ),
+    )
+    .add_cte(_MOVED)
+    .returning(_EVENTS.c.id)
+)
+
+
+def _event(
     exhibit: Exhibit,
     actor_id: int | None,
     *,
@@ -24,7 +56,8 @@ def add_event(
     from_state: ExhibitState | None = None,
     to_state: ExhibitState | None = None,
     reason: str = "",
-) -> CustodyEvent:
+) -> dict[str, object]:
+    """A custody event's values, as parameters of _INSERT_EVENT / _MOVE_AND_RECORD."""
     assert exhibit.id is not None
     event = CustodyEvent(
         exhibit_id=exhibit.id,
@@ -36,26 +69,36 @@ def add_event(
         to_state=to_state.value if to_state else None,
         reason=reason,
     )
-    session.add(event)
-    session.flush()
-    return event
+    return {f"event_{n}": value for n, value in event.model_dump(exclude={"id"}).items()}
+
+
+def add_event(session: Session, exhibit: Exhibit, actor_id: int | None, **fields: Any) -> None:
+    """Append an event to the exhibit's custody trail (one INSERT, in the caller's transaction);
+    ``fields`` as for ``_event``."""
+    session.execute(_INSERT_EVENT, _event(exhibit, actor_id, **fields))
 
 
 def transition(
-    session: Session, ctx: Context, exhibit: Exhibit, target: ExhibitState, reason: str = ""
+    session: Session,
+    ctx: Context,
+    exhibit: Exhibit,
+    target: ExhibitState,
+    reason: str = "",
+    *,
+    follow_queue: bool = True,
 ) -> Exhibit:
-    """Move an exhibit to ``target`` if the state machine allows it (else 409, nothing changed)."""
+    """Move an exhibit to ``target`` if the state machine allows it (else 409, nothing changed).
+
+    The UPDATE is guarded by the state the exhibit was read in, so two concurrent moves cannot
+    both succeed. The examination queue follows the move unless ``follow_queue`` is False
+    (claim-next has already put the task in step)."""
     if ctx.actor is not None:
         ctx.require(*MOVERS)
     current = ExhibitState(exhibit.state)
     lifecycle.check_transition(current, target)
     before = audit.snapshot(exhibit)
-    exhibit.state = target
-    exhibit.state_changed_at = utcnow()
-    session.add(exhibit)
-    session.flush()
-    add_event(
-        session,
+    now = utcnow()
+    event = _event(
         exhibit,
         ctx.actor_id,
         action="state_change",
@@ -65,10 +108,23 @@ def transition(
         to_state=target,
         reason=reason,
     )
+    params = {"exhibit_id": exhibit.id, "current": current.value, "target": target.value, "now": now, **event}
+    if session.get_bind().dialect.name == "postgresql":
+        moved = len(session.execute(_MOVE_AND_RECORD, params).all())
+    else:
+        moved = session.execute(_MOVE, params).rowcount  # type: ignore[attr-defined]
+        if moved == 1:
+            session.execute(_INSERT_EVENT, event)
+    if moved != 1:
+        raise ConflictError(f"exhibit {exhibit.id} changed state meanwhile; reload it and try again")
+    # The object in hand follows the row (without a second UPDATE at the next flush).
+    set_committed_value(exhibit, "state", target)
+    set_committed_value(exhibit, "state_changed_at", now)
     audit.record(session, ctx, "exhibit.transition", "exhibit", exhibit.id, before, audit.snapshot(exhibit))
-    from triage import queue  # the queue follows the lifecycle; imported here to avoid a cycle
+    if follow_queue:
+        from triage import queue  # the queue follows the lifecycle; imported here to avoid a cycle
 
-    queue.on_exhibit_state(session, ctx, exhibit, current, target)
+        queue.on_exhibit_state(session, ctx, exhibit, current, target)
     return exhibit
 
 

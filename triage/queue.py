@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import cast, column, func, or_, table, text, update
+from sqlalchemy import bindparam, cast, column, func, or_, table, text, update
 from sqlmodel import Session, col, select
 
 import scoring
@@ -436,49 +436,79 @@ def _requeue(session: Session, ctx: Context, task: ExaminationTask, reason: str)
     )
 
 
-def _eligible(examiner: Account) -> list[Any]:
-    conditions = [col(ExaminationTask.state) == TaskState.queued, col(ExaminationTask.held).is_(False)]
-    if examiner.device_types:
-        conditions.append(col(ExaminationTask.device_type).in_(examiner.device_types))
-    if not examiner.iioc_cleared:
-        conditions.append(col(ExaminationTask.needs_iioc_clearance).is_(False))
-    return conditions
+@lru_cache(maxsize=16)
+def _claim_statements(dialect: str, by_device: bool, cleared: bool) -> tuple[Any, Any]:
+    """(pick, claim) for examiners of this kind, built once: claims are frequent and
+    concurrent, and building a statement costs more than running it. Parameters: examiner,
+    now, lease_until, device_types (if ``by_device``), and task_id (SQLite's claim)."""
+    tasks, exhibits = ExaminationTask.__table__, Exhibit.__table__  # type: ignore[attr-defined]
+    conditions = [tasks.c.state == TaskState.queued.value, tasks.c.held.is_(False)]
+    if by_device:
+        conditions.append(tasks.c.device_type.in_(bindparam("device_types", expanding=True)))
+    if not cleared:
+        conditions.append(tasks.c.needs_iioc_clearance.is_(False))
+    pick = (
+        select(tasks, *[c.label(f"exhibit__{c.name}") for c in exhibits.c])
+        .join(exhibits, exhibits.c.id == tasks.c.exhibit_id)
+        .where(*conditions)
+        .order_by(tasks.c.pinned.desc(), tasks.c.priority.desc(), tasks.c.queued_at, tasks.c.id)
+        .limit(1)
+    )
+    claim = update(tasks).values(
+        state=TaskState.claimed.value,
+        claimed_by=bindparam("examiner"),
+        claimed_at=bindparam("now"),
+        lease_expires_at=bindparam("lease_until"),
+        attempt=tasks.c.attempt + 1,
+    )
+    if dialect == "postgresql":
+        # One statement: pick (skipping rows other claims hold locked), claim, return the row
+        # as it was before the claim, with its exhibit.
+        picked = pick.with_for_update(skip_locked=True, of=tasks).cte("picked")
+        return None, claim.where(tasks.c.id == picked.c.id).returning(*picked.c)
+    return pick, claim.where(tasks.c.id == bindparam("task_id"), tasks.c.state == TaskState.queued.value)
 
 
 def claim_next(
     session: Session, ctx: Context, lease_seconds: float, now: datetime | None = None
 ) -> ExaminationTask | None:
-    """The highest-priority task this examiner is qualified for, claimed for them alone."""
+    """The highest-priority task this examiner is qualified for, claimed for them alone.
+
+    Examiners claim concurrently, so this is a few prepared statements rather than ORM work: on
+    PostgreSQL one statement picks, locks and claims the task; SQLite (one writer at a time)
+    selects, then updates. The exhibit then moves to in_examination through the custody trail,
+    and the audit events are chained at commit."""
     from triage import custody
 
     examiner = ctx.require(Role.examiner, Role.admin)
     now = now or utcnow()
-    query = (
-        select(ExaminationTask)
-        .where(*_eligible(examiner))
-        .order_by(
-            col(ExaminationTask.pinned).desc(),
-            col(ExaminationTask.priority).desc(),
-            col(ExaminationTask.queued_at),
-            col(ExaminationTask.id),
-        )
-        .limit(1)
+    lease_until = now + timedelta(seconds=lease_seconds)
+    pick, claim = _claim_statements(
+        session.get_bind().dialect.name, bool(examiner.device_types), examiner.iioc_cleared
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    task = session.exec(query).first()
-    if task is None:
+    params: dict[str, Any] = {"examiner": examiner.id, "now": now, "lease_until": lease_until}
+    if examiner.device_types:
+        params["device_types"] = list(examiner.device_types)
+    if pick is None:
+        row = session.execute(claim, params).first()
+    else:
+        row = session.execute(pick, params).first()
+        if row is not None:
+            session.execute(claim, {**params, "task_id": row.id})
+    if row is None:
         return None
+    values = row._mapping
+    task = ExaminationTask.model_validate({c.name: values[c.name] for c in ExaminationTask.__table__.c})  # type: ignore[attr-defined]
     before = audit.snapshot(task)
     task.state, task.claimed_by, task.claimed_at = TaskState.claimed, examiner.id, now
-    task.lease_expires_at, task.attempt = now + timedelta(seconds=lease_seconds), task.attempt + 1
-    session.add(task)
-    session.flush()
+    task.lease_expires_at, task.attempt = lease_until, task.attempt + 1
     audit.record(session, ctx, "task.claim", "examination_task", task.id, before, audit.snapshot(task))
-    exhibit = session.get(Exhibit, task.exhibit_id)
-    assert exhibit is not None
-    custody.transition(session, ctx, exhibit, ExhibitState.in_examination, f"task {task.id} claimed")
-    session.refresh(task)
+    exhibit = Exhibit.model_validate(
+        {c.name: values[f"exhibit__{c.name}"] for c in Exhibit.__table__.c}  # type: ignore[attr-defined]
+    )
+    custody.transition(
+        session, ctx, exhibit, ExhibitState.in_examination, f"task {task.id} claimed", follow_queue=False
+    )
     return task
 
 
