@@ -13,10 +13,12 @@ from sqlmodel import Session, select
 
 from tests.api.helpers import create_case, create_exhibit
 from tests.conftest import Users, make_account
-from triage import queue
+from triage import audit, custody, queue
 from triage.context import Context
+from triage.errors import ConflictError
 from triage.models.accounts import Role
-from triage.models.exhibits import Exhibit
+from triage.models.cases import Case
+from triage.models.exhibits import CustodyEvent, Exhibit, ExhibitState
 from triage.models.queue import ExaminationTask, TaskState
 from triage.models.runs import RunState, TriageHit, TriageRun
 
@@ -327,4 +329,49 @@ def test_fifty_examiners_claiming_at_once_get_fifty_different_tasks(
     assert None not in got and len(got) == 50 and len(set(got)) == 50
     with Session(engine) as s:
         states = [t.state for t in s.exec(select(ExaminationTask)).all()]
+        exhibit_states = [e.state for e in s.exec(select(Exhibit)).all()]
+        trail = s.exec(select(CustodyEvent).where(CustodyEvent.to_state == "in_examination")).all()
+        chain = audit.verify_chain(s)
     assert states.count(TaskState.claimed) == 50 and states.count(TaskState.queued) == 10
+    assert exhibit_states.count(ExhibitState.in_examination) == 50 and len(trail) == 50
+    # Fifty transactions appended to the audit chain at once, and it is still one chain.
+    assert chain.ok, chain.reason
+
+
+def test_a_move_from_a_stale_exhibit_is_refused_and_changes_nothing(engine: Engine, users: Users) -> None:
+    with Session(engine, expire_on_commit=False) as s:
+        case = Case(
+            crime_reference="CR/S",
+            offence_category="iioc",
+            officer_id=users.investigator.id,
+            received_date=datetime.now(UTC).date(),
+        )
+        s.add(case)
+        s.flush()
+        stale = Exhibit(
+            case_id=case.id,
+            reference="E/1",
+            device_type="laptop",  # type: ignore[arg-type]
+            state=ExhibitState.awaiting_examination,
+        )
+        s.add(stale)
+        s.commit()
+        s.refresh(stale)
+        s.expunge(stale)
+    exhibit_id = stale.id
+    manager = Context(actor=users.manager)
+    with Session(engine) as s:
+        fresh = s.get(Exhibit, exhibit_id)
+        assert fresh is not None
+        custody.transition(s, manager, fresh, ExhibitState.outsourced, "sent out")
+        s.commit()
+    with Session(engine) as s:
+        before = len(s.exec(select(CustodyEvent)).all())
+        # ``stale`` still says awaiting_examination; the guarded UPDATE finds it has moved on.
+        s.add(stale)
+        with pytest.raises(ConflictError, match="changed state meanwhile"):
+            custody.transition(s, manager, stale, ExhibitState.in_examination, "claimed by hand")
+        s.rollback()
+    with Session(engine) as s:
+        assert s.get(Exhibit, exhibit_id).state == ExhibitState.outsourced  # type: ignore[union-attr]
+        assert len(s.exec(select(CustodyEvent)).all()) == before
