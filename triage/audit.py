@@ -38,7 +38,7 @@ def _canonical_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def canonical_body(event: AuditEvent) -> str:
+def canonical_body(event: AuditEvent | PendingEvent) -> str:
     """The event's content as canonical JSON (sorted keys, no spaces, ASCII only)."""
     body = {
         "at": _canonical_time(event.at),
@@ -60,9 +60,25 @@ def link(prev_hash: str, body: str) -> str:
     return hashlib.sha256((prev_hash + "\n" + body).encode()).hexdigest()
 
 
-def event_hash(prev_hash: str, event: AuditEvent) -> str:
+def event_hash(prev_hash: str, event: AuditEvent | PendingEvent) -> str:
     """The SHA-256 over the previous hash and this event's content, canonically serialised."""
     return link(prev_hash, canonical_body(event))
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """An event recorded in a transaction, not yet chained (the columns of AuditEvent but
+    its id and links; a plain object, as many are made on busy paths such as claims)."""
+
+    at: datetime
+    actor_id: int | None
+    actor_name: str
+    action: str
+    object_type: str
+    object_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    request_id: str
 
 
 def record(
@@ -73,10 +89,10 @@ def record(
     object_id: object,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
-) -> AuditEvent:
+) -> None:
     """Add one event to the caller's transaction; it is chained and written at commit, so it
     commits or rolls back with the change it describes."""
-    event = AuditEvent(
+    event = PendingEvent(
         at=utcnow(),
         actor_id=ctx.actor_id,
         actor_name=ctx.actor_name,
@@ -86,11 +102,8 @@ def record(
         before=before,
         after=after,
         request_id=ctx.request_id,
-        prev_hash="",
-        hash="",
     )
     session.info.setdefault(_PENDING, []).append(event)
-    return event
 
 
 _PENDING = "triage.audit.pending"
@@ -108,13 +121,12 @@ def _chain_pending(session: Session) -> None:
     these inserts and the commit, not for the whole transaction. On PostgreSQL this is one
     round trip (``triage_audit_append``): concurrent writers such as examiners claiming work
     queue on that lock, so its holder must not wait on the network."""
-    pending: list[AuditEvent] = session.info.pop(_PENDING, [])
+    pending: list[PendingEvent] = session.info.pop(_PENDING, [])
     if not pending:
         return
     if session.get_bind().dialect.name == "postgresql":
-        columns = {"id", "prev_hash", "hash"}
         events = [
-            {**event.model_dump(mode="json", exclude=columns), "body": canonical_body(event)}
+            {**vars(event), "at": _canonical_time(event.at), "body": canonical_body(event)}
             for event in pending
         ]
         session.execute(_APPEND, {"events": json.dumps(events)})
@@ -122,9 +134,9 @@ def _chain_pending(session: Session) -> None:
     prev = session.execute(_LAST_HASH).scalar() or GENESIS
     rows = []
     for event in pending:
-        event.prev_hash = prev
-        event.hash = prev = event_hash(prev, event)
-        rows.append(event.model_dump(exclude={"id"}))
+        link_hash = event_hash(prev, event)
+        rows.append({**vars(event), "prev_hash": prev, "hash": link_hash})
+        prev = link_hash
     session.execute(_INSERT, rows)  # outside the ORM's unit of work
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, update
@@ -59,17 +60,18 @@ def _event(
 ) -> dict[str, object]:
     """A custody event's values, as parameters of _INSERT_EVENT / _MOVE_AND_RECORD."""
     assert exhibit.id is not None
-    event = CustodyEvent(
-        exhibit_id=exhibit.id,
-        actor_id=actor_id,
-        action=action,
-        from_location=from_location,
-        to_location=to_location,
-        from_state=from_state.value if from_state else None,
-        to_state=to_state.value if to_state else None,
-        reason=reason,
-    )
-    return {f"event_{n}": value for n, value in event.model_dump(exclude={"id"}).items()}
+    event = {
+        "exhibit_id": exhibit.id,
+        "actor_id": actor_id,
+        "at": utcnow(),
+        "action": action,
+        "from_location": from_location,
+        "to_location": to_location,
+        "from_state": from_state.value if from_state else None,
+        "to_state": to_state.value if to_state else None,
+        "reason": reason,
+    }
+    return {f"event_{name}": value for name, value in event.items()}
 
 
 def add_event(session: Session, exhibit: Exhibit, actor_id: int | None, **fields: Any) -> None:
@@ -117,15 +119,27 @@ def transition(
             session.execute(_INSERT_EVENT, event)
     if moved != 1:
         raise ConflictError(f"exhibit {exhibit.id} changed state meanwhile; reload it and try again")
-    # The object in hand follows the row (without a second UPDATE at the next flush).
-    set_committed_value(exhibit, "state", target)
-    set_committed_value(exhibit, "state_changed_at", now)
-    audit.record(session, ctx, "exhibit.transition", "exhibit", exhibit.id, before, audit.snapshot(exhibit))
+    record_moved(session, ctx, exhibit, before, target, now)
     if follow_queue:
         from triage import queue  # the queue follows the lifecycle; imported here to avoid a cycle
 
         queue.on_exhibit_state(session, ctx, exhibit, current, target)
     return exhibit
+
+
+def record_moved(
+    session: Session,
+    ctx: Context,
+    exhibit: Exhibit,
+    before: dict[str, Any],
+    target: ExhibitState,
+    now: datetime,
+) -> None:
+    """After a state change was written (with its custody event): bring the object in hand in
+    step, without a second UPDATE at the next flush, and audit the change."""
+    set_committed_value(exhibit, "state", target)
+    set_committed_value(exhibit, "state_changed_at", now)
+    audit.record(session, ctx, "exhibit.transition", "exhibit", exhibit.id, before, audit.snapshot(exhibit))
 
 
 def move(session: Session, ctx: Context, exhibit: Exhibit, to_location: str, reason: str) -> Exhibit:

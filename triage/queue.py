@@ -17,16 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, cast, column, func, or_, table, text, update
+from sqlalchemy import String, bindparam, cast, column, func, insert, literal, or_, table, text, true, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 import scoring
-from triage import audit, hooks
+from triage import audit, hooks, lifecycle
 from triage.context import Context, system_context
 from triage.errors import ConflictError, FieldValidationError
 from triage.models.accounts import Account, Role
 from triage.models.cases import Case
-from triage.models.exhibits import Exhibit, ExhibitState
+from triage.models.exhibits import CustodyEvent, Exhibit, ExhibitState
 from triage.models.queue import CaseScore, ExaminationTask, OverrideCreate, PriorityOverride, TaskState
 from triage.models.runs import RunState, TriageHit, TriageRun
 from triage.models.types import utcnow
@@ -448,7 +449,7 @@ def _claim_statements(dialect: str, by_device: bool, cleared: bool) -> tuple[Any
     if not cleared:
         conditions.append(tasks.c.needs_iioc_clearance.is_(False))
     pick = (
-        select(tasks, *[c.label(f"exhibit__{c.name}") for c in exhibits.c])
+        sa_select(tasks, *[c.label(f"exhibit__{c.name}") for c in exhibits.c])
         .join(exhibits, exhibits.c.id == tasks.c.exhibit_id)
         .where(*conditions)
         .order_by(tasks.c.pinned.desc(), tasks.c.priority.desc(), tasks.c.queued_at, tasks.c.id)
@@ -461,23 +462,57 @@ def _claim_statements(dialect: str, by_device: bool, cleared: bool) -> tuple[Any
         lease_expires_at=bindparam("lease_until"),
         attempt=tasks.c.attempt + 1,
     )
-    if dialect == "postgresql":
-        # One statement: pick (skipping rows other claims hold locked), claim, return the row
-        # as it was before the claim, with its exhibit.
-        picked = pick.with_for_update(skip_locked=True, of=tasks).cte("picked")
-        return None, claim.where(tasks.c.id == picked.c.id).returning(*picked.c)
-    return pick, claim.where(tasks.c.id == bindparam("task_id"), tasks.c.state == TaskState.queued.value)
+    if dialect != "postgresql":
+        return pick, claim.where(tasks.c.id == bindparam("task_id"), tasks.c.state == TaskState.queued.value)
+    # PostgreSQL: one statement picks the task (skipping rows other claims hold locked), claims
+    # it, moves its exhibit to in_examination with the custody event custody.transition would
+    # write, and returns the task and exhibit as they were, and whether the exhibit moved.
+    picked = pick.with_for_update(skip_locked=True, of=tasks).cte("picked")
+    claimed = claim.where(tasks.c.id == picked.c.id).cte("claimed")
+    moved = (
+        update(exhibits)
+        .where(
+            exhibits.c.id == picked.c.exhibit__id,
+            exhibits.c.state == ExhibitState.awaiting_examination.value,
+        )
+        .values(state=ExhibitState.in_examination.value, state_changed_at=bindparam("now"))
+        .returning(exhibits.c.id, exhibits.c.location)
+        .cte("moved")
+    )
+    events = CustodyEvent.__table__  # type: ignore[attr-defined]
+    trail = (
+        insert(events)
+        .from_select(
+            [c.name for c in events.c if c.name != "id"],
+            sa_select(
+                moved.c.id,
+                bindparam("examiner"),
+                bindparam("now"),
+                literal("state_change"),
+                moved.c.location,
+                moved.c.location,
+                literal(ExhibitState.awaiting_examination.value),
+                literal(ExhibitState.in_examination.value),
+                literal("task ") + cast(picked.c.id, String) + literal(" claimed"),
+            ).select_from(moved.join(picked, true())),
+        )
+        .returning(events.c.id)
+        .cte("trail")
+    )
+    moved_count = sa_select(func.count()).select_from(trail).scalar_subquery().label("exhibit_moved")
+    return None, sa_select(picked, moved_count).add_cte(claimed, moved, trail)
 
 
 def claim_next(
     session: Session, ctx: Context, lease_seconds: float, now: datetime | None = None
 ) -> ExaminationTask | None:
-    """The highest-priority task this examiner is qualified for, claimed for them alone.
+    """The highest-priority task this examiner is qualified for, claimed for them alone, its
+    exhibit moved to in_examination through the custody trail; audited.
 
-    Examiners claim concurrently, so this is a few prepared statements rather than ORM work: on
-    PostgreSQL one statement picks, locks and claims the task; SQLite (one writer at a time)
-    selects, then updates. The exhibit then moves to in_examination through the custody trail,
-    and the audit events are chained at commit."""
+    Examiners claim concurrently, so this is prepared statements rather than ORM work. On
+    PostgreSQL all of it is one statement; SQLite (one writer at a time) selects, updates the
+    task, then moves the exhibit with custody.transition. The audit events are chained at
+    commit."""
     from triage import custody
 
     examiner = ctx.require(Role.examiner, Role.admin)
@@ -506,9 +541,14 @@ def claim_next(
     exhibit = Exhibit.model_validate(
         {c.name: values[f"exhibit__{c.name}"] for c in Exhibit.__table__.c}  # type: ignore[attr-defined]
     )
-    custody.transition(
-        session, ctx, exhibit, ExhibitState.in_examination, f"task {task.id} claimed", follow_queue=False
-    )
+    target, reason = ExhibitState.in_examination, f"task {task.id} claimed"
+    if pick is not None:
+        custody.transition(session, ctx, exhibit, target, reason, follow_queue=False)
+    elif values["exhibit_moved"] != 1:
+        raise ConflictError(f"exhibit {exhibit.id} of task {task.id} is not awaiting examination")
+    else:
+        lifecycle.check_transition(ExhibitState(exhibit.state), target)
+        custody.record_moved(session, ctx, exhibit, audit.snapshot(exhibit), target, now)
     return task
 
 

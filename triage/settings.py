@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     rescore_interval_seconds: float = Field(default=3600, gt=0, description="rescoring for the clocks")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # API worker processes. 1 in the embedded shape; in production about one per core plus
+    # one, so that a core does not idle while a worker waits on the database.
+    api_workers: int = Field(default=1, ge=1)
 
     @field_validator("evidence_roots", mode="before")
     @classmethod

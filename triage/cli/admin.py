@@ -160,6 +160,9 @@ def audit_verify() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="default: TRIAGE_API_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="default: TRIAGE_API_PORT")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="API worker processes (default: TRIAGE_API_WORKERS, 1)")
+    ] = None,
 ) -> None:
     """Serve the API (and, in the embedded shape, run the local worker beside it)."""
     import uvicorn
@@ -177,4 +180,5 @@ def serve(
         factory=True,
         host=host or settings.api_host,
         port=port or settings.api_port,
+        workers=workers or settings.api_workers,
     )
