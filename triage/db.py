@@ -7,14 +7,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
 
+def json_text(value: Any) -> str:
+    """How every JSON column is written: compact, by orjson. One serialiser everywhere means
+    equal values are equal text, so bulk writes can skip unchanged rows by comparing text."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def make_engine(database_url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets foreign keys, WAL and ``BEGIN IMMEDIATE`` transactions
     so that concurrent writers (audit chain, queue claims) serialise instead of failing late."""
+    kwargs.setdefault("json_serializer", json_text)
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":

@@ -16,14 +16,28 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import orjson
-from sqlalchemy import String, bindparam, cast, column, func, insert, literal, or_, table, text, true, update
+from sqlalchemy import (
+    String,
+    Text,
+    bindparam,
+    cast,
+    column,
+    func,
+    insert,
+    literal,
+    or_,
+    table,
+    text,
+    true,
+    update,
+)
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 import scoring
 from triage import audit, hooks, lifecycle
 from triage.context import Context, system_context
+from triage.db import json_text
 from triage.errors import ConflictError, FieldValidationError
 from triage.models.accounts import Account, Role
 from triage.models.cases import Case
@@ -178,16 +192,9 @@ def _upsert(session: Session, source: Any = None) -> Any:
     parameters), touching only rows whose score changed."""
     table = CaseScore.__table__  # type: ignore[attr-defined]
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import JSONB
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
-
-        def comparable(value: Any) -> Any:
-            return cast(value, JSONB)  # json has no equality; jsonb compares by content
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-
-        def comparable(value: Any) -> Any:
-            return func.json(value)  # minified, whoever wrote it
 
     statement = dialect_insert(table)
     if source is not None:
@@ -201,7 +208,8 @@ def _upsert(session: Session, source: Any = None) -> Any:
             table.c.pinned != new.pinned,
             table.c.held != new.held,
             table.c.policy_version != new.policy_version,
-            comparable(table.c.factors) != comparable(new.factors),
+            # Every writer serialises with db.json_text, so equal factors are equal text.
+            cast(table.c.factors, Text) != cast(new.factors, Text),
         ),
     )
 
@@ -226,7 +234,7 @@ def _store_scores_copy(session: Session, scores: list[ScoreRow], now: datetime) 
     columns = ", ".join(_SCORE_COLUMNS)
     with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
         for case_id, total, pinned, held, factors, version in scores:
-            copy.write_row((case_id, total, pinned, held, orjson.dumps(factors).decode(), version, now))
+            copy.write_row((case_id, total, pinned, held, json_text(factors), version, now))
     source = table(staging, *(column(name) for name in _SCORE_COLUMNS))
     session.execute(_upsert(session, select(source)))
     session.execute(text(f"DROP TABLE pg_temp.{staging}"))
