@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import random
 import statistics
 import threading
 import time
@@ -26,18 +25,17 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 import scoring
+from tests.factories import queued_cases
 from triage import accounts, migrate, queue
 from triage.context import Context
 from triage.db import make_engine
 from triage.models.accounts import Account, Role
 from triage.models.cases import Case
-from triage.models.exhibits import Exhibit
-from triage.models.queue import ExaminationTask
 
 ADMIN_URL = os.environ.get("TRIAGE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -59,72 +57,12 @@ def drop(url: str) -> None:
 
 
 def populate(engine, n: int) -> None:  # type: ignore[no-untyped-def]
-    rng = random.Random(1)
-    today = date(2026, 11, 21)
     with Session(engine) as s:
         officer = Account(username="officer", role=Role.investigator, password_hash="x")
         s.add(officer)
         s.commit()
-        cases, exhibits, tasks = [], [], []
-        for i in range(1, n + 1):
-            restricted = rng.random() < 0.3
-            cases.append(
-                {
-                    "id": i,
-                    "crime_reference": f"CR/{i}",
-                    "offence_category": rng.choice(["iioc", "fraud", "grooming"]),
-                    "officer_id": officer.id,
-                    "team": "",
-                    "status": "open",
-                    "received_date": today - timedelta(days=rng.randint(0, 400)),
-                    "children_in_household": rng.randint(0, 4) if restricted else 0,
-                    "suspect_access_children_home": restricted,
-                    "suspect_access_children_work": False,
-                    "section47_open": rng.random() < 0.1,
-                    "child_protection_plan": False,
-                    "restriction_kind": "no_contact_own_children" if restricted else None,
-                    "restriction_start": today - timedelta(days=rng.randint(0, 300)) if restricted else None,
-                    "safeguarding_notes": "",
-                    "created_at": datetime.now(UTC),
-                    "updated_at": datetime.now(UTC),
-                }
-            )
-            exhibits.append(
-                {
-                    "id": i,
-                    "case_id": i,
-                    "reference": "E/1",
-                    "device_type": "laptop",
-                    "make": "",
-                    "model": "",
-                    "serial": "",
-                    "seized_from": "",
-                    "location": "",
-                    "state": "awaiting_examination",
-                    "state_changed_at": datetime.now(UTC),
-                    "integrity_flag": False,
-                    "created_at": datetime.now(UTC),
-                }
-            )
-            tasks.append(
-                {
-                    "exhibit_id": i,
-                    "case_id": i,
-                    "device_type": "laptop",
-                    "needs_iioc_clearance": False,
-                    "state": "queued",
-                    "priority": 0.0,
-                    "pinned": False,
-                    "held": False,
-                    "attempt": 0,
-                    "queued_at": datetime.now(UTC),
-                    "outcome": "",
-                }
-            )
-        for table, rows in ((Case, cases), (Exhibit, exhibits), (ExaminationTask, tasks)):
-            for start in range(0, len(rows), 10_000):
-                s.execute(insert(table.__table__), rows[start : start + 10_000])  # type: ignore[attr-defined]
-        s.commit()
+        assert officer.id is not None
+        queued_cases(engine, n, officer.id, seed=1, today=date(2026, 11, 21))
         s.execute(text("ANALYZE"))
         s.commit()
 

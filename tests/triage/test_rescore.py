@@ -3,19 +3,17 @@ scoring function says, carries it to the tasks, and leaves unchanged scores unto
 
 from __future__ import annotations
 
-import random
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 import scoring
 from tests.conftest import make_account
+from tests.factories import queued_cases
 from triage import queue
 from triage.models.accounts import Role
 from triage.models.cases import Case
-from triage.models.exhibits import Exhibit
 from triage.models.queue import CaseScore, ExaminationTask
 
 CASES = queue._COPY_AT_LEAST + 200  # large enough for the bulk path
@@ -24,71 +22,8 @@ NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 
 def _populate(engine: Engine, n: int) -> None:
     officer = make_account(engine, "officer", Role.investigator)
-    rng = random.Random(7)
-    today = NOW.date()
-    cases, exhibits, tasks = [], [], []
-    for i in range(1, n + 1):
-        restricted = rng.random() < 0.4
-        cases.append(
-            {
-                "id": i,
-                "crime_reference": f"CR/{i}",
-                "offence_category": rng.choice(["iioc", "fraud", "grooming"]),
-                "officer_id": officer.id,
-                "team": "",
-                "status": "open",
-                "received_date": today - timedelta(days=rng.randint(0, 400)),
-                "children_in_household": rng.randint(0, 4) if restricted else 0,
-                "suspect_access_children_home": restricted,
-                "suspect_access_children_work": False,
-                "section47_open": rng.random() < 0.1,
-                "child_protection_plan": False,
-                "restriction_kind": "no_contact_own_children" if restricted else None,
-                "restriction_start": today - timedelta(days=rng.randint(0, 300)) if restricted else None,
-                "bail_return_date": (today + timedelta(days=rng.randint(1, 60)))
-                if rng.random() < 0.2
-                else None,
-                "safeguarding_notes": "",
-                "created_at": NOW,
-                "updated_at": NOW,
-            }
-        )
-        exhibits.append(
-            {
-                "id": i,
-                "case_id": i,
-                "reference": "E/1",
-                "device_type": "laptop",
-                "make": "",
-                "model": "",
-                "serial": "",
-                "seized_from": "",
-                "location": "",
-                "state": "awaiting_examination",
-                "state_changed_at": NOW,
-                "integrity_flag": False,
-                "created_at": NOW,
-            }
-        )
-        tasks.append(
-            {
-                "exhibit_id": i,
-                "case_id": i,
-                "device_type": "laptop",
-                "needs_iioc_clearance": False,
-                "state": "queued",
-                "priority": 0.0,
-                "pinned": False,
-                "held": False,
-                "attempt": 0,
-                "queued_at": NOW,
-                "outcome": "",
-            }
-        )
-    with Session(engine) as s:
-        for model, rows in ((Case, cases), (Exhibit, exhibits), (ExaminationTask, tasks)):
-            s.execute(insert(model.__table__), rows)  # type: ignore[attr-defined]
-        s.commit()
+    assert officer.id is not None
+    queued_cases(engine, n, officer.id, seed=7, today=NOW.date(), restricted_share=0.4, bail_share=0.2)
 
 
 def _stored(engine: Engine) -> dict[int, CaseScore]:

@@ -1,0 +1,98 @@
+"""Synthetic queues in bulk: many cases, each with one exhibit awaiting examination and its
+queued task. Used by the rescore tests and by ``bench/queue_bench.py``."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from triage.models.cases import Case
+from triage.models.exhibits import Exhibit
+from triage.models.queue import ExaminationTask
+
+
+def queued_cases(
+    engine: Engine,
+    n: int,
+    officer_id: int,
+    *,
+    seed: int,
+    today: date,
+    restricted_share: float = 0.3,
+    bail_share: float = 0.0,
+) -> None:
+    """Insert cases 1..n (a share of them with children at home under a family restriction,
+    a share with a bail date coming up), one exhibit and one queued task each."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    cases: list[dict[str, Any]] = []
+    exhibits: list[dict[str, Any]] = []
+    tasks: list[dict[str, Any]] = []
+    for i in range(1, n + 1):
+        restricted = rng.random() < restricted_share
+        bail = rng.random() < bail_share
+        cases.append(
+            {
+                "id": i,
+                "crime_reference": f"CR/{i}",
+                "offence_category": rng.choice(["iioc", "fraud", "grooming"]),
+                "officer_id": officer_id,
+                "team": "",
+                "status": "open",
+                "received_date": today - timedelta(days=rng.randint(0, 400)),
+                "children_in_household": rng.randint(0, 4) if restricted else 0,
+                "suspect_access_children_home": restricted,
+                "suspect_access_children_work": False,
+                "section47_open": rng.random() < 0.1,
+                "child_protection_plan": False,
+                "restriction_kind": "no_contact_own_children" if restricted else None,
+                "restriction_start": today - timedelta(days=rng.randint(0, 300)) if restricted else None,
+                "bail_return_date": today + timedelta(days=rng.randint(1, 60)) if bail else None,
+                "safeguarding_notes": "",
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        exhibits.append(
+            {
+                "id": i,
+                "case_id": i,
+                "reference": "E/1",
+                "device_type": "laptop",
+                "make": "",
+                "model": "",
+                "serial": "",
+                "seized_from": "",
+                "location": "",
+                "state": "awaiting_examination",
+                "state_changed_at": now,
+                "integrity_flag": False,
+                "created_at": now,
+            }
+        )
+        tasks.append(
+            {
+                "exhibit_id": i,
+                "case_id": i,
+                "device_type": "laptop",
+                "needs_iioc_clearance": False,
+                "state": "queued",
+                "priority": 0.0,
+                "pinned": False,
+                "held": False,
+                "attempt": 0,
+                "queued_at": now,
+                "outcome": "",
+            }
+        )
+    with Session(engine) as s:
+        for model, rows in ((Case, cases), (Exhibit, exhibits), (ExaminationTask, tasks)):
+            table = model.__table__  # type: ignore[attr-defined]
+            for start in range(0, len(rows), 10_000):
+                s.execute(insert(table), rows[start : start + 10_000])
+        s.commit()
