@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import timedelta
+from functools import cache
 
 import jwt
 from argon2 import PasswordHasher
@@ -29,8 +30,14 @@ from triage.settings import Settings
 _hasher = PasswordHasher()
 TOKEN_ALGORITHM = "HS256"  # noqa: S105 - an algorithm name
 MIN_PASSWORD_LENGTH = 12
-# Verified against when the username is unknown, so both paths cost the same time.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so both paths cost the same time. Made
+    on first use: an Argon2 hash at import cost every process that imports this module."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
 
 
 class AccountCreate(BaseModel):
@@ -154,7 +161,7 @@ def authenticate(session: Session, username: str, password: str) -> Account:
     """The active account with this password, or ``AuthenticationError`` (one message for all)."""
     account = session.exec(select(Account).where(Account.username == username)).first()
     try:
-        _hasher.verify(account.password_hash if account else _DUMMY_HASH, password)
+        _hasher.verify(account.password_hash if account else _dummy_hash(), password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         raise AuthenticationError("wrong username or password") from None
     if account is None or not account.is_active:
