@@ -15,7 +15,7 @@ from tests.conftest import PASSWORD, Users
 from tests.web.conftest import ROOT
 from triage import queue
 from triage.models.cases import Case
-from triage.models.exhibits import Exhibit
+from triage.models.exhibits import DeviceType, Exhibit
 from triage.models.queue import ExaminationTask, TaskState
 
 
@@ -60,7 +60,7 @@ def _case(engine: Engine, ref: str, officer: int, restricted_days: int | None, d
         )
         s.add(case)
         s.flush()
-        exhibit = Exhibit(case_id=case.id, reference=f"{ref}-1", device_type=device)  # type: ignore[arg-type]
+        exhibit = Exhibit(case_id=case.id, reference=f"{ref}-1", device_type=DeviceType(device))
         s.add(exhibit)
         s.flush()
         custody.transition(
