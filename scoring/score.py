@@ -103,14 +103,14 @@ def score(
             min(triage.child_yara_hits * w["per_hit"], w["max"]),
             "triage YARA hits",
         )
-    if w := f("bail_return_approaching"):
+    if (w := f("bail_return_approaching")) and case.bail_return_date is not None:
         add(
             "bail_return_approaching",
             f"Bail return on {case.bail_return_date}",
             _approaching(case.bail_return_date, today, w),
             "bail_return_date",
         )
-    if w := f("court_date_approaching"):
+    if (w := f("court_date_approaching")) and case.next_court_date is not None:
         add(
             "court_date_approaching",
             f"Next court date {case.next_court_date}",
