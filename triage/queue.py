@@ -529,10 +529,11 @@ def claim_next(
     pick, claim = _claim_statements(
         session.get_bind().dialect.name, bool(examiner.device_types), examiner.iioc_cleared
     )
+    in_one_statement = pick is None  # PostgreSQL: claim does everything, exhibit move included
     params: dict[str, Any] = {"examiner": examiner.id, "now": now, "lease_until": lease_until}
     if examiner.device_types:
         params["device_types"] = list(examiner.device_types)
-    if pick is None:
+    if in_one_statement:
         row = session.execute(claim, params).first()
     else:
         row = session.execute(pick, params).first()
@@ -549,9 +550,9 @@ def claim_next(
     exhibit = Exhibit.model_validate(
         {c.name: values[f"exhibit__{c.name}"] for c in Exhibit.__table__.c}  # type: ignore[attr-defined]
     )
-    target, reason = ExhibitState.in_examination, f"task {task.id} claimed"
-    if pick is not None:
-        custody.transition(session, ctx, exhibit, target, reason, follow_queue=False)
+    target = ExhibitState.in_examination
+    if not in_one_statement:
+        custody.transition(session, ctx, exhibit, target, f"task {task.id} claimed", follow_queue=False)
     elif values["exhibit_moved"] != 1:
         raise ConflictError(f"exhibit {exhibit.id} of task {task.id} is not awaiting examination")
     else:

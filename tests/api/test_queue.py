@@ -17,8 +17,9 @@ from triage import audit, custody, queue
 from triage.context import Context
 from triage.errors import ConflictError
 from triage.models.accounts import Role
+from triage.models.audit import AuditEvent
 from triage.models.cases import Case
-from triage.models.exhibits import CustodyEvent, Exhibit, ExhibitState
+from triage.models.exhibits import CustodyEvent, DeviceType, Exhibit, ExhibitState
 from triage.models.queue import ExaminationTask, TaskState
 from triage.models.runs import RunState, TriageHit, TriageRun
 
@@ -375,3 +376,36 @@ def test_a_move_from_a_stale_exhibit_is_refused_and_changes_nothing(engine: Engi
     with Session(engine) as s:
         assert s.get(Exhibit, exhibit_id).state == ExhibitState.outsourced  # type: ignore[union-attr]
         assert len(s.exec(select(CustodyEvent)).all()) == before
+
+
+def test_a_task_whose_exhibit_is_not_awaiting_examination_is_not_claimed(
+    engine: Engine, users: Users
+) -> None:
+    """A queued task whose exhibit went elsewhere (data out of step) is refused, whole."""
+    examiner = make_account(engine, "ex-guard", Role.examiner)
+    with Session(engine, expire_on_commit=False) as s:
+        case = Case(
+            crime_reference="CR/G",
+            offence_category="iioc",
+            officer_id=users.investigator.id,
+            received_date=datetime.now(UTC).date(),
+        )
+        s.add(case)
+        s.flush()
+        exhibit = Exhibit(
+            case_id=case.id, reference="E/1", device_type=DeviceType.laptop, state=ExhibitState.outsourced
+        )
+        s.add(exhibit)
+        s.flush()
+        s.add(ExaminationTask(exhibit_id=exhibit.id, case_id=case.id, device_type="laptop"))  # type: ignore[arg-type]
+        s.commit()
+    with Session(engine) as s:
+        with pytest.raises(ConflictError):
+            queue.claim_next(s, Context(actor=examiner), 600)
+        s.rollback()
+    with Session(engine) as s:
+        task = s.exec(select(ExaminationTask)).one()
+        assert task.state == TaskState.queued and task.claimed_by is None and task.attempt == 0
+        assert s.get(Exhibit, exhibit.id).state == ExhibitState.outsourced  # type: ignore[union-attr]
+        assert s.exec(select(CustodyEvent)).all() == []
+        assert s.exec(select(AuditEvent).where(AuditEvent.action == "task.claim")).all() == []
