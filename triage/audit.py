@@ -65,6 +65,34 @@ def event_hash(prev_hash: str, event: AuditEvent | PendingEvent) -> str:
     return link(prev_hash, canonical_body(event))
 
 
+def add_created(
+    session: Session, ctx: Context, obj: Any, action: str, object_type: str, object_id: object = None
+) -> None:
+    """Insert a new row (flushed, so it has its id) and audit its creation; the event names
+    ``object_id`` if given, else the row's own id."""
+    session.add(obj)
+    session.flush()
+    record(session, ctx, action, object_type, obj.id if object_id is None else object_id, None, snapshot(obj))
+
+
+def add_changed(
+    session: Session,
+    ctx: Context,
+    obj: Any,
+    before: dict[str, Any],
+    action: str,
+    object_type: str,
+    object_id: object = None,
+) -> None:
+    """Write a changed row (flushed) and audit the change from ``before`` (its snapshot taken
+    before the change) to now; the event names ``object_id`` if given, else the row's id."""
+    session.add(obj)
+    session.flush()
+    record(
+        session, ctx, action, object_type, obj.id if object_id is None else object_id, before, snapshot(obj)
+    )
+
+
 @dataclass(frozen=True)
 class PendingEvent:
     """An event recorded in a transaction, not yet chained (the columns of AuditEvent but

@@ -48,9 +48,7 @@ def create_case(session: Session, ctx: Context, data: CaseCreate) -> Case:
     if session.exec(select(Case.id).where(Case.crime_reference == data.crime_reference)).first():
         raise ConflictError(f"crime reference {data.crime_reference!r} is already registered")
     case = Case(**data.model_dump())
-    session.add(case)
-    session.flush()
-    audit.record(session, ctx, "case.create", "case", case.id, None, audit.snapshot(case))
+    audit.add_created(session, ctx, case, "case.create", "case")
     return case
 
 
@@ -83,9 +81,7 @@ def update_case(session: Session, ctx: Context, case: Case, data: CaseUpdate) ->
     for key, value in changes.items():
         setattr(case, key, value)
     case.updated_at = utcnow()
-    session.add(case)
-    session.flush()
-    audit.record(session, ctx, "case.update", "case", case.id, before, audit.snapshot(case))
+    audit.add_changed(session, ctx, case, before, "case.update", "case")
     return case
 
 
@@ -120,9 +116,7 @@ def add_member(session: Session, ctx: Context, case: Case, account_id: int) -> C
         raise ConflictError(f"account {account_id} is already on case {case.id}")
     assert ctx.actor is not None and case.id is not None
     member = CaseMember(case_id=case.id, account_id=account_id, added_by=ctx.actor.id or 0)
-    session.add(member)
-    session.flush()
-    audit.record(session, ctx, "case.member_add", "case", case.id, None, audit.snapshot(member))
+    audit.add_created(session, ctx, member, "case.member_add", "case", case.id)
     return member
 
 
@@ -138,9 +132,7 @@ def create_exhibit(session: Session, ctx: Context, case: Case, data: ExhibitCrea
         raise ConflictError(f"exhibit reference {data.reference!r} already exists in this case")
     assert case.id is not None and actor.id is not None
     exhibit = Exhibit(case_id=case.id, **data.model_dump())
-    session.add(exhibit)
-    session.flush()
-    audit.record(session, ctx, "exhibit.create", "exhibit", exhibit.id, None, audit.snapshot(exhibit))
+    audit.add_created(session, ctx, exhibit, "exhibit.create", "exhibit")
     custody.add_event(
         session,
         exhibit,
@@ -160,9 +152,7 @@ def update_exhibit(session: Session, ctx: Context, exhibit: Exhibit, data: Exhib
         if value is None and key != "seized_at":
             raise FieldValidationError(key, "cannot be null")
         setattr(exhibit, key, value)
-    session.add(exhibit)
-    session.flush()
-    audit.record(session, ctx, "exhibit.update", "exhibit", exhibit.id, before, audit.snapshot(exhibit))
+    audit.add_changed(session, ctx, exhibit, before, "exhibit.update", "exhibit")
     return exhibit
 
 
@@ -237,9 +227,7 @@ def register_image(
         acquisition_sha256=declared["sha256"],
         registered_by=actor.id,
     )
-    session.add(image)
-    session.flush()
-    audit.record(session, ctx, "image.register", "evidence_image", image.id, None, audit.snapshot(image))
+    audit.add_created(session, ctx, image, "image.register", "evidence_image")
     if exhibit.state in (ExhibitState.registered, ExhibitState.awaiting_imaging):
         if exhibit.state == ExhibitState.registered:
             custody.transition(session, ctx, exhibit, ExhibitState.awaiting_imaging, "image registered")

@@ -340,9 +340,7 @@ def add_override(
         author_id=actor.id,
         expires_at=data.expires_at,
     )
-    session.add(row)
-    session.flush()
-    audit.record(session, ctx, "override.add", "priority_override", row.id, None, audit.snapshot(row))
+    audit.add_created(session, ctx, row, "override.add", "priority_override")
     rescore(session, now, [case.id])
     return row
 
@@ -353,11 +351,7 @@ def revoke_override(session: Session, ctx: Context, override: PriorityOverride) 
         raise ConflictError("override already revoked")
     before = audit.snapshot(override)
     override.revoked_at = utcnow()
-    session.add(override)
-    session.flush()
-    audit.record(
-        session, ctx, "override.revoke", "priority_override", override.id, before, audit.snapshot(override)
-    )
+    audit.add_changed(session, ctx, override, before, "override.revoke", "priority_override")
     rescore(session, case_ids=[override.case_id])
     return override
 
@@ -400,9 +394,7 @@ def on_exhibit_state(
                 device_type=str(exhibit.device_type),
                 needs_iioc_clearance=_needs_clearance(session, exhibit.id),
             )
-            session.add(task)
-            session.flush()
-            audit.record(session, ctx, "task.create", "examination_task", task.id, None, audit.snapshot(task))
+            audit.add_created(session, ctx, task, "task.create", "examination_task")
             rescore(session, case_ids=[exhibit.case_id])
         elif task.state == TaskState.claimed and old == ExhibitState.in_examination:
             _requeue(session, ctx, task, "exhibit returned to the queue")
@@ -411,22 +403,16 @@ def on_exhibit_state(
         before = audit.snapshot(task)
         task.state, task.claimed_by, task.claimed_at = TaskState.claimed, ctx.actor_id, utcnow()
         task.attempt += 1
-        session.add(task)
-        session.flush()
-        audit.record(session, ctx, "task.claim", "examination_task", task.id, before, audit.snapshot(task))
+        audit.add_changed(session, ctx, task, before, "task.claim", "examination_task")
     elif task is not None and new == ExhibitState.examined and task.state == TaskState.claimed:
         before = audit.snapshot(task)
         task.state, task.completed_at, task.lease_expires_at = TaskState.completed, utcnow(), None
         task.outcome = task.outcome or "examined"
-        session.add(task)
-        session.flush()
-        audit.record(session, ctx, "task.complete", "examination_task", task.id, before, audit.snapshot(task))
+        audit.add_changed(session, ctx, task, before, "task.complete", "examination_task")
     elif task is not None and new not in (ExhibitState.in_examination, ExhibitState.awaiting_examination):
         before = audit.snapshot(task)
         task.state, task.lease_expires_at = TaskState.withdrawn, None
-        session.add(task)
-        session.flush()
-        audit.record(session, ctx, "task.withdraw", "examination_task", task.id, before, audit.snapshot(task))
+        audit.add_changed(session, ctx, task, before, "task.withdraw", "examination_task")
 
 
 def _requeue(session: Session, ctx: Context, task: ExaminationTask, reason: str) -> None:

@@ -57,9 +57,7 @@ def register_hashset(
         store_path=info.store,
         created_by=ctx.actor_id,
     )
-    session.add(record)
-    session.flush()
-    audit.record(session, ctx, "hashset.register", "hash_set", record.id, None, audit.snapshot(record))
+    audit.add_created(session, ctx, record, "hashset.register", "hash_set")
     return record
 
 
@@ -97,9 +95,7 @@ def register_ruleset(
         rule_count=compiled.rule_count,
         created_by=ctx.actor_id,
     )
-    session.add(record)
-    session.flush()
-    audit.record(session, ctx, "ruleset.register", "rule_set", record.id, None, audit.snapshot(record))
+    audit.add_created(session, ctx, record, "ruleset.register", "rule_set")
     return record
 
 

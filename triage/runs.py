@@ -97,9 +97,7 @@ def start_run(
         max_attempts=max_attempts,
         requested_by=ctx.actor_id,
     )
-    session.add(run)
-    session.flush()
-    audit.record(session, ctx, "run.start", "triage_run", run.id, None, audit.snapshot(run))
+    audit.add_created(session, ctx, run, "run.start", "triage_run")
     if ExhibitState(exhibit.state) != ExhibitState.triage_queued:
         custody.transition(session, ctx, exhibit, ExhibitState.triage_queued, f"triage run {run.id} queued")
     return run
@@ -201,11 +199,7 @@ def sweep(session: Session) -> list[tuple[int, RunState]]:
             run.state = RunState.queued
             run.error = lost
         run.worker_id, run.lease_expires_at = None, None
-        session.add(run)
-        session.flush()
-        audit.record(
-            session, ctx, f"run.sweep.{run.state.value}", "triage_run", run.id, before, audit.snapshot(run)
-        )
+        audit.add_changed(session, ctx, run, before, f"run.sweep.{run.state.value}", "triage_run")
         if run.state in (RunState.quarantined, RunState.cancelled):
             _return_exhibit(session, ctx, run, f"triage run {run.id} {run.state.value}")
         changed.append((run.id or 0, run.state))
@@ -233,9 +227,7 @@ def cancel(session: Session, ctx: Context, run: TriageRun) -> TriageRun:
     if run.state == RunState.queued:
         run.state, run.finished_at = RunState.cancelled, utcnow()
         _return_exhibit(session, ctx, run, f"triage run {run.id} cancelled")
-    session.add(run)
-    session.flush()
-    audit.record(session, ctx, "run.cancel", "triage_run", run.id, before, audit.snapshot(run))
+    audit.add_changed(session, ctx, run, before, "run.cancel", "triage_run")
     return run
 
 

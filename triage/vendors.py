@@ -51,9 +51,7 @@ def create_vendor(session: Session, ctx: Context, data: VendorCreate) -> Vendor:
     if session.exec(select(Vendor.id).where(Vendor.name == data.name)).first():
         raise ConflictError(f"a vendor named {data.name!r} exists")
     vendor = Vendor(**data.model_dump())
-    session.add(vendor)
-    session.flush()
-    audit.record(session, ctx, "vendor.create", "vendor", vendor.id, None, audit.snapshot(vendor))
+    audit.add_created(session, ctx, vendor, "vendor.create", "vendor")
     return vendor
 
 
@@ -63,9 +61,7 @@ def update_vendor(session: Session, ctx: Context, vendor: Vendor, data: VendorUp
     for key, value in data.model_dump(exclude_unset=True).items():
         if value is not None:
             setattr(vendor, key, value)
-    session.add(vendor)
-    session.flush()
-    audit.record(session, ctx, "vendor.update", "vendor", vendor.id, before, audit.snapshot(vendor))
+    audit.add_changed(session, ctx, vendor, before, "vendor.update", "vendor")
     return vendor
 
 
@@ -89,9 +85,7 @@ def set_status(
             raise ConflictError(f"vendor {vendor.name!r} cannot be approved without: {', '.join(missing)}")
     before = audit.snapshot(vendor)
     vendor.status = status
-    session.add(vendor)
-    session.flush()
-    audit.record(session, ctx, f"vendor.{status.value}", "vendor", vendor.id, before, audit.snapshot(vendor))
+    audit.add_changed(session, ctx, vendor, before, f"vendor.{status.value}", "vendor")
     return vendor
 
 
@@ -183,9 +177,7 @@ def dispatch(
         cost_pence=int(vendor.price_pence.get(str(exhibit.device_type), 0)),
         financial_year=financial_year(today),
     )
-    session.add(record)
-    session.flush()
-    audit.record(session, ctx, "outsourcing.dispatch", "outsourcing", record.id, None, audit.snapshot(record))
+    audit.add_created(session, ctx, record, "outsourcing.dispatch", "outsourcing")
     custody.transition(session, ctx, exhibit, ExhibitState.outsourced, f"sent to {vendor.name}: {reason}")
     custody.move(
         session, ctx, exhibit, f"vendor: {vendor.name}", f"outsourcing {record.id}, due {record.due_date}"
@@ -209,9 +201,7 @@ def receive(
     record.return_md5 = _image_md5(image) if image else None
     changed = record.dispatch_md5 is not None and record.return_md5 != record.dispatch_md5
     record.state = OutsourcingState.returned_flagged if changed else OutsourcingState.returned
-    session.add(record)
-    session.flush()
-    audit.record(session, ctx, "outsourcing.return", "outsourcing", record.id, before, audit.snapshot(record))
+    audit.add_changed(session, ctx, record, before, "outsourcing.return", "outsourcing")
     custody.move(session, ctx, exhibit, "HTCU store", f"returned, vendor report {report_reference}")
     if changed:
         custody.flag_integrity(
@@ -244,7 +234,5 @@ def set_budget(session: Session, ctx: Context, year: str, amount_pence: int) -> 
     budget = session.get(Budget, year) or Budget(financial_year=year)
     before = audit.snapshot(budget)
     budget.amount_pence = amount_pence
-    session.add(budget)
-    session.flush()
-    audit.record(session, ctx, "budget.set", "budget", year, before, audit.snapshot(budget))
+    audit.add_changed(session, ctx, budget, before, "budget.set", "budget", year)
     return budget
