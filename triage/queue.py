@@ -61,21 +61,12 @@ def policy(path: str | None = None) -> scoring.Policy:
 # --- facts -------------------------------------------------------------------------------
 
 
+# The case fields scoring reads: scoring.CaseFacts names them (it imports nothing of ours).
+_FACT_FIELDS = tuple(f.name for f in fields(scoring.CaseFacts))
+
+
 def case_facts(case: Case) -> scoring.CaseFacts:
-    return scoring.CaseFacts(
-        offence_category=str(case.offence_category),
-        received_date=case.received_date,
-        children_in_household=case.children_in_household,
-        suspect_access_children_home=case.suspect_access_children_home,
-        suspect_access_children_work=case.suspect_access_children_work,
-        section47_open=case.section47_open,
-        child_protection_plan=case.child_protection_plan,
-        restriction_kind=str(case.restriction_kind) if case.restriction_kind else None,
-        restriction_start=case.restriction_start,
-        restriction_end=case.restriction_end,
-        bail_return_date=case.bail_return_date,
-        next_court_date=case.next_court_date,
-    )
+    return scoring.CaseFacts(*(getattr(case, name) for name in _FACT_FIELDS))
 
 
 def restriction_days_today(case: Case, now: datetime | None = None) -> int | None:
@@ -136,8 +127,7 @@ def active_overrides(
 # --- rescoring ---------------------------------------------------------------------------
 
 
-# The case columns scoring reads, in the order of scoring.CaseFacts' fields (built positionally).
-_FACT_COLUMNS = ("id", *(f.name for f in fields(scoring.CaseFacts)))
+_FACT_COLUMNS = ("id", *_FACT_FIELDS)  # read as plain rows, CaseFacts built positionally
 
 
 def rescore(
