@@ -22,9 +22,8 @@ import scoring
 from triage.models.accounts import Account, Role
 from triage.models.cases import Case
 from triage.models.exhibits import Exhibit, ExhibitState
-from triage.models.queue import ExaminationTask, TaskState
 from triage.models.vendors import Budget, Outsourcing, OutsourcingState, Vendor, VendorStatus
-from triage.queue import case_facts
+from triage.queue import case_facts, completed_since
 from triage.vendors import financial_year
 
 WAITING = (
@@ -42,13 +41,7 @@ WEEKS_PER_MONTH = 52 / 12
 
 
 def completions_per_week(session: Session, now: datetime, weeks: int) -> float:
-    since = now - timedelta(weeks=weeks)
-    done = session.exec(
-        select(func.count())
-        .select_from(ExaminationTask)
-        .where(ExaminationTask.state == TaskState.completed, col(ExaminationTask.completed_at) >= since)
-    ).one()
-    return int(done) / weeks
+    return completed_since(session, now - timedelta(weeks=weeks)) / weeks
 
 
 def is_child_welfare(case: Case) -> bool:

@@ -609,32 +609,41 @@ def sweep(session: Session, now: datetime | None = None) -> list[int]:
 # --- expected examination dates ------------------------------------------------------------
 
 
-def completion_rate(session: Session, now: datetime, weeks: int = RATE_WEEKS) -> float:
-    """Tasks completed per day over the last ``weeks`` weeks."""
-    since = now - timedelta(weeks=weeks)
+def completed_since(session: Session, since: datetime) -> int:
+    """How many examination tasks were completed since ``since``."""
     done = session.exec(
         select(func.count())
         .select_from(ExaminationTask)
         .where(ExaminationTask.state == TaskState.completed, col(ExaminationTask.completed_at) >= since)
     ).one()
-    return int(done) / (weeks * 7)
+    return int(done)
+
+
+def completion_rate(session: Session, now: datetime, weeks: int = RATE_WEEKS) -> float:
+    """Tasks completed per day over the last ``weeks`` weeks."""
+    return completed_since(session, now - timedelta(weeks=weeks)) / (weeks * 7)
+
+
+# The order examiners will get queued tasks in (held ones last).
+_QUEUE_ORDER = (
+    col(ExaminationTask.held),
+    col(ExaminationTask.pinned).desc(),
+    col(ExaminationTask.priority).desc(),
+    col(ExaminationTask.queued_at),
+    col(ExaminationTask.id),
+)
 
 
 def positions(session: Session) -> list[ExaminationTask]:
     """Queued tasks in the order examiners will get them (held ones last)."""
-    return list(
-        session.exec(
-            select(ExaminationTask)
-            .where(ExaminationTask.state == TaskState.queued)
-            .order_by(
-                col(ExaminationTask.held),
-                col(ExaminationTask.pinned).desc(),
-                col(ExaminationTask.priority).desc(),
-                col(ExaminationTask.queued_at),
-                col(ExaminationTask.id),
-            )
-        ).all()
-    )
+    query = select(ExaminationTask).where(ExaminationTask.state == TaskState.queued).order_by(*_QUEUE_ORDER)
+    return list(session.exec(query).all())
+
+
+def queued_ids(session: Session) -> list[int]:
+    """The ids of ``positions``, without loading the tasks."""
+    queued = select(ExaminationTask.id).where(ExaminationTask.state == TaskState.queued)
+    return [task_id or 0 for task_id in session.exec(queued.order_by(*_QUEUE_ORDER)).all()]
 
 
 def expected_date(position: int, rate_per_day: float, today: date) -> date | None:
@@ -644,19 +653,25 @@ def expected_date(position: int, rate_per_day: float, today: date) -> date | Non
     return today + timedelta(days=math.ceil(position / rate_per_day) - 1 if position > 0 else 0)
 
 
-def queue_snapshot(session: Session, now: datetime | None = None) -> dict[int, tuple[int, date | None]]:
-    """{task id: (position, expected date)} for every queued task."""
+def queue_snapshot(
+    session: Session, now: datetime | None = None, order: list[int] | None = None
+) -> dict[int, tuple[int, date | None]]:
+    """{task id: (position, expected date)} for every queued task (``order``: queued_ids, if
+    the caller has it already)."""
     now = now or utcnow()
     rate = completion_rate(session, now)
-    return {t.id or 0: (i, expected_date(i, rate, now.date())) for i, t in enumerate(positions(session), 1)}
+    order = queued_ids(session) if order is None else order
+    return {task_id: (i, expected_date(i, rate, now.date())) for i, task_id in enumerate(order, 1)}
 
 
 def queue_entries(session: Session, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
     """A page of the queue in order, each task with its case, exhibit, score, place and
-    expected date; and the length of the whole queue. Shared by the API and the pages."""
-    snapshot = queue_snapshot(session)
-    ordered = positions(session)
-    chunk = ordered[offset : offset + limit]
+    expected date; and the length of the whole queue. Shared by the API, the pages and the CLI."""
+    order = queued_ids(session)
+    snapshot = queue_snapshot(session, order=order)
+    page = order[offset : offset + limit]
+    tasks = {t.id: t for t in session.exec(select(ExaminationTask).where(col(ExaminationTask.id).in_(page)))}
+    chunk = [tasks[task_id] for task_id in page]
     case_ids = {t.case_id for t in chunk}
     scores = {
         s.case_id: s
@@ -680,7 +695,7 @@ def queue_entries(session: Session, offset: int, limit: int) -> tuple[list[dict[
                 "score": scores.get(task.case_id) or CaseScore(case_id=task.case_id),
             }
         )
-    return entries, len(ordered)
+    return entries, len(order)
 
 
 def device_statuses(

@@ -70,3 +70,22 @@ def test_outsource_refuses_with_the_reason_then_sends(
     )
     assert figures["with_vendors"] == 1 and figures["recommendation"]["queued"] == 0
     assert "Acme" in runner.invoke(cli, ["vendors"]).output
+
+
+def test_queue_lists_the_top_of_the_queue_in_order_with_reasons(
+    runner: CliRunner, users: Users, engine: Engine
+) -> None:
+    from tests.factories import queued_cases
+    from triage import queue
+
+    assert users.investigator.id is not None
+    queued_cases(engine, 12, users.investigator.id, seed=3, today=date.today(), restricted_share=0.5)
+    with Session(engine) as s:
+        queue.rescore(s)
+        s.commit()
+        top = [e["case"].crime_reference for e in queue.queue_entries(s, 0, 5)[0]]
+    shown = runner.invoke(cli, ["queue", "--limit", "5", "--reasons"], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    lines = [line for line in shown.output.splitlines() if any(ref in line.split() for ref in top)]
+    assert [next(ref for ref in top if ref in line.split()) for line in lines] == top
+    assert "Waiting" in shown.output  # a factor's label, shown with --reasons

@@ -7,13 +7,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlmodel import col, select
 
 from triage import queue
 from triage.db import make_engine, session_scope
-from triage.models.cases import Case
-from triage.models.exhibits import Exhibit
-from triage.models.queue import CaseScore
 from triage.settings import get_settings
 
 console = Console()
@@ -26,23 +22,10 @@ def show_queue(
     """The examination queue in priority order, with expected examination dates."""
     settings = get_settings()
     with session_scope(make_engine(settings.database_url)) as session:
-        snapshot = queue.queue_snapshot(session)
-        tasks = queue.positions(session)[:limit]
-        cases = {
-            c.id: c
-            for c in session.exec(select(Case).where(col(Case.id).in_({t.case_id for t in tasks}))).all()
-        }
-        exhibits = {
-            e.id: e
-            for e in session.exec(
-                select(Exhibit).where(col(Exhibit.id).in_({t.exhibit_id for t in tasks}))
-            ).all()
-        }
-        scores = {s.case_id: s for s in session.exec(select(CaseScore)).all()}
+        entries, _ = queue.queue_entries(session, 0, limit)
         table = Table("#", "case", "exhibit", "device", "score", "flags", "expected")
-        for task in tasks:
-            position, expected = snapshot[task.id or 0]
-            score = scores.get(task.case_id)
+        for entry in entries:
+            task, score = entry["task"], entry["score"]
             flags = " ".join(
                 f
                 for f, on in (
@@ -53,15 +36,15 @@ def show_queue(
                 if on
             )
             table.add_row(
-                str(position),
-                cases[task.case_id].crime_reference,
-                exhibits[task.exhibit_id].reference,
+                str(entry["position"]),
+                entry["case"].crime_reference,
+                entry["exhibit"].reference,
                 task.device_type,
                 f"{task.priority:.1f}",
                 flags,
-                str(expected or "no recent pace"),
+                str(entry["expected"] or "no recent pace"),
             )
-            if reasons and score:
+            if reasons:
                 for factor in score.factors:
                     table.add_row("", "", "", "", f"+{factor['points']}", factor["label"], "")
     console.print(table)
