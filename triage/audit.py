@@ -83,14 +83,15 @@ def add_changed(
     action: str,
     object_type: str,
     object_id: object = None,
+    details: dict[str, Any] | None = None,
 ) -> None:
     """Write a changed row (flushed) and audit the change from ``before`` (its snapshot taken
-    before the change) to now; the event names ``object_id`` if given, else the row's id."""
+    before the change) to now, with ``details`` added to the after side; the event names
+    ``object_id`` if given, else the row's id."""
     session.add(obj)
     session.flush()
-    record(
-        session, ctx, action, object_type, obj.id if object_id is None else object_id, before, snapshot(obj)
-    )
+    after = {**snapshot(obj), **(details or {})}
+    record(session, ctx, action, object_type, obj.id if object_id is None else object_id, before, after)
 
 
 @dataclass(frozen=True)

@@ -148,8 +148,7 @@ def move(session: Session, ctx: Context, exhibit: Exhibit, to_location: str, rea
     before = audit.snapshot(exhibit)
     previous = exhibit.location
     exhibit.location = to_location
-    session.add(exhibit)
-    session.flush()
+    audit.add_changed(session, ctx, exhibit, before, "exhibit.move", "exhibit")
     add_event(
         session,
         exhibit,
@@ -159,7 +158,6 @@ def move(session: Session, ctx: Context, exhibit: Exhibit, to_location: str, rea
         to_location=to_location,
         reason=reason,
     )
-    audit.record(session, ctx, "exhibit.move", "exhibit", exhibit.id, before, audit.snapshot(exhibit))
     return exhibit
 
 
@@ -167,9 +165,7 @@ def flag_integrity(session: Session, ctx: Context, exhibit: Exhibit, action: str
     """Mark the exhibit's evidence as failing its integrity check, audited with the details."""
     before = audit.snapshot(exhibit)
     exhibit.integrity_flag = True
-    session.add(exhibit)
-    session.flush()
-    audit.record(session, ctx, action, "exhibit", exhibit.id, before, {**audit.snapshot(exhibit), **details})
+    audit.add_changed(session, ctx, exhibit, before, action, "exhibit", details=details)
 
 
 def trail(session: Session, exhibit: Exhibit) -> list[CustodyEvent]:

@@ -408,16 +408,8 @@ def on_exhibit_state(
 def _requeue(session: Session, ctx: Context, task: ExaminationTask, reason: str) -> None:
     before = audit.snapshot(task)
     task.state, task.claimed_by, task.lease_expires_at = TaskState.queued, None, None
-    session.add(task)
-    session.flush()
-    audit.record(
-        session,
-        ctx,
-        "task.requeue",
-        "examination_task",
-        task.id,
-        before,
-        {**audit.snapshot(task), "reason": reason},
+    audit.add_changed(
+        session, ctx, task, before, "task.requeue", "examination_task", details={"reason": reason}
     )
 
 
