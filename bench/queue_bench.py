@@ -20,17 +20,16 @@ import os
 import statistics
 import threading
 import time
-import uuid
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 from sqlmodel import Session
 
 import scoring
 from tests.factories import queued_cases
+from tests.services import create_pg_database, drop_pg_database
 from triage import accounts, migrate, queue
 from triage.context import Context
 from triage.db import make_engine
@@ -38,22 +37,6 @@ from triage.models.accounts import Account, Role
 from triage.models.cases import Case
 
 ADMIN_URL = os.environ.get("TRIAGE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-def fresh_database() -> str:
-    name = f"triage_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def drop(url: str) -> None:
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def populate(engine, n: int) -> None:  # type: ignore[no-untyped-def]
@@ -108,7 +91,7 @@ def main() -> None:
         help="API worker processes (default: one per core plus one, as docker/compose.yaml runs)",
     )
     args = parser.parse_args()
-    url = fresh_database()
+    url = create_pg_database(ADMIN_URL, prefix="triage_bench")
     try:
         migrate.upgrade(url)
         engine = make_engine(url, pool_size=args.examiners + 5)
@@ -222,7 +205,7 @@ def main() -> None:
         )
         engine.dispose()
     finally:
-        drop(url)
+        drop_pg_database(url, ADMIN_URL)
 
 
 if __name__ == "__main__":

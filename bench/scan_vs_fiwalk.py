@@ -27,6 +27,8 @@ import threading
 import time
 from pathlib import Path
 
+from tests.processes import descendants
+
 BUILD = Path(__file__).resolve().parent / "build"
 SEED = 20261121
 MARKERS = [f"HTCU-BENCH-MARKER-{n:02d}" for n in range(20)]
@@ -94,24 +96,13 @@ def build_rules(folder: Path) -> None:
 
 def tree_rss(pid: int) -> int:
     """Resident memory (bytes) of a process and all its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry))
-            except (OSError, ValueError, IndexError):
-                continue
-    total, stack = 0, [pid]
-    while stack:
-        p = stack.pop()
+    total = 0
+    for p in [pid, *descendants(pid)]:
         try:
             with open(f"/proc/{p}/statm") as fh:
                 total += int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         except OSError:
             pass
-        stack.extend(children.get(p, []))
     return total
 
 

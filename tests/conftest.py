@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
 from api.main import create_app
-from tests.services import PG_ADMIN_URL, need
+from tests.services import create_pg_database, drop_pg_database, need
 from triage import accounts, migrate
 from triage.context import system_context
 from triage.db import make_engine
@@ -34,23 +33,6 @@ def _fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
-def _create_pg_database() -> str:
-    name = f"triage_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return str(make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False))
-
-
-def _drop_pg_database(url: str) -> None:
-    name = make_url(url).database
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A database migrated to head, once per backend for the whole session."""
@@ -60,12 +42,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         yield url
         return
     need("PostgreSQL", "127.0.0.1", 5432)
-    url = _create_pg_database()
+    url = create_pg_database()
     try:
         migrate.upgrade(url)
         yield url
     finally:
-        _drop_pg_database(url)
+        drop_pg_database(url)
 
 
 def _empty(engine: Engine) -> None:

@@ -17,10 +17,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from api.main import create_app
-from tests.conftest import TESTDATA, _create_pg_database, _drop_pg_database, login, make_account
+from tests.conftest import TESTDATA, login, make_account
 from tests.images import build
 from tests.images.planted import KNOWN_BAD, YARA_MARKER, Planted
-from tests.services import IN_CI, REDIS_URL, need
+from tests.processes import descendants
+from tests.services import IN_CI, REDIS_URL, create_pg_database, drop_pg_database, need
 from triage import migrate
 from triage.db import make_engine
 from triage.models.accounts import Role
@@ -42,7 +43,7 @@ def worker_env(backend: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     """Environment for the API and its workers: a fresh database and broker per test."""
     if BACKEND_DB[backend] == "postgresql":
         need("PostgreSQL", "127.0.0.1", 5432)
-        url = _create_pg_database()
+        url = create_pg_database()
     else:
         url = f"sqlite:///{tmp_path / 'triage.db'}"
     broker = "redis://127.0.0.1:6379/0"
@@ -71,7 +72,7 @@ def worker_env(backend: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     }
     yield env
     if BACKEND_DB[backend] == "postgresql":
-        _drop_pg_database(url)
+        drop_pg_database(url)
 
 
 @pytest.fixture
@@ -84,24 +85,6 @@ def engine_w(settings_w: Settings) -> Iterator[Engine]:
     engine = make_engine(settings_w.database_url)
     yield engine
     engine.dispose()
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, stack = [], list(children.get(pid, []))
-    while stack:
-        child = stack.pop()
-        found.append(child)
-        stack.extend(children.get(child, []))
-    return found
 
 
 class Workers:
@@ -126,7 +109,7 @@ class Workers:
     def kill(self, proc: subprocess.Popen[bytes]) -> None:
         """SIGKILL the worker and every process below it (RQ's work horse starts its own
         session, so killing the process group alone would leave it running)."""
-        for pid in [proc.pid, *_descendants(proc.pid)]:
+        for pid in [proc.pid, *descendants(proc.pid)]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
