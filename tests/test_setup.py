@@ -6,8 +6,10 @@ import shlex
 from pathlib import Path
 
 import pytest
+import typer
 import yaml
 from pydantic import ValidationError
+from typer.core import TyperGroup
 from typer.main import get_command
 
 from triage.cli import app as cli
@@ -35,13 +37,13 @@ def _cli_has(argv: list[str]) -> bool:
     command = get_command(cli)
     words = [w for w in argv if not w.startswith("-")]
     for word in words:
-        commands = getattr(command, "commands", None)
-        if commands is None:
+        if not isinstance(command, TyperGroup):
             return True  # a leaf command; what follows are its arguments
-        if word not in commands:
+        found = command.get_command(typer.Context(command), word)  # loads a lazy sub-command
+        if found is None:
             return False
-        command = commands[word]
-    return getattr(command, "commands", None) is None
+        command = found
+    return not isinstance(command, TyperGroup)
 
 
 def test_compose_file_parses_and_names_commands_that_exist() -> None:

@@ -1,30 +1,79 @@
-"""The ``triage`` command. Sub-commands live one module per concept in this folder."""
+"""The ``triage`` command. Sub-commands live one module per concept in this folder.
+
+Each sub-command's module is imported only when that command runs (or when ``--help`` lists
+them all), so that ``triage scan``, which needs no database, does not pay for loading the
+database, web and queue layers (about 0.7 s of start-up).
+"""
 
 from __future__ import annotations
 
-import typer
+import importlib
+from typing import Any
 
-from triage.cli import admin, backlog, queue, reference, scan, worker
+import typer
+from typer.core import TyperGroup
+
+# command name -> (module, attribute): a Typer sub-app (a group) or a function (one command)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "db": ("triage.cli.admin", "db_app"),
+    "users": ("triage.cli.admin", "users_app"),
+    "audit": ("triage.cli.admin", "audit_app"),
+    "hashsets": ("triage.cli.reference", "hashsets_app"),
+    "rules": ("triage.cli.reference", "rules_app"),
+    "serve": ("triage.cli.admin", "serve"),
+    "scan": ("triage.cli.scan", "scan"),
+    "worker": ("triage.cli.worker", "worker"),
+    "queue": ("triage.cli.queue", "show_queue"),
+    "rescore": ("triage.cli.queue", "rescore"),
+    "backlog": ("triage.cli.backlog", "backlog"),
+    "vendors": ("triage.cli.backlog", "vendors"),
+    "simulate": ("triage.cli.backlog", "simulate"),
+    "outsource": ("triage.cli.backlog", "outsource"),
+}
+
+
+def load_command(name: str) -> Any:
+    """Import the module of sub-command ``name`` and build its click command."""
+    module, attribute = COMMANDS[name]
+    target: Any = getattr(importlib.import_module(module), attribute)
+    if isinstance(target, typer.Typer):
+        command: Any = typer.main.get_group(target)
+    else:
+        single = typer.Typer(add_completion=False)
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """A Typer group whose sub-commands are loaded on first use (see ``COMMANDS``).
+
+    (Typer builds on its own private copy of click, so its command and context types are
+    written ``Any`` here.)"""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self.add_command(load_command(cmd_name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
 
 app = typer.Typer(
     name="triage",
+    cls=LazyGroup,
     help="HTCU triage queue: intake, triage of disk images, prioritised examination queue.",
     no_args_is_help=True,
     add_completion=False,
 )
-app.add_typer(admin.db_app, name="db")
-app.add_typer(admin.users_app, name="users")
-app.add_typer(admin.audit_app, name="audit")
-app.add_typer(reference.hashsets_app, name="hashsets")
-app.add_typer(reference.rules_app, name="rules")
-app.command("serve")(admin.serve)
-app.command("scan")(scan.scan)
-app.command("worker")(worker.worker)
-app.command("queue")(queue.show_queue)
-app.command("rescore")(queue.rescore)
-app.command("backlog")(backlog.backlog)
-app.command("vendors")(backlog.vendors)
-app.command("simulate")(backlog.simulate)
-app.command("outsource")(backlog.outsource)
+
+
+@app.callback()
+def main() -> None:
+    # A callback makes Typer build a group (LazyGroup) even with no command registered here.
+    return None
+
 
 __all__ = ["app"]

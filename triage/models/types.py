@@ -10,9 +10,9 @@ from sqlalchemy import DateTime, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from triage.clock import utcnow
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["EnumString", "UTCDateTime", "utcnow"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):

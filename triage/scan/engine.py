@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from triage import __version__
+from triage.clock import utcnow
 from triage.errors import CorruptImageError, IntegrityError, UnsupportedFormatError
 from triage.evidence.formats import DetectedImage, ImageFormat, detect
-from triage.models.types import utcnow
 from triage.scan import phases
 from triage.scan.analyse import error_record, init_worker, process_batch
 from triage.scan.options import ScanOptions
