@@ -254,6 +254,22 @@ def _carry_to_tasks(session: Session, case_ids: Sequence[int] | None) -> None:
     session.execute(statement)
 
 
+# Advisory lock key of whole-queue rescores (the audit chain's is 8015127).
+RESCORE_LOCK = 8015128
+
+
+def lock_rescore(session: Session, wait: bool) -> bool:
+    """Take the whole-queue rescore's lock for this transaction, so that two rescores of every
+    case never run at once (every worker's sweeper schedules one; two at once would rewrite the
+    same rows and contend for their locks). ``wait=False``: False at once if another holds
+    it. SQLite: always True (its transactions already write one at a time)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+    taken = session.execute(text(f"SELECT {function}(:key)"), {"key": RESCORE_LOCK}).scalar()
+    return wait or bool(taken)
+
+
 def _rescore_hook(session: Session, case_id: int) -> None:
     rescore(session, case_ids=[case_id])
 

@@ -55,6 +55,7 @@ def rescore() -> None:
     settings = get_settings()
     with session_scope(make_engine(settings.database_url)) as session:
         queue.sweep(session)
+        queue.lock_rescore(session, wait=True)  # after a scheduled rescore already running
         count = queue.rescore(
             session, policy_path=str(settings.scoring_policy) if settings.scoring_policy else None
         )
