@@ -18,6 +18,7 @@ from triage.settings import QueueBackend, Settings
 log = logging.getLogger("triage.dispatch")
 
 QUEUE_NAME = "triage"
+UPKEEP_QUEUE = "upkeep"  # the scheduled rescore, consumed by `triage scheduler`
 CELERY_TASK = "triage.run"
 RQ_JOB = "workers.rq_jobs.run_triage"
 

@@ -1,4 +1,5 @@
-"""Celery transport: `celery -A workers.celery_app worker -Q triage` or `triage worker --backend celery`.
+"""Celery transport: `celery -A workers.celery_app worker -Q triage` or `triage worker --backend celery`;
+`triage scheduler --backend celery` runs beat (the clocks).
 
 Settings for long forensic jobs (see ../shared/REFERENCE.md): late acknowledgement, reject on
 worker loss, no prefetch, one run per process, a visibility timeout longer than the longest
@@ -14,9 +15,9 @@ from celery import Celery
 from celery.signals import worker_process_init
 
 from triage import jobs
-from triage.db import make_engine
-from triage.dispatch import CELERY_TASK, QUEUE_NAME
+from triage.dispatch import CELERY_TASK, QUEUE_NAME, UPKEEP_QUEUE
 from triage.settings import Settings, get_settings
+from workers.scheduler import RESCORE_TASK, scheduled_rescore
 
 
 def run_triage(run_id: int) -> str | None:
@@ -37,14 +38,6 @@ def allow_scan_children(**_: object) -> None:
     process._config["authkey"] = mp_process.AuthenticationString(os.urandom(32))  # type: ignore[attr-defined]
 
 
-def rescore() -> int:
-    """Periodic task (Celery beat): the clocks move scores."""
-    from workers.sweeper import rescore_all
-
-    settings = get_settings()
-    return rescore_all(make_engine(settings.database_url), settings)
-
-
 def make_celery(settings: Settings) -> Celery:
     app = Celery("triage", broker=settings.broker_url)
     limit = settings.run_time_limit_seconds
@@ -62,12 +55,15 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
     )
     app.task(name=CELERY_TASK)(run_triage)
-    app.task(name="triage.rescore")(rescore)
+    # The clocks: Celery beat, run by `triage scheduler` (workers/scheduler.py), sends the
+    # rescore to the upkeep queue, which that scheduler consumes itself.
+    app.task(name=RESCORE_TASK)(scheduled_rescore)
+    app.conf.task_routes = {RESCORE_TASK: {"queue": UPKEEP_QUEUE}}
     app.conf.beat_schedule = {
         "rescore": {
-            "task": "triage.rescore",
+            "task": RESCORE_TASK,
             "schedule": settings.rescore_interval_seconds,
-            "options": {"queue": QUEUE_NAME},
+            "options": {"queue": UPKEEP_QUEUE, "expires": settings.rescore_interval_seconds},
         },
     }
     worker_process_init.connect(allow_scan_children, weak=False)

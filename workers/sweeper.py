@@ -1,5 +1,7 @@
 """The sweeper every worker runs beside its jobs: expired leases go back to the queue (and
-to the broker), runs that keep killing workers are quarantined."""
+to the broker), runs that keep killing workers are quarantined. The embedded local worker also
+rescores every case for the clocks here; with Celery or RQ, `triage scheduler` does that
+(workers/scheduler.py)."""
 
 from __future__ import annotations
 
@@ -75,8 +77,8 @@ def start_process(settings: Settings) -> multiprocessing.process.BaseProcess:
 
 
 class Upkeep:
-    """What every worker does between jobs: sweep, and rescore every case when it is due
-    (the first time at once)."""
+    """What every worker does between jobs: sweep; and, in the local worker, which has no
+    scheduler beside it, rescore every case when it is due (the first time at once)."""
 
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine, self.settings = engine, settings
@@ -84,6 +86,8 @@ class Upkeep:
 
     def tick(self) -> None:
         sweep_once(self.engine, self.settings)
+        if self.settings.queue_backend is not QueueBackend.local:
+            return
         now = time.monotonic()
         if self._last_rescore is None or now - self._last_rescore >= self.settings.rescore_interval_seconds:
             rescore_all(self.engine, self.settings)

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("triage.cli.admin", "serve"),
     "scan": ("triage.cli.scan", "scan"),
     "worker": ("triage.cli.worker", "worker"),
+    "scheduler": ("triage.cli.worker", "scheduler"),
     "queue": ("triage.cli.queue", "show_queue"),
     "rescore": ("triage.cli.queue", "rescore"),
     "backlog": ("triage.cli.backlog", "backlog"),

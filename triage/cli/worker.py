@@ -1,4 +1,5 @@
-"""``triage worker``: run triage jobs on the local worker, Celery or RQ."""
+"""``triage worker``: run triage jobs on the local worker, Celery or RQ; ``triage scheduler``:
+the clocks beside Celery or RQ workers."""
 
 from __future__ import annotations
 
@@ -65,3 +66,27 @@ def worker(
         connection = Redis.from_url(settings.broker_url)
         Worker([Queue(QUEUE_NAME, connection=connection)], connection=connection).work(with_scheduler=False)
     stop.set()
+
+
+def scheduler(
+    backend: Annotated[
+        QueueBackend | None, typer.Option(help="celery or rq; default: TRIAGE_QUEUE_BACKEND")
+    ] = None,
+) -> None:
+    """Rescore every case every TRIAGE_RESCORE_INTERVAL_SECONDS (Celery beat or an RQ cron job),
+    beside Celery or RQ workers. Run exactly one; the local worker needs none."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    chosen = backend or settings.queue_backend
+    if chosen is QueueBackend.local:
+        typer.echo(
+            "triage scheduler is for --backend celery or rq: the local worker rescores on its own schedule",
+            err=True,
+        )
+        raise typer.Exit(2)
+    from triage import queue
+
+    queue.policy(str(settings.scoring_policy) if settings.scoring_policy else None)  # refused at start-up
+    from workers import scheduler as clocks
+
+    clocks.run(settings.model_copy(update={"queue_backend": chosen}))
