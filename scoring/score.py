@@ -48,7 +48,7 @@ def score(
         if points:
             factors.append(Factor(code, label, round(points, 2), source))
 
-    f = policy.get
+    f = policy.factors.get  # (bound once: it is looked up a dozen times per case)
     if (w := f("access_children_home")) and case.suspect_access_children_home:
         add(
             "access_children_home",

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -409,3 +410,33 @@ def test_a_task_whose_exhibit_is_not_awaiting_examination_is_not_claimed(
         assert s.get(Exhibit, exhibit.id).state == ExhibitState.outsourced  # type: ignore[union-attr]
         assert s.exec(select(CustodyEvent)).all() == []
         assert s.exec(select(AuditEvent).where(AuditEvent.action == "task.claim")).all() == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_claim_during_a_whole_queue_rescore_waits_for_it_instead_of_finding_nothing(
+    database_url: str, client: TestClient, users: Users, headers: dict[str, dict[str, str]], engine: Engine
+) -> None:
+    h = headers["manager"]
+    case = create_case(client, h, users.investigator.id, **_plain())  # type: ignore[arg-type]
+    first = _ready_exhibit(client, h, case["id"], "E/1")
+    _ready_exhibit(client, h, case["id"], "E/2")
+    examiner = make_account(engine, "ex-wait", Role.examiner)
+    got: list[int | None] = []
+    with Session(engine) as rescoring:
+        # A rescore's task UPDATE holds every open task's row lock until it commits.
+        queue.rescore(rescoring)
+        rescoring.execute(text("UPDATE examination_task SET priority = priority + 1"))
+
+        def claim() -> None:
+            with Session(engine, expire_on_commit=False) as s:
+                task = queue.claim_next(s, Context(actor=examiner), 600)
+                s.commit()
+                got.append(task.exhibit_id if task else None)
+
+        claimer = threading.Thread(target=claim)
+        claimer.start()
+        claimer.join(1.0)
+        assert claimer.is_alive(), "the claim should wait for the rescore, not pass every task by"
+        rescoring.commit()
+    claimer.join(30)
+    assert got == [first]
