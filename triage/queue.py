@@ -8,8 +8,9 @@ PostgreSQL skips rows other transactions have locked; SQLite transactions begin 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -175,26 +176,25 @@ def rescore(
             )
             yield (case_id, result.total, result.pinned, result.held, result.factors, result.policy_version)
 
-    if session.get_bind().dialect.name == "postgresql" and len(rows) >= _COPY_AT_LEAST:
-        # Scores are computed while COPY streams them: the server ingests on the other core.
-        _store_scores_copy(session, scored(), now)
+    if session.get_bind().dialect.name == "postgresql":
+        _store_scores_pipelined(session, scored(), now)
     else:
         _store_scores(session, list(scored()), now)
-    _carry_to_tasks(session, ids)
+        _carry_to_tasks(session, ids)
     session.expire_all()
     return len(rows)
 
 
-_COPY_AT_LEAST = 1000  # below this, one multi-row upsert is cheaper than a temporary table
 _SCORE_COLUMNS = ("case_id", "total", "pinned", "held", "factors", "policy_version", "computed_at")
 ScoreRow = tuple[int, float, bool, bool, tuple[scoring.Factor, ...], str]
+_RESCORE_CHUNK = 10_000  # cases per statement of a PostgreSQL rescore
 
 
-def _upsert(session: Session, source: Any = None) -> Any:
+def _upsert(dialect: str, source: Any = None) -> Any:
     """INSERT ... ON CONFLICT DO UPDATE of case scores (from ``source`` if given, else from the
     parameters), touching only rows whose score changed."""
     table = CaseScore.__table__  # type: ignore[attr-defined]
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
@@ -217,8 +217,26 @@ def _upsert(session: Session, source: Any = None) -> Any:
     )
 
 
+def _task_update(new: Any) -> Any:
+    """Open tasks take their case's score from ``new`` (only those that differ are written)."""
+    tasks = ExaminationTask.__table__  # type: ignore[attr-defined]
+    return (
+        update(tasks)
+        .where(
+            tasks.c.case_id == new.c.case_id,
+            or_(tasks.c.state == TaskState.queued.value, tasks.c.state == TaskState.claimed.value),
+            or_(
+                tasks.c.priority != new.c.total,
+                tasks.c.pinned != new.c.pinned,
+                tasks.c.held != new.c.held,
+            ),
+        )
+        .values(priority=new.c.total, pinned=new.c.pinned, held=new.c.held)
+    )
+
+
 def _store_scores(session: Session, scores: list[ScoreRow], now: datetime) -> None:
-    upsert = _upsert(session)
+    upsert = _upsert(session.get_bind().dialect.name)
     values = [
         dict(zip(_SCORE_COLUMNS, (*row[:4], [f.__dict__ for f in row[4]], row[5], now), strict=True))
         for row in scores
@@ -227,42 +245,80 @@ def _store_scores(session: Session, scores: list[ScoreRow], now: datetime) -> No
         session.execute(upsert, values[start : start + 5000])
 
 
-def _store_scores_copy(session: Session, scores: Iterable[ScoreRow], now: datetime) -> None:
-    """PostgreSQL: COPY the scores into a temporary table and upsert from it in one statement.
-    (Row-by-row upserts of 100,000 scores took seconds in round trips alone.)"""
-    staging = "case_score_in"
-    session.execute(text(f"DROP TABLE IF EXISTS pg_temp.{staging}"))
-    session.execute(text(f"CREATE TEMPORARY TABLE {staging} (LIKE case_score) ON COMMIT DROP"))
-    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
-    columns = ", ".join(_SCORE_COLUMNS)
-    with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
-        for case_id, total, pinned, held, factors, version in scores:
-            copy.write_row((case_id, total, pinned, held, json_text(factors), version, now))
-    source = table(staging, *(column(name) for name in _SCORE_COLUMNS))
-    session.execute(_upsert(session, select(source)))
-    session.execute(text(f"DROP TABLE pg_temp.{staging}"))
-
-
 def _carry_to_tasks(session: Session, case_ids: Sequence[int] | None) -> None:
-    """Open tasks take their case's stored score (only those that differ are written)."""
-    task_table = ExaminationTask.__table__  # type: ignore[attr-defined]
-    score_table = CaseScore.__table__  # type: ignore[attr-defined]
-    statement = (
-        update(task_table)
-        .where(
-            task_table.c.case_id == score_table.c.case_id,
-            or_(task_table.c.state == TaskState.queued.value, task_table.c.state == TaskState.claimed.value),
-            or_(
-                task_table.c.priority != score_table.c.total,
-                task_table.c.pinned != score_table.c.pinned,
-                task_table.c.held != score_table.c.held,
-            ),
-        )
-        .values(priority=score_table.c.total, pinned=score_table.c.pinned, held=score_table.c.held)
-    )
+    """SQLite: open tasks take their case's stored score."""
+    statement = _task_update(CaseScore.__table__)  # type: ignore[attr-defined]
     if case_ids is not None:
-        statement = statement.where(task_table.c.case_id.in_(case_ids))
+        tasks = ExaminationTask.__table__  # type: ignore[attr-defined]
+        statement = statement.where(tasks.c.case_id.in_(case_ids))
     session.execute(statement)
+
+
+_STAGING = "case_score_in"  # a temporary table: each chunk is copied in, stored, then cleared
+
+
+def _copy_escape(value: str) -> str:
+    """Text for a column of COPY's text format."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        value = value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return value
+
+
+@lru_cache(maxsize=1)
+def _chunk_statement() -> str:
+    """PostgreSQL: one statement stores a chunk of scores from the staging table (an upsert
+    in a data-modifying CTE) and carries them to the chunk's open tasks."""
+    from sqlalchemy.dialects import postgresql
+
+    staged = table(_STAGING, *(column(name) for name in _SCORE_COLUMNS))
+    stored = _upsert("postgresql", sa_select(staged)).cte("stored")
+    statement = _task_update(staged).add_cte(stored)
+    compiled = statement.compile(
+        dialect=postgresql.psycopg.dialect(),  # type: ignore[no-untyped-call]
+        compile_kwargs={"literal_binds": True},  # only the task states are bound: constants
+    )
+    return str(compiled)
+
+
+def _store_scores_pipelined(session: Session, scores: Iterable[ScoreRow], now: datetime) -> None:
+    """PostgreSQL: a writer thread copies the scores in chunks into a staging table and stores
+    each chunk with its tasks, while the next chunk is being scored here: the server and this
+    process work on the two cores at once, in one transaction. (The thread waits on the socket,
+    which frees the interpreter for the scoring; the server reads a statement only once it has
+    finished the one before, so sending from the scoring thread would stall it as long.)"""
+    statement = _chunk_statement()
+    copy_sql = f"COPY {_STAGING} ({', '.join(_SCORE_COLUMNS)}) FROM STDIN"
+    session.execute(text(f"DROP TABLE IF EXISTS pg_temp.{_STAGING}"))
+    session.execute(text(f"CREATE TEMPORARY TABLE {_STAGING} (LIKE case_score) ON COMMIT DROP"))
+    connection = session.connection().connection.driver_connection
+
+    def store(payload: bytes) -> None:
+        with cursor.copy(copy_sql) as copy:
+            copy.write(payload)
+        cursor.execute(statement)
+        cursor.execute(f"TRUNCATE {_STAGING}")
+
+    stamp = now.isoformat()
+    with connection.cursor() as cursor, ThreadPoolExecutor(1, thread_name_prefix="rescore-writer") as writer:  # type: ignore[union-attr]
+        pending: deque[Future[None]] = deque()
+        lines: list[str] = []
+        for case_id, total, pinned, held, factors, version in scores:
+            # COPY's text format, written here so that the writer thread needs no interpreter
+            # time: tab-separated, booleans as t/f, backslash escapes in text.
+            lines.append(
+                f"{case_id}\t{total!r}\t{'t' if pinned else 'f'}\t{'t' if held else 'f'}\t"
+                f"{_copy_escape(json_text(factors))}\t{_copy_escape(version)}\t{stamp}\n"
+            )
+            if len(lines) == _RESCORE_CHUNK:
+                pending.append(writer.submit(store, "".join(lines).encode()))
+                lines = []
+                if len(pending) > 1:  # one chunk stored while the next is scored, no more held
+                    pending.popleft().result()
+        if lines:
+            pending.append(writer.submit(store, "".join(lines).encode()))
+        for future in pending:
+            future.result()
+    session.execute(text(f"DROP TABLE pg_temp.{_STAGING}"))
 
 
 # Advisory lock key of whole-queue rescores (the audit chain's is 8015127).

@@ -1,10 +1,13 @@
-"""Rescoring many cases at once: the bulk path (COPY on PostgreSQL) stores exactly what the
-scoring function says, carries it to the tasks, and leaves unchanged scores untouched."""
+"""Rescoring many cases at once: the bulk path (on PostgreSQL, chunks sent through the
+driver's pipeline) stores exactly what the scoring function says, carries it to the tasks, and
+leaves unchanged scores untouched."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -16,8 +19,15 @@ from triage.models.accounts import Role
 from triage.models.cases import Case
 from triage.models.queue import CaseScore, ExaminationTask
 
-CASES = queue._COPY_AT_LEAST + 200  # large enough for the bulk path
+CASES = 1200
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Several chunks and a short last one, as 100,000 cases make in production."""
+    monkeypatch.setattr(queue, "_RESCORE_CHUNK", 500)
+    yield
 
 
 def _populate(engine: Engine, n: int) -> None:
