@@ -147,12 +147,13 @@ def rescore(
     policy_path: str | None = None,
 ) -> int:
     """Recompute the score of the given cases (all cases if None), store those that changed and
-    carry them to their open tasks. Set-based: facts are read as plain rows, scores written in
-    bulk (PostgreSQL: ``COPY`` into a temporary table while the scores are computed, then one
-    upsert), tasks updated in one statement (the figures for 100,000 cases are in the README's
-    "Speed and memory"). A stored score whose total,
-    factors and policy version are unchanged is left as it is (``computed_at`` is the time the
-    score last changed). Returns the number of cases scored."""
+    carry them to their open tasks, in the caller's transaction. Set-based: facts are read as
+    plain rows; on PostgreSQL the scores go in chunks to a writer thread that stores each chunk
+    and its tasks while the next is scored (:func:`_store_scores_pipelined`); on SQLite one
+    multi-row upsert, then one task update (the figures for 100,000 cases are in the README's
+    "Speed and memory"). A stored score whose total, factors and policy version are unchanged
+    is left as it is (``computed_at`` is the time the score last changed). Returns the number
+    of cases scored."""
     now = now or utcnow()
     pol = policy(policy_path)
     case_table = Case.__table__  # type: ignore[attr-defined]

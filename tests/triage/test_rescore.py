@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -97,3 +98,13 @@ def test_one_case_rescored_alone_matches_the_bulk_result(engine: Engine) -> None
     for case_id in (1, 2, 3):
         assert alone[case_id].factors == bulk[case_id].factors
         assert alone[case_id].total == bulk[case_id].total
+
+
+def test_case_scores_leave_room_for_updates_in_place(engine: Engine) -> None:
+    """PostgreSQL: half of each case_score page is left free (migration 0006), so a rescore's
+    updates stay on their page and write no index entry."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL storage setting")
+    with Session(engine) as s:
+        options = s.execute(text("SELECT reloptions FROM pg_class WHERE relname = 'case_score'")).scalar()
+    assert options == ["fillfactor=50"]
