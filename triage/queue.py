@@ -162,7 +162,7 @@ def rescore(
     query = select(*[_as_stored(case_table.c[name]) for name in _FACT_COLUMNS])
     if case_ids is not None:
         query = query.where(case_table.c.id.in_(list(case_ids)))
-    rows = session.execute(query).all()
+    rows = session.execute(query.order_by(case_table.c.id)).all()  # chunks of neighbouring ids
     ids = [r[0] for r in rows] if case_ids is not None else None
     facts = triage_facts(session, ids)
     overrides = active_overrides(session, now, ids)
@@ -266,19 +266,24 @@ def _copy_escape(value: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _chunk_statement() -> str:
+def _chunk_statement() -> tuple[str, dict[str, Any]]:
     """PostgreSQL: one statement stores a chunk of scores from the staging table (an upsert
-    in a data-modifying CTE) and carries them to the chunk's open tasks."""
+    in a data-modifying CTE) and carries them to the chunk's open tasks. Parameters ``lo`` and
+    ``hi``, the chunk's lowest and highest case id, bound the tasks read: without them the
+    planner, which knows nothing of the fresh staging table, hashes every task for each chunk.
+    Returns the SQL for the driver and its fixed parameters."""
     from sqlalchemy.dialects import postgresql
 
     staged = table(_STAGING, *(column(name) for name in _SCORE_COLUMNS))
     stored = _upsert("postgresql", sa_select(staged)).cte("stored")
-    statement = _task_update(staged).add_cte(stored)
-    compiled = statement.compile(
-        dialect=postgresql.psycopg.dialect(),  # type: ignore[no-untyped-call]
-        compile_kwargs={"literal_binds": True},  # only the task states are bound: constants
+    tasks = ExaminationTask.__table__  # type: ignore[attr-defined]
+    statement = (
+        _task_update(staged)
+        .where(tasks.c.case_id.between(bindparam("lo"), bindparam("hi")))
+        .add_cte(stored)
     )
-    return str(compiled)
+    compiled = statement.compile(dialect=postgresql.psycopg.dialect())  # type: ignore[no-untyped-call]
+    return str(compiled), {k: v for k, v in compiled.params.items() if k not in ("lo", "hi")}
 
 
 def _store_scores_pipelined(session: Session, scores: Iterable[ScoreRow], now: datetime) -> None:
@@ -287,23 +292,25 @@ def _store_scores_pipelined(session: Session, scores: Iterable[ScoreRow], now: d
     process work on the two cores at once, in one transaction. (The thread waits on the socket,
     which frees the interpreter for the scoring; the server reads a statement only once it has
     finished the one before, so sending from the scoring thread would stall it as long.)"""
-    statement = _chunk_statement()
+    statement, fixed = _chunk_statement()
     copy_sql = f"COPY {_STAGING} ({', '.join(_SCORE_COLUMNS)}) FROM STDIN"
     session.execute(text(f"DROP TABLE IF EXISTS pg_temp.{_STAGING}"))
     session.execute(text(f"CREATE TEMPORARY TABLE {_STAGING} (LIKE case_score) ON COMMIT DROP"))
     connection = session.connection().connection.driver_connection
 
-    def store(payload: bytes) -> None:
+    def store(payload: bytes, lo: int, hi: int) -> None:
         with cursor.copy(copy_sql) as copy:
             copy.write(payload)
-        cursor.execute(statement)
+        cursor.execute(statement, {**fixed, "lo": lo, "hi": hi})
         cursor.execute(f"TRUNCATE {_STAGING}")
 
     stamp = now.isoformat()
     with connection.cursor() as cursor, ThreadPoolExecutor(1, thread_name_prefix="rescore-writer") as writer:  # type: ignore[union-attr]
         pending: deque[Future[None]] = deque()
         lines: list[str] = []
+        ids: list[int] = []
         for case_id, total, pinned, held, factors, version in scores:
+            ids.append(case_id)
             # COPY's text format, written here so that the writer thread needs no interpreter
             # time: tab-separated, booleans as t/f, backslash escapes in text.
             lines.append(
@@ -311,12 +318,12 @@ def _store_scores_pipelined(session: Session, scores: Iterable[ScoreRow], now: d
                 f"{_copy_escape(json_text(factors))}\t{_copy_escape(version)}\t{stamp}\n"
             )
             if len(lines) == _RESCORE_CHUNK:
-                pending.append(writer.submit(store, "".join(lines).encode()))
-                lines = []
+                pending.append(writer.submit(store, "".join(lines).encode(), min(ids), max(ids)))
+                lines, ids = [], []
                 if len(pending) > 1:  # one chunk stored while the next is scored, no more held
                     pending.popleft().result()
         if lines:
-            pending.append(writer.submit(store, "".join(lines).encode()))
+            pending.append(writer.submit(store, "".join(lines).encode(), min(ids), max(ids)))
         for future in pending:
             future.result()
     session.execute(text(f"DROP TABLE pg_temp.{_STAGING}"))
