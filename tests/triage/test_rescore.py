@@ -100,11 +100,10 @@ def test_one_case_rescored_alone_matches_the_bulk_result(engine: Engine) -> None
         assert alone[case_id].total == bulk[case_id].total
 
 
-def test_case_scores_leave_room_for_updates_in_place(engine: Engine) -> None:
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_case_scores_leave_room_for_updates_in_place(database_url: str, engine: Engine) -> None:
     """PostgreSQL: half of each case_score page is left free (migration 0006), so a rescore's
     updates stay on their page and write no index entry."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("a PostgreSQL storage setting")
     with Session(engine) as s:
         options = s.execute(text("SELECT reloptions FROM pg_class WHERE relname = 'case_score'")).scalar()
     assert options == ["fillfactor=50"]
