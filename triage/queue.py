@@ -149,11 +149,11 @@ def rescore(
     """Recompute the score of the given cases (all cases if None), store those that changed and
     carry them to their open tasks, in the caller's transaction. Set-based: facts are read as
     plain rows; on PostgreSQL the scores go in chunks to a writer thread that stores each chunk
-    and its tasks while the next is scored (:func:`_store_scores_pipelined`); on SQLite one
-    multi-row upsert, then one task update (the figures for 100,000 cases are in the README's
-    "Speed and memory"). A stored score whose total, factors and policy version are unchanged
-    is left as it is (``computed_at`` is the time the score last changed). Returns the number
-    of cases scored."""
+    and its tasks while the next is scored (:func:`_store_scores_pipelined`); on SQLite, or
+    for a chunk's worth of cases or fewer, one multi-row upsert, then one task update (the
+    figures for 100,000 cases are in the README's "Speed and memory"). A stored score whose
+    total, factors and policy version are unchanged is left as it is (``computed_at`` is the
+    time the score last changed). Returns the number of cases scored."""
     now = now or utcnow()
     pol = policy(policy_path)
     case_table = Case.__table__  # type: ignore[attr-defined]
@@ -177,9 +177,9 @@ def rescore(
             )
             yield (case_id, result.total, result.pinned, result.held, result.factors, result.policy_version)
 
-    if session.get_bind().dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql" and len(rows) > _RESCORE_CHUNK:
         _store_scores_pipelined(session, scored(), now)
-    else:
+    else:  # SQLite, or a few cases (a change's own rescore): no staging table, no thread
         _store_scores(session, list(scored()), now)
         _carry_to_tasks(session, ids)
     session.expire_all()
