@@ -147,13 +147,15 @@ def rescore(
     policy_path: str | None = None,
 ) -> int:
     """Recompute the score of the given cases (all cases if None), store those that changed and
-    carry them to their open tasks, in the caller's transaction. Set-based: facts are read as
-    plain rows; on PostgreSQL the scores go in chunks to a writer thread that stores each chunk
-    and its tasks while the next is scored (:func:`_store_scores_pipelined`); on SQLite, or
-    for a chunk's worth of cases or fewer, one multi-row upsert, then one task update (the
-    figures for 100,000 cases are in the README's "Speed and memory"). A stored score whose
-    total, factors and policy version are unchanged is left as it is (``computed_at`` is the
-    time the score last changed). Returns the number of cases scored."""
+    carry them to their open tasks. Set-based: facts are read as plain rows; given cases, and
+    every case on SQLite, are written in the caller's transaction with one multi-row upsert
+    and one task update. A whole-queue rescore on PostgreSQL of more than a chunk of cases
+    goes in chunks to a writer thread on its own connection, which stores each chunk and its
+    tasks and commits it while the next is scored (:func:`_store_scores_pipelined`); its
+    caller must not hold locks on tasks or scores (it would wait for itself). The figures for
+    100,000 cases are in the README's "Speed and memory". A stored score whose total, factors
+    and policy version are unchanged is left as it is (``computed_at`` is the time the score
+    last changed). Returns the number of cases scored."""
     now = now or utcnow()
     pol = policy(policy_path)
     case_table = Case.__table__  # type: ignore[attr-defined]
@@ -177,9 +179,9 @@ def rescore(
             )
             yield (case_id, result.total, result.pinned, result.held, result.factors, result.policy_version)
 
-    if session.get_bind().dialect.name == "postgresql" and len(rows) > _RESCORE_CHUNK:
+    if session.get_bind().dialect.name == "postgresql" and case_ids is None and len(rows) > _RESCORE_CHUNK:
         _store_scores_pipelined(session, scored(), now)
-    else:  # SQLite, or a few cases (a change's own rescore): no staging table, no thread
+    else:  # SQLite, or given cases (a change's own rescore, in its transaction)
         _store_scores(session, list(scored()), now)
         _carry_to_tasks(session, ids)
     session.expire_all()
@@ -289,23 +291,51 @@ def _chunk_statement() -> tuple[str, dict[str, Any]]:
 def _store_scores_pipelined(session: Session, scores: Iterable[ScoreRow], now: datetime) -> None:
     """PostgreSQL: a writer thread copies the scores in chunks into a staging table and stores
     each chunk with its tasks, while the next chunk is being scored here: the server and this
-    process work on the two cores at once, in one transaction. (The thread waits on the socket,
-    which frees the interpreter for the scoring; the server reads a statement only once it has
-    finished the one before, so sending from the scoring thread would stall it as long.)"""
+    process work on the two cores at once. (The thread waits on the socket, which frees the
+    interpreter for the scoring; the server reads a statement only once it has finished the
+    one before, so sending from the scoring thread would stall it as long.)
+
+    The writer has its own connection and commits each chunk as it is stored, so the open
+    tasks are locked for one chunk's write at a time, not until the caller commits: claims,
+    which pass locked tasks by, would otherwise be handed lower tasks from chunks not yet
+    written for as long as the rescore runs. A rescore stopped half-way leaves the chunks
+    already written with their new scores (derived values: the next rescore completes them)."""
     statement, fixed = _chunk_statement()
     copy_sql = f"COPY {_STAGING} ({', '.join(_SCORE_COLUMNS)}) FROM STDIN"
-    session.execute(text(f"DROP TABLE IF EXISTS pg_temp.{_STAGING}"))
-    session.execute(text(f"CREATE TEMPORARY TABLE {_STAGING} (LIKE case_score) ON COMMIT DROP"))
-    connection = session.connection().connection.driver_connection
+    pooled = session.get_bind().engine.raw_connection()
+    connection: Any = pooled.driver_connection
+    try:
+        with connection.cursor() as setup:
+            setup.execute(f"DROP TABLE IF EXISTS pg_temp.{_STAGING}")
+            setup.execute(f"CREATE TEMPORARY TABLE {_STAGING} (LIKE case_score) ON COMMIT DELETE ROWS")
+        connection.commit()
+        _write_chunks(connection, statement, fixed, copy_sql, scores, now)
+    except BaseException:
+        connection.rollback()
+        raise
+    finally:
+        with connection.cursor() as cleanup:
+            cleanup.execute(f"DROP TABLE IF EXISTS pg_temp.{_STAGING}")
+        connection.commit()
+        pooled.close()  # back to the pool
 
+
+def _write_chunks(
+    connection: Any,
+    statement: str,
+    fixed: dict[str, Any],
+    copy_sql: str,
+    scores: Iterable[ScoreRow],
+    now: datetime,
+) -> None:
     def store(payload: bytes, lo: int, hi: int) -> None:
         with cursor.copy(copy_sql) as copy:
             copy.write(payload)
         cursor.execute(statement, {**fixed, "lo": lo, "hi": hi})
-        cursor.execute(f"TRUNCATE {_STAGING}")
+        connection.commit()  # the chunk's tasks unlocked; the staging table emptied
 
     stamp = now.isoformat()
-    with connection.cursor() as cursor, ThreadPoolExecutor(1, thread_name_prefix="rescore-writer") as writer:  # type: ignore[union-attr]
+    with connection.cursor() as cursor, ThreadPoolExecutor(1, thread_name_prefix="rescore-writer") as writer:
         pending: deque[Future[None]] = deque()
         lines: list[str] = []
         ids: list[int] = []
@@ -326,7 +356,6 @@ def _store_scores_pipelined(session: Session, scores: Iterable[ScoreRow], now: d
             pending.append(writer.submit(store, "".join(lines).encode(), min(ids), max(ids)))
         for future in pending:
             future.result()
-    session.execute(text(f"DROP TABLE pg_temp.{_STAGING}"))
 
 
 # Advisory lock key of whole-queue rescores (the audit chain's is 8015127).

@@ -107,3 +107,39 @@ def test_case_scores_leave_room_for_updates_in_place(database_url: str, engine: 
     with Session(engine) as s:
         options = s.execute(text("SELECT reloptions FROM pg_class WHERE relname = 'case_score'")).scalar()
     assert options == ["fillfactor=50"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_whole_queue_rescore_commits_chunk_by_chunk_and_leaves_no_task_locked(
+    database_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claims pass locked tasks by: were the rescore's task updates held until it ends, a
+    claim in the meantime would be handed a lower task from a chunk not yet written. Each chunk
+    (500 cases here) is committed as it is written instead."""
+    _populate(engine, CASES)
+    score, calls, seen = scoring.score, [0], {}
+
+    def watching(*args: object, **kwargs: object) -> scoring.Score:
+        calls[0] += 1
+        if calls[0] == 1100:  # the third chunk is being scored: the first is written by now
+            with engine.connect() as other:
+                seen["stored"] = other.execute(text("SELECT count(*) FROM case_score")).scalar()
+                seen["unlocked"] = len(
+                    other.execute(
+                        text("SELECT id FROM examination_task WHERE case_id <= 500 FOR UPDATE NOWAIT")
+                    ).all()
+                )
+                other.rollback()
+        return score(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scoring, "score", watching)
+    with Session(engine) as caller:
+        assert queue.rescore(caller, NOW) == CASES
+        with engine.connect() as other:
+            locked = other.execute(text("SELECT id FROM examination_task FOR UPDATE NOWAIT")).all()
+            assert len(locked) == CASES  # NOWAIT: none of them is locked
+            other.rollback()
+        caller.rollback()  # the caller's own transaction holds nothing of the rescore's
+    assert seen["stored"] is not None and seen["stored"] >= 500, seen  # visible to others mid-way
+    assert seen["unlocked"] == 500, seen
+    assert len(_stored(engine)) == CASES

@@ -53,8 +53,10 @@ def show_queue(
 def rescore() -> None:
     """Recompute every case's score now (the clocks move scores: restriction days, dates)."""
     settings = get_settings()
-    with session_scope(make_engine(settings.database_url)) as session:
-        queue.sweep(session)
+    engine = make_engine(settings.database_url)
+    with session_scope(engine) as session:
+        queue.sweep(session)  # committed first: the rescore's writer rewrites the same tasks
+    with session_scope(engine) as session:
         queue.lock_rescore(session, wait=True)  # after a scheduled rescore already running
         count = queue.rescore(
             session, policy_path=str(settings.scoring_policy) if settings.scoring_policy else None
