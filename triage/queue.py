@@ -8,9 +8,8 @@ PostgreSQL skips rows other transactions have locked; SQLite transactions begin 
 from __future__ import annotations
 
 import math
-from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -19,15 +18,11 @@ from typing import Any
 
 from sqlalchemy import (
     String,
-    Text,
     bindparam,
     cast,
-    column,
     func,
     insert,
     literal,
-    or_,
-    table,
     text,
     true,
     type_coerce,
@@ -37,9 +32,8 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 import scoring
-from triage import audit, hooks, lifecycle
+from triage import audit, hooks, lifecycle, score_store
 from triage.context import Context, system_context
-from triage.db import json_text
 from triage.errors import ConflictError, FieldValidationError
 from triage.models.accounts import Account, Role
 from triage.models.cases import Case
@@ -147,12 +141,12 @@ def rescore(
     policy_path: str | None = None,
 ) -> int:
     """Recompute the score of the given cases (all cases if None), store those that changed and
-    carry them to their open tasks. Set-based: facts are read as plain rows; given cases, and
-    every case on SQLite, are written in the caller's transaction with one multi-row upsert
-    and one task update. A whole-queue rescore on PostgreSQL of more than a chunk of cases
-    goes in chunks to a writer thread on its own connection, which stores each chunk and its
-    tasks and commits it while the next is scored (:func:`_store_scores_pipelined`); its
-    caller must not hold locks on tasks or scores (it would wait for itself). The figures for
+    carry them to their open tasks. Set-based: facts are read as plain rows (in case-id order);
+    given cases, and every case on SQLite, are written in the caller's transaction with one
+    multi-row upsert and one task update. A whole-queue rescore on PostgreSQL of more than a
+    chunk of cases goes in chunks to writer threads on their own connections, which store and
+    commit each chunk and its tasks while the scoring goes on (:mod:`triage.score_store`);
+    its caller must not hold locks on tasks or scores (it would wait for itself). The figures for
     100,000 cases are in the README's "Speed and memory". A stored score whose total, factors
     and policy version are unchanged is left as it is (``computed_at`` is the time the score
     last changed). Returns the number of cases scored."""
@@ -172,190 +166,19 @@ def rescore(
         return 0
     empty = scoring.TriageFacts()
 
-    def scored() -> Iterator[ScoreRow]:
+    def scored() -> Iterator[score_store.ScoreRow]:
         for case_id, *values in rows:
             result = scoring.score(
                 scoring.CaseFacts(*values), facts.get(case_id, empty), now, pol, overrides.get(case_id, ())
             )
             yield (case_id, result.total, result.pinned, result.held, result.factors, result.policy_version)
 
-    if session.get_bind().dialect.name == "postgresql" and case_ids is None and len(rows) > _RESCORE_CHUNK:
-        _store_scores_pipelined(session, scored(), now)
+    if session.get_bind().dialect.name == "postgresql" and case_ids is None and len(rows) > score_store.CHUNK:
+        score_store.store_chunked(session.get_bind().engine, scored(), now)
     else:  # SQLite, or given cases (a change's own rescore, in its transaction)
-        _store_scores(session, list(scored()), now)
-        _carry_to_tasks(session, ids)
+        score_store.store_in_transaction(session, list(scored()), now, ids)
     session.expire_all()
     return len(rows)
-
-
-_SCORE_COLUMNS = ("case_id", "total", "pinned", "held", "factors", "policy_version", "computed_at")
-ScoreRow = tuple[int, float, bool, bool, tuple[scoring.Factor, ...], str]
-_RESCORE_CHUNK = 10_000  # cases per statement of a PostgreSQL rescore
-
-
-def _upsert(dialect: str, source: Any = None) -> Any:
-    """INSERT ... ON CONFLICT DO UPDATE of case scores (from ``source`` if given, else from the
-    parameters), touching only rows whose score changed."""
-    table = CaseScore.__table__  # type: ignore[attr-defined]
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-
-    statement = dialect_insert(table)
-    if source is not None:
-        statement = statement.from_select(list(_SCORE_COLUMNS), source)
-    new = statement.excluded
-    return statement.on_conflict_do_update(
-        index_elements=[table.c.case_id],
-        set_={name: new[name] for name in _SCORE_COLUMNS[1:]},
-        where=or_(
-            table.c.total != new.total,
-            table.c.pinned != new.pinned,
-            table.c.held != new.held,
-            table.c.policy_version != new.policy_version,
-            # Every writer serialises with db.json_text, so equal factors are equal text.
-            cast(table.c.factors, Text) != cast(new.factors, Text),
-        ),
-    )
-
-
-def _task_update(new: Any) -> Any:
-    """Open tasks take their case's score from ``new`` (only those that differ are written)."""
-    tasks = ExaminationTask.__table__  # type: ignore[attr-defined]
-    return (
-        update(tasks)
-        .where(
-            tasks.c.case_id == new.c.case_id,
-            or_(tasks.c.state == TaskState.queued.value, tasks.c.state == TaskState.claimed.value),
-            or_(
-                tasks.c.priority != new.c.total,
-                tasks.c.pinned != new.c.pinned,
-                tasks.c.held != new.c.held,
-            ),
-        )
-        .values(priority=new.c.total, pinned=new.c.pinned, held=new.c.held)
-    )
-
-
-def _store_scores(session: Session, scores: list[ScoreRow], now: datetime) -> None:
-    upsert = _upsert(session.get_bind().dialect.name)
-    values = [
-        dict(zip(_SCORE_COLUMNS, (*row[:4], [f.__dict__ for f in row[4]], row[5], now), strict=True))
-        for row in scores
-    ]
-    for start in range(0, len(values), 5000):
-        session.execute(upsert, values[start : start + 5000])
-
-
-def _carry_to_tasks(session: Session, case_ids: Sequence[int] | None) -> None:
-    """SQLite: open tasks take their case's stored score."""
-    statement = _task_update(CaseScore.__table__)  # type: ignore[attr-defined]
-    if case_ids is not None:
-        tasks = ExaminationTask.__table__  # type: ignore[attr-defined]
-        statement = statement.where(tasks.c.case_id.in_(case_ids))
-    session.execute(statement)
-
-
-_STAGING = "case_score_in"  # a temporary table: each chunk is copied in, stored, then cleared
-
-
-def _copy_escape(value: str) -> str:
-    """Text for a column of COPY's text format."""
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        value = value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return value
-
-
-@lru_cache(maxsize=1)
-def _chunk_statement() -> tuple[str, dict[str, Any]]:
-    """PostgreSQL: one statement stores a chunk of scores from the staging table (an upsert
-    in a data-modifying CTE) and carries them to the chunk's open tasks. Parameters ``lo`` and
-    ``hi``, the chunk's lowest and highest case id, bound the tasks read: without them the
-    planner, which knows nothing of the fresh staging table, hashes every task for each chunk.
-    Returns the SQL for the driver and its fixed parameters."""
-    from sqlalchemy.dialects import postgresql
-
-    staged = table(_STAGING, *(column(name) for name in _SCORE_COLUMNS))
-    stored = _upsert("postgresql", sa_select(staged)).cte("stored")
-    tasks = ExaminationTask.__table__  # type: ignore[attr-defined]
-    statement = (
-        _task_update(staged)
-        .where(tasks.c.case_id.between(bindparam("lo"), bindparam("hi")))
-        .add_cte(stored)
-    )
-    compiled = statement.compile(dialect=postgresql.psycopg.dialect())  # type: ignore[no-untyped-call]
-    return str(compiled), {k: v for k, v in compiled.params.items() if k not in ("lo", "hi")}
-
-
-def _store_scores_pipelined(session: Session, scores: Iterable[ScoreRow], now: datetime) -> None:
-    """PostgreSQL: a writer thread copies the scores in chunks into a staging table and stores
-    each chunk with its tasks, while the next chunk is being scored here: the server and this
-    process work on the two cores at once. (The thread waits on the socket, which frees the
-    interpreter for the scoring; the server reads a statement only once it has finished the
-    one before, so sending from the scoring thread would stall it as long.)
-
-    The writer has its own connection and commits each chunk as it is stored, so the open
-    tasks are locked for one chunk's write at a time, not until the caller commits: claims,
-    which pass locked tasks by, would otherwise be handed lower tasks from chunks not yet
-    written for as long as the rescore runs. A rescore stopped half-way leaves the chunks
-    already written with their new scores (derived values: the next rescore completes them)."""
-    statement, fixed = _chunk_statement()
-    copy_sql = f"COPY {_STAGING} ({', '.join(_SCORE_COLUMNS)}) FROM STDIN"
-    pooled = session.get_bind().engine.raw_connection()
-    connection: Any = pooled.driver_connection
-    try:
-        with connection.cursor() as setup:
-            setup.execute(f"DROP TABLE IF EXISTS pg_temp.{_STAGING}")
-            setup.execute(f"CREATE TEMPORARY TABLE {_STAGING} (LIKE case_score) ON COMMIT DELETE ROWS")
-        connection.commit()
-        _write_chunks(connection, statement, fixed, copy_sql, scores, now)
-    except BaseException:
-        connection.rollback()
-        raise
-    finally:
-        with connection.cursor() as cleanup:
-            cleanup.execute(f"DROP TABLE IF EXISTS pg_temp.{_STAGING}")
-        connection.commit()
-        pooled.close()  # back to the pool
-
-
-def _write_chunks(
-    connection: Any,
-    statement: str,
-    fixed: dict[str, Any],
-    copy_sql: str,
-    scores: Iterable[ScoreRow],
-    now: datetime,
-) -> None:
-    def store(payload: bytes, lo: int, hi: int) -> None:
-        with cursor.copy(copy_sql) as copy:
-            copy.write(payload)
-        cursor.execute(statement, {**fixed, "lo": lo, "hi": hi})
-        connection.commit()  # the chunk's tasks unlocked; the staging table emptied
-
-    stamp = now.isoformat()
-    with connection.cursor() as cursor, ThreadPoolExecutor(1, thread_name_prefix="rescore-writer") as writer:
-        pending: deque[Future[None]] = deque()
-        lines: list[str] = []
-        ids: list[int] = []
-        for case_id, total, pinned, held, factors, version in scores:
-            ids.append(case_id)
-            # COPY's text format, written here so that the writer thread needs no interpreter
-            # time: tab-separated, booleans as t/f, backslash escapes in text.
-            lines.append(
-                f"{case_id}\t{total!r}\t{'t' if pinned else 'f'}\t{'t' if held else 'f'}\t"
-                f"{_copy_escape(json_text(factors))}\t{_copy_escape(version)}\t{stamp}\n"
-            )
-            if len(lines) == _RESCORE_CHUNK:
-                pending.append(writer.submit(store, "".join(lines).encode(), min(ids), max(ids)))
-                lines, ids = [], []
-                if len(pending) > 1:  # one chunk stored while the next is scored, no more held
-                    pending.popleft().result()
-        if lines:
-            pending.append(writer.submit(store, "".join(lines).encode(), min(ids), max(ids)))
-        for future in pending:
-            future.result()
 
 
 # Advisory lock key of whole-queue rescores (the audit chain's is 8015127).

@@ -4,6 +4,7 @@ leaves unchanged scores untouched."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +16,7 @@ from sqlmodel import Session, select
 import scoring
 from tests.conftest import make_account
 from tests.factories import queued_cases
-from triage import queue
+from triage import queue, score_store
 from triage.models.accounts import Role
 from triage.models.cases import Case
 from triage.models.queue import CaseScore, ExaminationTask
@@ -27,7 +28,7 @@ NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Several chunks and a short last one, as 100,000 cases make in production."""
-    monkeypatch.setattr(queue, "_RESCORE_CHUNK", 500)
+    monkeypatch.setattr(score_store, "CHUNK", 500)
     yield
 
 
@@ -121,12 +122,20 @@ def test_a_whole_queue_rescore_commits_chunk_by_chunk_and_leaves_no_task_locked(
 
     def watching(*args: object, **kwargs: object) -> scoring.Score:
         calls[0] += 1
-        if calls[0] == 1100:  # the third chunk is being scored: the first is written by now
+        if calls[0] == CASES:
+            # The last case is being scored, so the rescore has not ended; the first two
+            # chunks are handed over by now and must become visible, and unlocked, meanwhile.
+            deadline = time.monotonic() + 10
             with engine.connect() as other:
-                seen["stored"] = other.execute(text("SELECT count(*) FROM case_score")).scalar()
+                while time.monotonic() < deadline:
+                    seen["stored"] = other.execute(text("SELECT count(*) FROM case_score")).scalar()
+                    other.rollback()
+                    if seen["stored"] == 1000:
+                        break
+                    time.sleep(0.05)
                 seen["unlocked"] = len(
                     other.execute(
-                        text("SELECT id FROM examination_task WHERE case_id <= 500 FOR UPDATE NOWAIT")
+                        text("SELECT id FROM examination_task WHERE case_id <= 1000 FOR UPDATE NOWAIT")
                     ).all()
                 )
                 other.rollback()
@@ -140,6 +149,5 @@ def test_a_whole_queue_rescore_commits_chunk_by_chunk_and_leaves_no_task_locked(
             assert len(locked) == CASES  # NOWAIT: none of them is locked
             other.rollback()
         caller.rollback()  # the caller's own transaction holds nothing of the rescore's
-    assert seen["stored"] is not None and seen["stored"] >= 500, seen  # visible to others mid-way
-    assert seen["unlocked"] == 500, seen
+    assert seen == {"stored": 1000, "unlocked": 1000}, seen
     assert len(_stored(engine)) == CASES
