@@ -187,7 +187,7 @@ RESCORE_LOCK = 8015128
 
 def lock_rescore(session: Session, wait: bool) -> bool:
     """Take the whole-queue rescore's lock for this transaction, so that two rescores of every
-    case never run at once (every worker's sweeper schedules one; two at once would rewrite the
+    case never run at once (a scheduled one and `triage rescore`, say: both would rewrite the
     same rows and contend for their locks). ``wait=False``: False at once if another holds
     it. SQLite: always True (its transactions already write one at a time)."""
     if session.get_bind().dialect.name != "postgresql":
@@ -452,9 +452,9 @@ def claim_next(
     if in_one_statement:
         row = session.execute(claim, params).first()
         if row is None:
-            # Every task left for this examiner may be locked rather than gone: a whole-queue
-            # rescore rewrites every open task's priority in one transaction. Wait for those
-            # locks instead of answering "nothing to examine" (an empty queue answers at once).
+            # Every task left for this examiner may be locked rather than gone: by the chunks a
+            # whole-queue rescore is writing, or by other claims. Wait for those locks instead
+            # of answering "nothing to examine" (an empty queue answers at once).
             kind = (bool(examiner.device_types), examiner.iioc_cleared)
             _, waiting = _claim_statements("postgresql", *kind, skip_locked=False)
             row = session.execute(waiting, params).first()
