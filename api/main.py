@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings``; the engine is created here but connects lazily."""
     settings = settings or get_settings()
     # Refuse a bad scoring policy now, naming its line, rather than at the first rescore.
-    queue.policy(str(settings.scoring_policy) if settings.scoring_policy else None)
+    queue.policy(settings.policy_path)
     app = FastAPI(
         title="HTCU Triage Queue",
         version=__version__,

@@ -95,6 +95,11 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def policy_path(self) -> str | None:
+        """The scoring policy file as ``queue.policy`` takes it (None: the packaged one)."""
+        return str(self.scoring_policy) if self.scoring_policy else None
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 

@@ -25,12 +25,11 @@ log = logging.getLogger("triage.sweeper")
 def rescore_all(engine: Engine, settings: Settings) -> int:
     """The clocks move scores (days under restriction, approaching dates): rescore everything,
     unless another whole-queue rescore is running right now (then 0)."""
-    policy = str(settings.scoring_policy) if settings.scoring_policy else None
     with session_scope(engine) as session:
         if not queue.lock_rescore(session, wait=False):
             log.info("rescore skipped: another rescore of every case is running now")
             return 0
-        return queue.rescore(session, policy_path=policy)
+        return queue.rescore(session, policy_path=settings.policy_path)
 
 
 def sweep_once(engine: Engine, settings: Settings) -> list[tuple[int, RunState]]:

@@ -94,9 +94,7 @@ def simulate(
         initial_backlog=backlog,
         seed=seed,
     )
-    results = sim.simulate(
-        scenario, queue.policy(str(get_settings().scoring_policy) if get_settings().scoring_policy else None)
-    )
+    results = sim.simulate(scenario, queue.policy(get_settings().policy_path))
     sim.chart(results, chart)
     typer.echo(
         json.dumps({name: r.summary() for name, r in results.items()} | {"chart": str(chart)}, indent=2)

@@ -58,7 +58,5 @@ def rescore() -> None:
         queue.sweep(session)  # committed first: the rescore's writer rewrites the same tasks
     with session_scope(engine) as session:
         queue.lock_rescore(session, wait=True)  # after a scheduled rescore already running
-        count = queue.rescore(
-            session, policy_path=str(settings.scoring_policy) if settings.scoring_policy else None
-        )
+        count = queue.rescore(session, policy_path=settings.policy_path)
     console.print(f"rescored {count} cases")

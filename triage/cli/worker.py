@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from triage.settings import QueueBackend, get_settings
+from triage.settings import QueueBackend, Settings, get_settings
 
 
 def worker(
@@ -18,13 +18,8 @@ def worker(
     once: Annotated[bool, typer.Option(help="local: run queued runs until none is left, then exit")] = False,
 ) -> None:
     """Run triage jobs; a sweeper beside them returns runs whose worker died to the queue."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = get_settings()
-    from triage import queue
-
-    queue.policy(str(settings.scoring_policy) if settings.scoring_policy else None)  # refused at start-up
-    chosen = backend or settings.queue_backend
-    settings = settings.model_copy(update={"queue_backend": chosen})
+    settings = _start(backend)
+    chosen = settings.queue_backend
     stop = threading.Event()
     if chosen is QueueBackend.local:
         from workers.local import LocalWorker
@@ -75,18 +70,25 @@ def scheduler(
 ) -> None:
     """Rescore every case every TRIAGE_RESCORE_INTERVAL_SECONDS (Celery beat or an RQ cron job),
     beside Celery or RQ workers. Run exactly one; the local worker needs none."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = get_settings()
-    chosen = backend or settings.queue_backend
-    if chosen is QueueBackend.local:
+    settings = _start(backend)
+    if settings.queue_backend is QueueBackend.local:
         typer.echo(
             "triage scheduler is for --backend celery or rq: the local worker rescores on its own schedule",
             err=True,
         )
         raise typer.Exit(2)
-    from triage import queue
-
-    queue.policy(str(settings.scoring_policy) if settings.scoring_policy else None)  # refused at start-up
     from workers import scheduler as clocks
 
-    clocks.run(settings.model_copy(update={"queue_backend": chosen}))
+    clocks.run(settings)
+
+
+def _start(backend: QueueBackend | None) -> Settings:
+    """Start-up of a long-running worker process: logging, the settings with the chosen
+    backend (default: TRIAGE_QUEUE_BACKEND), and a bad scoring policy refused now, naming
+    its line, rather than at the first rescore."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    from triage import queue
+
+    queue.policy(settings.policy_path)
+    return settings.model_copy(update={"queue_backend": backend or settings.queue_backend})
