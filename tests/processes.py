@@ -4,6 +4,8 @@ scan bench (to sum the memory of a scan and its children)."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 
 
 def descendants(pid: int) -> list[int]:
@@ -23,3 +25,14 @@ def descendants(pid: int) -> list[int]:
         found.append(child)
         stack.extend(children.get(child, []))
     return found
+
+
+def kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ``proc`` and every process below it (RQ's work horse starts its own session, so
+    killing the process group alone would leave it running), then reap ``proc``."""
+    for pid in [proc.pid, *descendants(proc.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(10)

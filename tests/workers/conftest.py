@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from api.main import create_app
 from tests.conftest import TESTDATA, login, make_account
 from tests.images import build
 from tests.images.planted import KNOWN_BAD, YARA_MARKER, Planted
-from tests.processes import descendants
+from tests.processes import kill_tree
 from tests.services import IN_CI, REDIS_URL, create_pg_database, drop_pg_database, need
 from triage import migrate
 from triage.db import make_engine
@@ -107,14 +106,8 @@ class Workers:
         return proc
 
     def kill(self, proc: subprocess.Popen[bytes]) -> None:
-        """SIGKILL the worker and every process below it (RQ's work horse starts its own
-        session, so killing the process group alone would leave it running)."""
-        for pid in [proc.pid, *descendants(proc.pid)]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        proc.wait(10)
+        """SIGKILL the worker and every process below it."""
+        kill_tree(proc)
 
     def alive(self, proc: subprocess.Popen[bytes]) -> bool:
         return proc.poll() is None

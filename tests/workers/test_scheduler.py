@@ -16,7 +16,7 @@ from sqlmodel import Session, func, select
 
 from tests.conftest import make_account
 from tests.factories import queued_cases
-from tests.processes import descendants
+from tests.processes import descendants, kill_tree
 from tests.workers.conftest import TRIAGE, wait_for
 from triage.models.accounts import Role
 from triage.models.queue import CaseScore
@@ -70,12 +70,7 @@ def test_the_scheduler_rescores_every_case_on_its_interval(
         gone = lambda: not any(Path(f"/proc/{pid}").exists() for pid in children)  # noqa: E731
         wait_for(gone, 30, "its helpers to exit", logs)
     finally:
-        for pid in [proc.pid, *descendants(proc.pid)]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        proc.wait(10)
+        kill_tree(proc)
 
 
 def test_the_scheduler_refuses_the_local_backend() -> None:
