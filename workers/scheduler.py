@@ -18,11 +18,10 @@ import logging
 import multiprocessing
 import os
 import signal
-import threading
-import time
 
 from triage.db import make_engine
 from triage.dispatch import UPKEEP_QUEUE
+from triage.orphans import on_parent_exit
 from triage.settings import QueueBackend, Settings, get_settings
 from workers.sweeper import rescore_all
 
@@ -99,12 +98,7 @@ def _rq_cron_main(settings_data: dict[str, object], parent: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings(**settings_data)  # type: ignore[arg-type]
 
-    def watch_parent() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch_parent, daemon=True, name="watch-parent").start()
+    on_parent_exit(lambda: os.kill(os.getpid(), signal.SIGTERM), parent)  # a graceful stop
     cron = CronScheduler(connection=Redis.from_url(settings.broker_url), name=f"triage-scheduler-{parent}")
     cron.register(
         scheduled_rescore,

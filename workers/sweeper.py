@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from triage import dispatch, queue, runs
 from triage.db import make_engine, session_scope
 from triage.models.runs import RunState
+from triage.orphans import on_parent_exit
 from triage.settings import QueueBackend, Settings
 
 log = logging.getLogger("triage.sweeper")
@@ -57,9 +58,8 @@ def _sweeper_main(settings_data: dict[str, object], parent: int) -> None:
     stop = threading.Event()
     sweeper = Sweeper(engine, settings, stop)
     sweeper.start()
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    stop.set()
+    on_parent_exit(stop.set, parent)
+    sweeper.join()
 
 
 def start_process(settings: Settings) -> multiprocessing.process.BaseProcess:

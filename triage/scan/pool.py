@@ -11,7 +11,6 @@ import multiprocessing as mp
 import os
 import queue
 import resource
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from triage.errors import TriageError
+from triage.orphans import on_parent_exit
 
 # Children are forked from a fork server: safe in threaded parents (the API server, the local
 # worker) like spawning, but a child starts without importing the program again (spawning
@@ -37,17 +37,9 @@ def limit_memory(limit_bytes: int) -> None:
 
 
 def _exit_with_parent() -> None:
-    """A child whose parent was killed (SIGKILL leaves no chance to clean up) exits too,
-    instead of lingering as an orphan holding the image open."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+    """A child whose parent was killed exits too, instead of lingering as an orphan holding
+    the image open."""
+    on_parent_exit(lambda: os._exit(1))
 
 
 def _worker_main(
