@@ -1,11 +1,10 @@
-"""Rescoring many cases at once: the bulk path (on PostgreSQL, chunks sent through the
-driver's pipeline) stores exactly what the scoring function says, carries it to the tasks, and
-leaves unchanged scores untouched."""
+"""Rescoring many cases at once: the bulk path (on PostgreSQL, chunks stored by writer threads
+on their own connections) stores exactly what the scoring function says, carries it to the
+tasks, and leaves unchanged scores untouched."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,10 +25,9 @@ NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
-def small_chunks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Several chunks and a short last one, as 100,000 cases make in production."""
     monkeypatch.setattr(score_store, "CHUNK", 500)
-    yield
 
 
 def _populate(engine: Engine, n: int) -> None:

@@ -1,5 +1,6 @@
-"""`triage scheduler`: Celery beat and RQ's cron scheduler rescore every case on the clock,
-and nothing else does so beside Celery or RQ workers."""
+"""Scheduled rescoring: `triage scheduler` (Celery beat, RQ's cron scheduler) rescores every case
+on the clock, nothing else does so beside Celery or RQ workers, and a scheduled rescore skips
+its turn while another rescore of every case runs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
@@ -18,10 +19,11 @@ from tests.conftest import make_account
 from tests.factories import queued_cases
 from tests.processes import descendants, kill_tree
 from tests.workers.conftest import TRIAGE, wait_for
+from triage import queue
 from triage.models.accounts import Role
 from triage.models.queue import CaseScore
 from triage.settings import QueueBackend, Settings
-from workers.sweeper import Upkeep
+from workers.sweeper import Upkeep, rescore_all
 
 CASES = 4
 
@@ -90,3 +92,20 @@ def test_only_the_local_worker_rescores_between_jobs(
     upkeep.tick()
     # Beside Celery or RQ workers the scheduler owns the clocks, so N workers do not rescore N times.
     assert _scores(engine) == (CASES if backend == "local" else 0)
+
+
+def test_a_scheduled_rescore_skips_while_another_runs_then_scores_every_case(
+    engine: Engine, settings: Settings
+) -> None:
+    officer = make_account(engine, "officer", Role.investigator)
+    assert officer.id is not None
+    queued_cases(engine, CASES, officer.id, seed=3, today=date(2026, 11, 20))
+    if engine.dialect.name == "postgresql":
+        # Another rescore holds the lock for the length of its transaction.
+        with engine.connect() as other:
+            other.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": queue.RESCORE_LOCK})
+            assert rescore_all(engine, settings) == 0
+            assert _scores(engine) == 0  # skipped: nothing written
+            other.rollback()  # that rescore's transaction ends, and the lock with it
+    assert rescore_all(engine, settings) == CASES
+    assert _scores(engine) == CASES
