@@ -23,6 +23,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     text,
     true,
     type_coerce,
@@ -367,7 +368,9 @@ def _claim_statements(
     now, lease_until, device_types (if ``by_device``), and task_id (SQLite's claim).
     ``skip_locked=False`` (PostgreSQL): wait for locked rows instead of passing them by."""
     tasks, exhibits = ExaminationTask.__table__, Exhibit.__table__  # type: ignore[attr-defined]
-    conditions = [tasks.c.state == TaskState.queued.value, tasks.c.held.is_(False)]
+    # Constants are literals, not parameters: PostgreSQL may then reuse one generic plan of the
+    # prepared claim (a parameter in place of 'queued' hides the partial index it walks).
+    conditions = [tasks.c.state == literal_column(f"'{TaskState.queued.value}'"), tasks.c.held.is_(False)]
     if by_device:
         conditions.append(tasks.c.device_type.in_(bindparam("device_types", expanding=True)))
     if not cleared:
@@ -377,7 +380,7 @@ def _claim_statements(
         .join(exhibits, exhibits.c.id == tasks.c.exhibit_id)
         .where(*conditions)
         .order_by(tasks.c.pinned.desc(), tasks.c.priority.desc(), tasks.c.queued_at, tasks.c.id)
-        .limit(1)
+        .limit(literal_column("1"))
     )
     claim = update(tasks).values(
         state=TaskState.claimed.value,

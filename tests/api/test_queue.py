@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -440,3 +441,43 @@ def test_a_claim_during_a_whole_queue_rescore_waits_for_it_instead_of_finding_no
         rescoring.commit()
     claimer.join(30)
     assert got == [first]
+
+
+@pytest.mark.parametrize(("by_device", "cleared"), [(False, False), (False, True), (True, False)])
+def test_the_claims_generic_plan_walks_the_claim_order_index(
+    engine: Engine, by_device: bool, cleared: bool
+) -> None:
+    """Claims run as prepared statements; after a few executions PostgreSQL reuses a generic
+    plan rather than planning each one (planning was a quarter of a claim's server time). That
+    plan must still walk the claim-order index (partial: queued tasks) for the first task, not
+    sort every queued task: so the statement's constants must be literals, not parameters. (A
+    few test rows make sorting them the cheaper plan, so the test turns sorting off: the plan
+    must still be able to walk the index. With 'queued' as a parameter it cannot.)"""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("prepared statements and generic plans are PostgreSQL's")
+    from sqlalchemy.dialects import postgresql
+
+    _, claim = queue._claim_statements("postgresql", by_device, cleared)
+    compiled = claim.compile(dialect=postgresql.psycopg.dialect())
+    names: list[str] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    sql = re.sub(r"%\((\w+)\)s", placeholder, str(compiled))
+    sql = sql.replace("__[POSTCOMPILE_device_types]", "'laptop', 'phone'")  # an examiner's kinds
+    given = {"examiner": "1", "now": "now()", "lease_until": "now()"}
+    args = ", ".join(
+        given.get(n) or (str(v) if isinstance(v := compiled.params[n], int) else f"'{v}'") for n in names
+    )
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET plan_cache_mode TO force_generic_plan")
+        conn.exec_driver_sql("SET enable_sort TO off")
+        conn.exec_driver_sql("SET enable_bitmapscan TO off")
+        conn.exec_driver_sql(f"PREPARE claim AS {sql}")
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN EXECUTE claim({args})"))
+        conn.rollback()
+    assert "ix_task_claim_order" in plan, plan
+    assert "Sort" not in plan, plan
