@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from psycopg import sql
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
@@ -141,15 +142,20 @@ _PENDING = "triage.audit.pending"
 _TABLE = AuditEvent.__table__  # type: ignore[attr-defined]
 _LAST_HASH = select(_TABLE.c.hash).order_by(_TABLE.c.id.desc()).limit(1)
 _INSERT = insert(_TABLE)
-_APPEND = text("SELECT triage_audit_append(CAST(:events AS json))")
 
 
 def _chain_pending(session: Session) -> None:
-    """Chain and insert the transaction's events just before it commits, so the lock that
-    keeps the chain linear (PostgreSQL advisory lock; SQLite's single writer) is held only for
-    these inserts and the commit, not for the whole transaction. On PostgreSQL this is one
-    round trip (``triage_audit_append``): concurrent writers such as examiners claiming work
-    queue on that lock, so its holder must not wait on the network."""
+    """Chain and insert the transaction's events as it commits, so the lock that keeps the chain
+    linear (PostgreSQL advisory lock; SQLite's single writer) is held only for these inserts and
+    the commit, not for the whole transaction.
+
+    PostgreSQL: one message carries
+    ``triage_audit_append`` and ``COMMIT`` (a simple query of two statements, the events as a
+    quoted literal), so the lock is released in the round trip that takes it. Concurrent
+    writers such as examiners claiming work queue on that lock, so its holder must not wait on
+    the network. Should the append fail, PostgreSQL skips the COMMIT and the error rolls the
+    transaction back; the driver's own commit that follows finds nothing left to commit."""
+    session.flush()  # the transaction's last writes, before its events are chained
     pending: list[PendingEvent] = session.info.pop(_PENDING, [])
     if not pending:
         return
@@ -158,7 +164,9 @@ def _chain_pending(session: Session) -> None:
             {**vars(event), "at": _canonical_time(event.at), "body": canonical_body(event)}
             for event in pending
         ]
-        session.execute(_APPEND, {"events": json.dumps(events)})
+        connection = session.connection()
+        quoted = sql.Literal(json.dumps(events)).as_string(connection.connection.driver_connection)
+        connection.exec_driver_sql(f"SELECT triage_audit_append({quoted}::json); COMMIT")
         return
     prev = session.execute(_LAST_HASH).scalar() or GENESIS
     rows = []

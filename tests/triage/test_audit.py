@@ -83,3 +83,58 @@ def test_triage_audit_verify_passes_then_fails_after_a_hand_edit(
     result = cli_env.invoke(cli, ["audit", "verify"])
     assert result.exit_code == 1
     assert "broken at event 2" in result.output
+
+
+def test_a_change_and_its_events_commit_together_or_not_at_all(engine: Engine) -> None:
+    """The events are chained as the transaction commits (on PostgreSQL in the same message as
+    COMMIT): writes not yet flushed still belong to that transaction, and an append that
+    fails (here: an event naming an account that does not exist) commits nothing."""
+    from sqlalchemy.exc import IntegrityError
+    from sqlmodel import select
+
+    from triage.context import Context
+    from triage.models.accounts import Account, Role
+    from triage.models.audit import AuditEvent
+
+    ghost = Context(actor=Account(id=999_999, username="ghost", role=Role.admin, password_hash="x"))
+    with Session(engine) as session:
+        session.add(Account(username="lost", role=Role.examiner, password_hash="x"))  # not flushed
+        audit.record(session, ghost, "test.event", "thing", 1)
+        with pytest.raises(IntegrityError):
+            session.commit()
+        session.rollback()
+    with Session(engine) as session:
+        assert session.exec(select(Account).where(Account.username == "lost")).first() is None
+        assert session.exec(select(AuditEvent)).first() is None
+        session.add(Account(username="kept", role=Role.examiner, password_hash="x"))
+        audit.record(session, system_context(), "test.event", "thing", 2)
+        session.commit()
+    with Session(engine) as session:
+        assert session.exec(select(Account).where(Account.username == "kept")).first() is not None
+        assert [e.object_id for e in session.exec(select(AuditEvent)).all()] == ["2"]
+    assert _verify(engine).ok
+
+
+def test_on_postgresql_the_chain_lock_is_free_once_the_append_returns(engine: Engine) -> None:
+    """Every audited write takes the chain's advisory lock; examiners claiming at once queue on
+    it. The append and the COMMIT travel in one message, so by the time the client has the
+    append's answer the lock is already released: no round trip is spent holding it."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the chain's advisory lock is PostgreSQL's")
+    from sqlalchemy import event
+
+    free: list[bool] = []
+
+    def probe(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if "triage_audit_append" in statement:
+            with engine.connect() as other:
+                free.append(bool(other.execute(text("SELECT pg_try_advisory_xact_lock(8015127)")).scalar()))
+                other.rollback()
+
+    event.listen(engine, "after_cursor_execute", probe)
+    try:
+        _write_events(engine, 3)
+    finally:
+        event.remove(engine, "after_cursor_execute", probe)
+    assert free == [True]
+    assert _verify(engine).ok
