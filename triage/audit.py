@@ -149,14 +149,13 @@ def _chain_pending(session: Session) -> None:
     linear (PostgreSQL advisory lock; SQLite's single writer) is held only for these inserts and
     the commit, not for the whole transaction.
 
-    PostgreSQL: one message carries
-    ``triage_audit_append`` and ``COMMIT`` (a simple query of two statements, the events as a
-    quoted literal), so the lock is released in the round trip that takes it. Concurrent
-    writers such as examiners claiming work queue on that lock, so its holder must not wait on
-    the network. Should the append fail, PostgreSQL skips the COMMIT and the error rolls the
-    transaction back; the driver's own commit that follows finds nothing left to commit. So
-    this must be the last ``before_commit`` listener that writes: a later one's writes would
-    fall outside the committed transaction (there is none)."""
+    PostgreSQL: one message carries ``triage_audit_append`` and ``COMMIT`` (a simple query of
+    two statements, the events as a quoted literal), so the lock is released in the round trip
+    that takes it. Concurrent writers such as examiners claiming work queue on that lock, so its
+    holder must not wait on the network. Should the append fail, PostgreSQL skips the COMMIT
+    and the error rolls the transaction back; the driver's own commit that follows finds
+    nothing left to commit. So this must be the last ``before_commit`` listener that writes: a
+    later one's writes would fall outside the committed transaction (there is none)."""
     session.flush()  # the transaction's last writes, before its events are chained
     pending: list[PendingEvent] = session.info.pop(_PENDING, [])
     if not pending:
