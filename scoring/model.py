@@ -1,4 +1,13 @@
-"""What goes into a score and what comes out. Plain data: no database, no clock."""
+"""What goes into a score and what comes out. Plain data: no database, no clock.
+
+The types made once per case and factor in a rescore (:class:`CaseFacts`, :class:`Factor`,
+:class:`Score`) are plain dataclasses, neither frozen nor slotted. A frozen dataclass's
+``__init__`` sets each field through ``object.__setattr__``: building them was a third of
+scoring 100,000 cases (1.7 us against 0.3 us for a four-field value here). A slotted one
+builds as fast, but orjson writes it at half the speed of one with a ``__dict__`` (3.8 us
+against 1.2 us for a case's factors). Treat them as values all the same: nothing changes one
+after it is made.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +16,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 
-@dataclass(frozen=True)
+@dataclass
 class CaseFacts:
     offence_category: str
     received_date: date
@@ -46,15 +55,19 @@ class Override:
     points: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class Factor:
     code: str
     label: str
     points: float
     source: str  # the fact it came from, in words
 
+    def as_dict(self) -> dict[str, str | float]:
+        """The factor as stored (``case_score.factors``) and shown in the API."""
+        return {"code": self.code, "label": self.label, "points": self.points, "source": self.source}
 
-@dataclass(frozen=True)
+
+@dataclass
 class Score:
     total: float
     factors: tuple[Factor, ...]

@@ -20,10 +20,11 @@ def restriction_days(case: CaseFacts, today: date) -> int | None:
 
 def restriction_points(days: int, weights: dict[str, float]) -> float:
     """Non-decreasing in ``days``: linear, steeper after ``steep_after_days``, flat after ``cap_days``."""
-    capped = min(days, int(weights["cap_days"]))
+    cap = int(weights["cap_days"])
     steep = int(weights["steep_after_days"])
-    early = min(capped, steep)
-    late = max(0, capped - steep)
+    capped = days if days < cap else cap
+    early = capped if capped < steep else steep
+    late = capped - steep if capped > steep else 0
     return float(weights["base"]) + early * float(weights["per_day"]) + late * float(weights["per_day_after"])
 
 
@@ -38,50 +39,67 @@ def _approaching(when: date | None, today: date, weights: dict[str, float]) -> f
     return round(float(weights["points"]) * share, 2)
 
 
+def _add(factors: list[Factor], code: str, label: str, points: float, source: str) -> None:
+    """A factor counts only if it gives points (rounded to hundredths)."""
+    if points:
+        factors.append(Factor(code, label, round(points, 2), source))
+
+
 def score(
     case: CaseFacts, triage: TriageFacts, now: datetime, policy: Policy, overrides: Iterable[Override] = ()
 ) -> Score:
+    """Each factor's fact is tested before its weights are looked up: a rescore scores every
+    case, and most facts are absent from most cases."""
     today = now.date()
     factors: list[Factor] = []
-
-    def add(code: str, label: str, points: float, source: str) -> None:
-        if points:
-            factors.append(Factor(code, label, round(points, 2), source))
-
-    f = policy.factors.get  # (bound once: it is looked up a dozen times per case)
-    if (w := f("access_children_home")) and case.suspect_access_children_home:
-        add(
+    weights = policy.factors
+    if case.suspect_access_children_home and (w := weights.get("access_children_home")):
+        _add(
+            factors,
             "access_children_home",
             "Suspect has access to children at home",
             w["points"],
             "suspect_access_children_home",
         )
-    if (w := f("access_children_work")) and case.suspect_access_children_work:
-        add(
+    if case.suspect_access_children_work and (w := weights.get("access_children_work")):
+        _add(
+            factors,
             "access_children_work",
             "Suspect has access to children through work",
             w["points"],
             "suspect_access_children_work",
         )
-    if (w := f("children_in_household")) and case.children_in_household > 0:
-        add(
+    if case.children_in_household > 0 and (w := weights.get("children_in_household")):
+        _add(
+            factors,
             "children_in_household",
             f"{case.children_in_household} child(ren) in the household",
             min(case.children_in_household * w["per_child"], w["max"]),
             "children_in_household",
         )
-    if (w := f("section47_open")) and case.section47_open:
-        add("section47_open", "Open section 47 enquiry", w["points"], "section47_open")
-    if (w := f("child_protection_plan")) and case.child_protection_plan:
-        add("child_protection_plan", "Child protection plan in place", w["points"], "child_protection_plan")
-    if (w := f("family_restriction")) and (days := restriction_days(case, today)) is not None:
-        add(
+    if case.section47_open and (w := weights.get("section47_open")):
+        _add(factors, "section47_open", "Open section 47 enquiry", w["points"], "section47_open")
+    if case.child_protection_plan and (w := weights.get("child_protection_plan")):
+        _add(
+            factors,
+            "child_protection_plan",
+            "Child protection plan in place",
+            w["points"],
+            "child_protection_plan",
+        )
+    if (
+        case.restriction_kind is not None
+        and (days := restriction_days(case, today)) is not None
+        and (w := weights.get("family_restriction"))
+    ):
+        _add(
+            factors,
             "family_restriction",
             f"Family restriction ({case.restriction_kind}) in force for {days} days",
             restriction_points(days, w),
             f"restriction_start {case.restriction_start}",
         )
-    if (w := f("known_bad_hits")) and triage.known_bad_by_category:
+    if triage.known_bad_by_category and (w := weights.get("known_bad_hits")):
         total = 0.0
         for category, count in triage.known_bad_by_category.items():
             rate = next(
@@ -90,43 +108,49 @@ def score(
             )
             total += rate * count
         files = sum(triage.known_bad_by_category.values())
-        add(
+        _add(
+            factors,
             "known_bad_hits",
             f"{files} file(s) matching known-bad hash sets",
             min(total, w["max"]),
             ", ".join(f"{c}: {n}" for c, n in sorted(triage.known_bad_by_category.items())),
         )
-    if (w := f("child_yara_hits")) and triage.child_yara_hits:
-        add(
+    if triage.child_yara_hits and (w := weights.get("child_yara_hits")):
+        _add(
+            factors,
             "child_yara_hits",
             f"{triage.child_yara_hits} child-related YARA hit(s)",
             min(triage.child_yara_hits * w["per_hit"], w["max"]),
             "triage YARA hits",
         )
-    if (w := f("bail_return_approaching")) and case.bail_return_date is not None:
-        add(
+    if case.bail_return_date is not None and (w := weights.get("bail_return_approaching")):
+        _add(
+            factors,
             "bail_return_approaching",
             f"Bail return on {case.bail_return_date}",
             _approaching(case.bail_return_date, today, w),
             "bail_return_date",
         )
-    if (w := f("court_date_approaching")) and case.next_court_date is not None:
-        add(
+    if case.next_court_date is not None and (w := weights.get("court_date_approaching")):
+        _add(
+            factors,
             "court_date_approaching",
             f"Next court date {case.next_court_date}",
             _approaching(case.next_court_date, today, w),
             "next_court_date",
         )
-    if w := f("offence_seriousness"):
-        add(
+    if w := weights.get("offence_seriousness"):
+        _add(
+            factors,
             "offence_seriousness",
             f"Offence: {case.offence_category}",
             w["points"].get(case.offence_category, 0),
             "offence_category",
         )
-    if (w := f("waiting_time")) and today > case.received_date:
+    if today > case.received_date and (w := weights.get("waiting_time")):
         weeks = (today - case.received_date).days / 7
-        add(
+        _add(
+            factors,
             "waiting_time",
             f"Waiting {int(weeks)} week(s) since received",
             min(weeks * w["per_week"], w["max"]),
@@ -139,7 +163,8 @@ def score(
             continue
         until = override.expires_at.isoformat(timespec="minutes")
         if override.kind is OverrideKind.boost:
-            add(
+            _add(
+                factors,
                 "override_boost",
                 f"Boost by {override.author}: {override.reason} (until {until})",
                 override.points,
@@ -165,7 +190,7 @@ def score(
                     "manager override",
                 )
             )
-    total = round(sum(x.points for x in factors), 2)
+    total = round(sum([x.points for x in factors]), 2)
     return Score(
         total=total,
         factors=tuple(factors),

@@ -258,7 +258,7 @@ def preview_override(
     others = [r for r in order if r[0] != case.id]
     mine = (1 if result.pinned else -1 if result.held else 0, result.total)
     position = 1 + sum(1 for r in others if (1 if r[1] else -1 if r[2] else 0, r[3]) > mine)
-    return Preview(current, position, result.total, [f.__dict__ for f in result.factors])
+    return Preview(current, position, result.total, [f.as_dict() for f in result.factors])
 
 
 def add_override(

@@ -99,7 +99,7 @@ def store_in_transaction(
     their case's stored score."""
     statement = upsert(session.get_bind().dialect.name)
     values = [
-        dict(zip(COLUMNS, (*row[:4], [f.__dict__ for f in row[4]], row[5], now), strict=True))
+        dict(zip(COLUMNS, (*row[:4], [f.as_dict() for f in row[4]], row[5], now), strict=True))
         for row in scores
     ]
     for start in range(0, len(values), 5000):

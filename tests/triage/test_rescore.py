@@ -55,7 +55,7 @@ def test_bulk_rescore_stores_what_scoring_says_and_only_rewrites_changes(engine:
         expected = scoring.score(queue.case_facts(case), scoring.TriageFacts(), NOW, queue.policy())
         stored = first[case_id]
         assert stored.total == expected.total
-        assert stored.factors == [f.__dict__ for f in expected.factors]
+        assert stored.factors == [f.as_dict() for f in expected.factors]
         assert stored.policy_version == expected.policy_version
         assert tasks[case_id].priority == expected.total
 
