@@ -7,9 +7,11 @@ PostgreSQL skips rows other transactions have locked; SQLite transactions begin 
 
 from __future__ import annotations
 
+import gc
 import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -135,6 +137,23 @@ def _as_stored(column: Any) -> Any:
     return column
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (reference counting still frees everything).
+
+    A whole-queue rescore keeps 100,000 fact rows alive while it makes some 600,000 small
+    objects; each of the collector's full passes walks them all again, which was an eighth of
+    the instructions of scoring alone, more with the rows. Scoring makes no reference
+    cycles, so nothing waits for the collector; it is restored, as it was, at the end."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def rescore(
     session: Session,
     now: datetime | None = None,
@@ -151,7 +170,11 @@ def rescore(
     100,000 cases are in the README's "Speed and memory". A stored score whose total, factors
     and policy version are unchanged is left as it is (``computed_at`` is the time the score
     last changed). Returns the number of cases scored."""
-    now = now or utcnow()
+    with _cyclic_gc_paused():
+        return _rescore(session, now or utcnow(), case_ids, policy_path)
+
+
+def _rescore(session: Session, now: datetime, case_ids: Sequence[int] | None, policy_path: str | None) -> int:
     pol = policy(policy_path)
     case_table = Case.__table__  # type: ignore[attr-defined]
     # Enum columns are read as their plain text (scoring compares and prints them as text):
