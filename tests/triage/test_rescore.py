@@ -4,6 +4,7 @@ tasks, and leaves unchanged scores untouched."""
 
 from __future__ import annotations
 
+import gc
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -97,6 +98,44 @@ def test_one_case_rescored_alone_matches_the_bulk_result(engine: Engine) -> None
     for case_id in (1, 2, 3):
         assert alone[case_id].factors == bulk[case_id].factors
         assert alone[case_id].total == bulk[case_id].total
+
+
+def test_a_rescore_leaves_the_garbage_collector_as_it_found_it(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rescore pauses the cyclic collector while it scores; afterwards, and after a
+    failure, the collector is back as it was (on, or still off if the caller had turned it off)."""
+    _populate(engine, 20)
+    seen: list[bool] = []
+    real_score = scoring.score
+
+    def watching(*args: object, **kwargs: object) -> scoring.Score:
+        seen.append(gc.isenabled())
+        return real_score(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scoring, "score", watching)
+    assert gc.isenabled()
+    with Session(engine) as s:
+        queue.rescore(s, NOW)
+        s.commit()
+    assert seen and not any(seen), "the collector ran during the scoring"
+    assert gc.isenabled()
+
+    def failing(*args: object, **kwargs: object) -> scoring.Score:
+        raise RuntimeError("scoring failed")
+
+    monkeypatch.setattr(scoring, "score", failing)
+    with Session(engine) as s, pytest.raises(RuntimeError):
+        queue.rescore(s, NOW)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        monkeypatch.setattr(scoring, "score", real_score)
+        with Session(engine) as s:
+            queue.rescore(s, NOW)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
