@@ -191,10 +191,11 @@ def _rescore(session: Session, now: datetime, case_ids: Sequence[int] | None, po
     empty = scoring.TriageFacts()
 
     def scored() -> Iterator[score_store.ScoreRow]:
-        for case_id, *values in rows:
-            result = scoring.score(
-                scoring.CaseFacts(*values), facts.get(case_id, empty), now, pol, overrides.get(case_id, ())
-            )
+        score, facts_of = scoring.score, scoring.CaseFacts  # (bound once: called for every case)
+        for row in rows:
+            case_id = row[0]
+            found = facts.get(case_id, empty)
+            result = score(facts_of(*row[1:]), found, now, pol, overrides.get(case_id, ()))
             yield (case_id, result.total, result.pinned, result.held, result.factors, result.policy_version)
 
     if session.get_bind().dialect.name == "postgresql" and case_ids is None and len(rows) > score_store.CHUNK:

@@ -142,13 +142,16 @@ def _copy_chunks(scores: Iterable[ScoreRow], now: datetime) -> Iterator[tuple[by
     so that the writers need no interpreter time: tab-separated, booleans as t/f, backslash
     escapes in text."""
     stamp = now.isoformat()
+    versions: dict[str, str] = {}  # each policy version escaped once (a rescore has one)
     lines: list[str] = []
     ids: list[int] = []
     for case_id, total, pinned, held, factors, version in scores:
+        if (escaped := versions.get(version)) is None:
+            escaped = versions[version] = _copy_escape(version)
         ids.append(case_id)
         lines.append(
             f"{case_id}\t{total!r}\t{'t' if pinned else 'f'}\t{'t' if held else 'f'}\t"
-            f"{_copy_escape(json_text(factors))}\t{_copy_escape(version)}\t{stamp}\n"
+            f"{_copy_escape(json_text(factors))}\t{escaped}\t{stamp}\n"
         )
         if len(lines) == CHUNK:
             yield "".join(lines).encode(), min(ids), max(ids)
