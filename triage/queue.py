@@ -199,7 +199,7 @@ def _rescore(session: Session, now: datetime, case_ids: Sequence[int] | None, po
             yield (case_id, result.total, result.pinned, result.held, result.factors, result.policy_version)
 
     if session.get_bind().dialect.name == "postgresql" and case_ids is None and len(rows) > score_store.CHUNK:
-        score_store.store_chunked(session.get_bind().engine, scored(), now)
+        score_store.store_chunked(session.get_bind().engine, scored(), now, len(rows))
     else:  # SQLite, or given cases (a change's own rescore, in its transaction)
         score_store.store_in_transaction(session, list(scored()), now, ids)
     session.expire_all()

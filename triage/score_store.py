@@ -5,10 +5,11 @@ Two ways, chosen by :func:`triage.queue.rescore`:
 - :func:`store_in_transaction`: given cases (a change's own rescore), and every case on
   SQLite: a multi-row upsert, then one task update, in the caller's transaction.
 - :func:`store_chunked`: a whole-queue rescore on PostgreSQL. The scores, as they are computed,
-  are cut into chunks of :data:`CHUNK` cases and written as ``COPY`` text by the scoring
-  thread; :data:`WRITERS` writer threads, each on its own connection, copy a chunk into a
-  temporary staging table, store it and its tasks in one statement and commit, while the
-  scoring goes on. So the scoring and the server's writes use the cores at once.
+  are cut into chunks of :data:`CHUNK` cases (the last ones smaller) and written as ``COPY``
+  text by the scoring thread; :data:`WRITERS` writer threads, each on its own connection,
+  copy a chunk into a temporary staging table, store it and its tasks in one statement and
+  commit, while the scoring goes on. So the scoring and the server's writes use the cores at
+  once.
 
 Why threads: PostgreSQL reads a connection's next statement only once it has finished the last,
 so a chunk sent from the scoring thread would stall the scoring for as long as the server
@@ -43,6 +44,7 @@ from triage.models.queue import CaseScore, ExaminationTask, TaskState
 COLUMNS = ("case_id", "total", "pinned", "held", "factors", "policy_version", "computed_at")
 ScoreRow = tuple[int, float, bool, bool, tuple[scoring.Factor, ...], str]
 CHUNK = 10_000  # cases per statement of a chunked rescore
+TAIL_SPLIT = 4  # the last CHUNK cases go in chunks this many times smaller (see _copy_chunks)
 WRITERS = 2  # writer connections: PostgreSQL stores two chunks at once, each on a core
 _STAGING = "case_score_in"  # a temporary table per writer; each commit empties it
 
@@ -111,10 +113,13 @@ def store_in_transaction(
     session.execute(carry)
 
 
-def store_chunked(engine: Engine, scores: Iterable[ScoreRow], now: datetime) -> None:
+def store_chunked(
+    engine: Engine, scores: Iterable[ScoreRow], now: datetime, count: int | None = None
+) -> None:
     """PostgreSQL: store ``scores`` (in ascending case id, so that a chunk is a narrow range of
-    ids) chunk by chunk from :data:`WRITERS` writer threads, each committing every chunk. The
-    caller must hold no locks on tasks or scores: the writers would wait for them."""
+    ids) chunk by chunk from :data:`WRITERS` writer threads, each committing every chunk.
+    ``count``, how many scores there are, lets the last chunks be smaller. The caller must hold
+    no locks on tasks or scores: the writers would wait for them."""
     chunks: Queue[tuple[bytes, int, int] | None] = Queue(maxsize=WRITERS)
     failures: list[BaseException] = []
     writers = [
@@ -124,7 +129,7 @@ def store_chunked(engine: Engine, scores: Iterable[ScoreRow], now: datetime) -> 
     for thread in writers:
         thread.start()
     try:
-        for chunk in _copy_chunks(scores, now):
+        for chunk in _copy_chunks(scores, now, count):
             if failures:
                 break
             chunks.put(chunk)
@@ -137,10 +142,19 @@ def store_chunked(engine: Engine, scores: Iterable[ScoreRow], now: datetime) -> 
         raise failures[0]
 
 
-def _copy_chunks(scores: Iterable[ScoreRow], now: datetime) -> Iterator[tuple[bytes, int, int]]:
+def _copy_chunks(
+    scores: Iterable[ScoreRow], now: datetime, count: int | None = None
+) -> Iterator[tuple[bytes, int, int]]:
     """Chunks of COPY text with their lowest and highest case id. Written in the scoring thread
     so that the writers need no interpreter time: tab-separated, booleans as t/f, backslash
-    escapes in text."""
+    escapes in text.
+
+    Chunks hold :data:`CHUNK` cases, but given ``count``, the last :data:`CHUNK` cases go in
+    chunks :data:`TAIL_SPLIT` times smaller: once the scoring ends, the rescore only waits for
+    the chunks still being written, so smaller last chunks end it sooner, while the server
+    still gets large chunks for most of the work."""
+    size = CHUNK if count is None or count > CHUNK else max(1, CHUNK // TAIL_SPLIT)
+    left = count
     stamp = now.isoformat()
     versions: dict[str, str] = {}  # each policy version escaped once (a rescore has one)
     lines: list[str] = []
@@ -153,8 +167,10 @@ def _copy_chunks(scores: Iterable[ScoreRow], now: datetime) -> Iterator[tuple[by
             f"{case_id}\t{total!r}\t{'t' if pinned else 'f'}\t{'t' if held else 'f'}\t"
             f"{_copy_escape(json_text(factors))}\t{escaped}\t{stamp}\n"
         )
-        if len(lines) == CHUNK:
+        if len(lines) == size:
             yield "".join(lines).encode(), min(ids), max(ids)
+            if left is not None and (left := left - size) <= CHUNK:
+                size = max(1, CHUNK // TAIL_SPLIT)
             lines, ids = [], []
     if lines:
         yield "".join(lines).encode(), min(ids), max(ids)
