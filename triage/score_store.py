@@ -44,7 +44,7 @@ from triage.models.queue import CaseScore, ExaminationTask, TaskState
 COLUMNS = ("case_id", "total", "pinned", "held", "factors", "policy_version", "computed_at")
 ScoreRow = tuple[int, float, bool, bool, tuple[scoring.Factor, ...], str]
 CHUNK = 10_000  # cases per statement of a chunked rescore
-TAIL_SPLIT = 4  # the last CHUNK cases go in chunks this many times smaller (see _copy_chunks)
+TAIL_SPLIT = 4  # once at most CHUNK cases are left, chunks this many times smaller (_chunk_size)
 WRITERS = 2  # writer connections: PostgreSQL stores two chunks at once, each on a core
 _STAGING = "case_score_in"  # a temporary table per writer; each commit empties it
 
@@ -149,12 +149,9 @@ def _copy_chunks(
     so that the writers need no interpreter time: tab-separated, booleans as t/f, backslash
     escapes in text.
 
-    Chunks hold :data:`CHUNK` cases, but given ``count``, the last :data:`CHUNK` cases go in
-    chunks :data:`TAIL_SPLIT` times smaller: once the scoring ends, the rescore only waits for
-    the chunks still being written, so smaller last chunks end it sooner, while the server
-    still gets large chunks for most of the work."""
-    size = CHUNK if count is None or count > CHUNK else max(1, CHUNK // TAIL_SPLIT)
-    left = count
+    Chunk sizes come from :func:`_chunk_size`."""
+    done = 0
+    size = _chunk_size(count, done)
     stamp = now.isoformat()
     versions: dict[str, str] = {}  # each policy version escaped once (a rescore has one)
     lines: list[str] = []
@@ -169,11 +166,22 @@ def _copy_chunks(
         )
         if len(lines) == size:
             yield "".join(lines).encode(), min(ids), max(ids)
-            if left is not None and (left := left - size) <= CHUNK:
-                size = max(1, CHUNK // TAIL_SPLIT)
+            done += size
+            size = _chunk_size(count, done)
             lines, ids = [], []
     if lines:
         yield "".join(lines).encode(), min(ids), max(ids)
+
+
+def _chunk_size(count: int | None, done: int) -> int:
+    """Cases in the next chunk, ``done`` of ``count`` (None: not known) being chunked already:
+    :data:`CHUNK`, but once at most :data:`CHUNK` are left, :data:`TAIL_SPLIT` times fewer.
+    Once the scoring ends, the rescore only waits for the chunks still being written, so
+    smaller last chunks end it sooner, while the server still gets large chunks for most of
+    the work."""
+    if count is None or count - done > CHUNK:
+        return CHUNK
+    return max(1, CHUNK // TAIL_SPLIT)
 
 
 def _copy_escape(value: str) -> str:

@@ -82,8 +82,9 @@ def test_bulk_rescore_stores_what_scoring_says_and_only_rewrites_changes(engine:
 
 
 def test_the_last_chunk_of_cases_goes_in_smaller_chunks() -> None:
-    """Once the scoring ends the rescore waits only for the chunks still being written, so the
-    last CHUNK cases go in chunks TAIL_SPLIT times smaller; every case once, in order."""
+    """Once the scoring ends the rescore waits only for the chunks still being written, so once
+    at most CHUNK cases are left they go in chunks TAIL_SPLIT times smaller; every case once,
+    in order."""
     rows = [(i, float(i), False, False, (), "2026.11-1") for i in range(1, 1201)]
     chunks = list(score_store._copy_chunks(rows, NOW, len(rows)))
     assert [(lo, hi) for _, lo, hi in chunks] == [(1, 500), (501, 1000), (1001, 1125), (1126, 1200)]
@@ -164,7 +165,8 @@ def test_a_whole_queue_rescore_commits_chunk_by_chunk_and_leaves_no_task_locked(
 ) -> None:
     """Claims pass locked tasks by: were the rescore's task updates held until it ends, a
     claim in the meantime would be handed a lower task from a chunk not yet written. Each chunk
-    (500 cases here, the last 500 in chunks of 125) is committed as it is written instead."""
+    (500 cases here, the last 200 in chunks of 125 and 75) is committed as it is written
+    instead."""
     _populate(engine, CASES)
     score, calls, seen = scoring.score, [0], {}
 
