@@ -87,11 +87,7 @@ def score(
             w["points"],
             "child_protection_plan",
         )
-    if (
-        case.restriction_kind is not None
-        and (days := restriction_days(case, today)) is not None
-        and (w := weights.get("family_restriction"))
-    ):
+    if (days := restriction_days(case, today)) is not None and (w := weights.get("family_restriction")):
         _add(
             factors,
             "family_restriction",
