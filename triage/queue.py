@@ -154,6 +154,7 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@_cyclic_gc_paused()
 def rescore(
     session: Session,
     now: datetime | None = None,
@@ -169,12 +170,9 @@ def rescore(
     its caller must not hold locks on tasks or scores (it would wait for itself). The figures for
     100,000 cases are in the README's "Speed and memory". A stored score whose total, factors
     and policy version are unchanged is left as it is (``computed_at`` is the time the score
-    last changed). Returns the number of cases scored."""
-    with _cyclic_gc_paused():
-        return _rescore(session, now or utcnow(), case_ids, policy_path)
-
-
-def _rescore(session: Session, now: datetime, case_ids: Sequence[int] | None, policy_path: str | None) -> int:
+    last changed). Returns the number of cases scored. The cyclic garbage collector is paused
+    meanwhile (:func:`_cyclic_gc_paused`)."""
+    now = now or utcnow()
     pol = policy(policy_path)
     case_table = Case.__table__  # type: ignore[attr-defined]
     # Enum columns are read as their plain text (scoring compares and prints them as text):
