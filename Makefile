@@ -23,12 +23,14 @@ run: $(STAMP)
 ## The whole test suite (PostgreSQL/Redis tests skip on a laptop without them, never under CI=true).
 test: $(STAMP)
 	$(BIN)/ruff check triage scoring workers api tests bench
-	$(BIN)/mypy triage scoring workers api
+	$(BIN)/ruff format --check triage scoring workers api tests bench
+	$(BIN)/mypy triage scoring workers api tests bench
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check triage scoring workers api tests bench
-	$(BIN)/mypy triage scoring workers api
+	$(BIN)/ruff format --check triage scoring workers api tests bench
+	$(BIN)/mypy triage scoring workers api tests bench
 
 clean:
 	rm -rf $(VENV) var tests/images/build

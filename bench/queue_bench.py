@@ -120,7 +120,7 @@ def main() -> None:
         # as the schedule runs it, finds nothing changed and writes nothing. Between them,
         # the vacuum that autovacuum runs within a minute of a table's rows being rewritten
         # (untimed), as it would in the hours between scheduled rescores.
-        timings = []
+        timings: list[float] = []
         for when in (now, now + timedelta(days=1), now + timedelta(days=1, hours=1)):
             if timings:
                 _vacuum(engine)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
@@ -18,7 +19,7 @@ from triage import accounts, migrate
 from triage.context import system_context
 from triage.db import make_engine
 from triage.models.accounts import Account, Role
-from triage.settings import Settings
+from triage.settings import Environment, Settings
 
 TESTDATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "testdata" / "dfvfs").resolve()
 PASSWORD = "correct-horse-battery"  # noqa: S105
@@ -85,11 +86,11 @@ def evidence_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(database_url: str, evidence_root: Path, tmp_path: Path) -> Settings:
     return Settings(
-        environment="test",
+        environment=Environment.test,
         database_url=database_url,
         evidence_roots=[evidence_root, TESTDATA],
         artifact_dir=tmp_path / "artifacts",
-        secret_key="test-secret-key-which-is-long-enough-0123456789",
+        secret_key=SecretStr("test-secret-key-which-is-long-enough-0123456789"),
     )
 
 

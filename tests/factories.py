@@ -92,7 +92,14 @@ def queued_cases(
         )
     with Session(engine) as s:
         for model, rows in ((Case, cases), (Exhibit, exhibits), (ExaminationTask, tasks)):
-            table = model.__table__  # type: ignore[attr-defined]
+            table = model.__table__  # type: ignore[attr-defined,union-attr]
             for start in range(0, len(rows), 10_000):
                 s.execute(insert(table), rows[start : start + 10_000])
         s.commit()
+
+
+def row_id(row: Any) -> int:
+    """The id of a row the database has numbered (flushed or loaded): mypy sees model ids as
+    ``int | None``, since a row has none until it is flushed."""
+    assert row.id is not None, f"{type(row).__name__} has no id yet: flush it first"
+    return int(row.id)

@@ -8,23 +8,23 @@ from pathlib import Path
 import pytest
 import typer
 import yaml
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from typer.core import TyperGroup
 from typer.main import get_command
 
 from triage.cli import app as cli
-from triage.settings import Settings
+from triage.settings import Environment, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_default_secret_is_refused_in_production() -> None:
     with pytest.raises(ValidationError, match="TRIAGE_SECRET_KEY"):
-        Settings(environment="production")
+        Settings(environment=Environment.production)
     with pytest.raises(ValidationError, match="TRIAGE_SECRET_KEY"):
-        Settings(environment="test")
-    Settings(environment="production", secret_key="x" * 40)  # a real key is accepted
-    Settings(environment="development")  # and the default is fine for local development
+        Settings(environment=Environment.test)
+    Settings(environment=Environment.production, secret_key=SecretStr("x" * 40))  # a real key is accepted
+    Settings(environment=Environment.development)  # and the default is fine for local development
 
 
 def test_evidence_roots_accept_a_colon_separated_variable(monkeypatch: pytest.MonkeyPatch) -> None:

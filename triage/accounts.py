@@ -39,7 +39,6 @@ def _dummy_hash() -> str:
     return _hasher.hash(secrets.token_urlsafe(16))
 
 
-
 class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -204,9 +204,7 @@ def _chunk_statement() -> tuple[str, dict[str, Any]]:
     stored = upsert("postgresql", sa_select(staged)).cte("stored")
     tasks = ExaminationTask.__table__  # type: ignore[attr-defined]
     statement = (
-        task_update(staged)
-        .where(tasks.c.case_id.between(bindparam("lo"), bindparam("hi")))
-        .add_cte(stored)
+        task_update(staged).where(tasks.c.case_id.between(bindparam("lo"), bindparam("hi"))).add_cte(stored)
     )
     compiled = statement.compile(dialect=postgresql.psycopg.dialect())  # type: ignore[no-untyped-call]
     return str(compiled), {k: v for k, v in compiled.params.items() if k not in ("lo", "hi")}

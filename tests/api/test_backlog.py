@@ -14,9 +14,10 @@ from sqlmodel import Session
 
 from tests.api.helpers import create_case, create_exhibit
 from tests.conftest import TESTDATA, Users, make_account
+from tests.factories import row_id
 from triage import backlog
 from triage.models.accounts import Role
-from triage.models.exhibits import Exhibit
+from triage.models.exhibits import DeviceType, Exhibit, ExhibitState
 from triage.models.queue import ExaminationTask, TaskState
 from triage.models.vendors import Vendor, VendorStatus
 
@@ -181,16 +182,24 @@ def test_forecast_on_a_constructed_history_matches_a_hand_computation(
         for n in range(10):  # the backlog: ten exhibits waiting
             s.add(
                 Exhibit(
-                    case_id=case["id"], reference=f"W/{n}", device_type="laptop", state="awaiting_examination"
+                    case_id=case["id"],
+                    reference=f"W/{n}",
+                    device_type=DeviceType.laptop,
+                    state=ExhibitState.awaiting_examination,
                 )
             )
         for n in range(8):  # eight examinations done in the last four weeks: 2 a week in house
-            done = Exhibit(case_id=case["id"], reference=f"D/{n}", device_type="laptop", state="examined")
+            done = Exhibit(
+                case_id=case["id"],
+                reference=f"D/{n}",
+                device_type=DeviceType.laptop,
+                state=ExhibitState.examined,
+            )
             s.add(done)
             s.flush()
             s.add(
                 ExaminationTask(
-                    exhibit_id=done.id,
+                    exhibit_id=row_id(done),
                     case_id=case["id"],
                     device_type="laptop",  # type: ignore[arg-type]
                     state=TaskState.completed,
@@ -252,12 +261,14 @@ def test_recommendation_to_meet_a_target_date_matches_a_hand_computation(
     done_cases = [create_case(client, h, users.investigator.id, f"CR/D{n}")["id"] for n in range(8)]  # type: ignore[arg-type]
     with Session(engine) as s:
         for n, case_id in enumerate(done_cases):  # pace: 8 in 4 weeks = 2 a week in house
-            done = Exhibit(case_id=case_id, reference="D", device_type="laptop", state="examined")
+            done = Exhibit(
+                case_id=case_id, reference="D", device_type=DeviceType.laptop, state=ExhibitState.examined
+            )
             s.add(done)
             s.flush()
             s.add(
                 ExaminationTask(
-                    exhibit_id=done.id,
+                    exhibit_id=row_id(done),
                     case_id=case_id,
                     device_type="laptop",  # type: ignore[arg-type]
                     state=TaskState.completed,
@@ -277,7 +288,7 @@ def test_recommendation_to_meet_a_target_date_matches_a_hand_computation(
         create_case(
             client,
             h,
-            users.investigator.id,
+            row_id(users.investigator),
             f"CR/Q{n}",
             offence_category="fraud",  # type: ignore[arg-type]
             **(welfare if n in (0, 2) else plain),
@@ -287,13 +298,16 @@ def test_recommendation_to_meet_a_target_date_matches_a_hand_computation(
     with Session(engine) as s:
         for n, case in enumerate(cases):
             exhibit = Exhibit(
-                case_id=case["id"], reference="Q", device_type="phone", state="awaiting_examination"
+                case_id=case["id"],
+                reference="Q",
+                device_type=DeviceType.phone,
+                state=ExhibitState.awaiting_examination,
             )
             s.add(exhibit)
             s.flush()
             s.add(
                 ExaminationTask(
-                    exhibit_id=exhibit.id,
+                    exhibit_id=row_id(exhibit),
                     case_id=case["id"],
                     device_type="phone",  # type: ignore[arg-type]
                     priority=400.0 - 100 * n,

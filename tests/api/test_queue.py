@@ -15,12 +15,13 @@ from sqlmodel import Session, select
 
 from tests.api.helpers import create_case, create_exhibit
 from tests.conftest import Users, make_account
+from tests.factories import row_id
 from triage import audit, custody, queue
 from triage.context import Context
 from triage.errors import ConflictError
 from triage.models.accounts import Role
 from triage.models.audit import AuditEvent
-from triage.models.cases import Case
+from triage.models.cases import Case, OffenceCategory
 from triage.models.exhibits import CustodyEvent, DeviceType, Exhibit, ExhibitState
 from triage.models.queue import ExaminationTask, TaskState
 from triage.models.runs import RunState, TriageHit, TriageRun
@@ -220,7 +221,11 @@ def test_examiners_get_only_tasks_they_are_qualified_for(
         from triage.models.images import EvidenceImage
 
         image = EvidenceImage(
-            exhibit_id=exhibit["id"], path="/x", format="raw", size_bytes=1, registered_by=users.manager.id
+            exhibit_id=exhibit["id"],
+            path="/x",
+            format="raw",
+            size_bytes=1,
+            registered_by=row_id(users.manager),
         )  # type: ignore[arg-type]
         s.add(image)
         s.flush()
@@ -229,7 +234,7 @@ def test_examiners_get_only_tasks_they_are_qualified_for(
         s.flush()
         s.add(
             TriageHit(
-                run_id=run.id,
+                run_id=row_id(run),
                 case_id=case["id"],
                 source="hashset",
                 name="vics",  # type: ignore[arg-type]
@@ -294,14 +299,17 @@ def test_fifty_examiners_claiming_at_once_get_fifty_different_tasks(
         for n in range(60):
             s.add(
                 Exhibit(
-                    case_id=case["id"], reference=f"E/{n}", device_type="laptop", state="awaiting_examination"
+                    case_id=case["id"],
+                    reference=f"E/{n}",
+                    device_type=DeviceType.laptop,
+                    state=ExhibitState.awaiting_examination,
                 )
             )
         s.commit()
         for exhibit in s.exec(select(Exhibit)).all():
             s.add(
                 ExaminationTask(
-                    exhibit_id=exhibit.id,
+                    exhibit_id=row_id(exhibit),
                     case_id=case["id"],
                     device_type="laptop",  # type: ignore[arg-type]
                     priority=float(exhibit.id or 0),
@@ -345,14 +353,14 @@ def test_a_move_from_a_stale_exhibit_is_refused_and_changes_nothing(engine: Engi
     with Session(engine, expire_on_commit=False) as s:
         case = Case(
             crime_reference="CR/S",
-            offence_category="iioc",
-            officer_id=users.investigator.id,
+            offence_category=OffenceCategory.iioc,
+            officer_id=row_id(users.investigator),
             received_date=datetime.now(UTC).date(),
         )
         s.add(case)
         s.flush()
         stale = Exhibit(
-            case_id=case.id,
+            case_id=row_id(case),
             reference="E/1",
             device_type="laptop",  # type: ignore[arg-type]
             state=ExhibitState.awaiting_examination,
@@ -388,14 +396,17 @@ def test_a_task_whose_exhibit_is_not_awaiting_examination_is_not_claimed(
     with Session(engine, expire_on_commit=False) as s:
         case = Case(
             crime_reference="CR/G",
-            offence_category="iioc",
-            officer_id=users.investigator.id,
+            offence_category=OffenceCategory.iioc,
+            officer_id=row_id(users.investigator),
             received_date=datetime.now(UTC).date(),
         )
         s.add(case)
         s.flush()
         exhibit = Exhibit(
-            case_id=case.id, reference="E/1", device_type=DeviceType.laptop, state=ExhibitState.outsourced
+            case_id=row_id(case),
+            reference="E/1",
+            device_type=DeviceType.laptop,
+            state=ExhibitState.outsourced,
         )
         s.add(exhibit)
         s.flush()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -65,7 +67,7 @@ def test_rewriting_a_row_and_its_own_hash_still_breaks_the_next_link(engine: Eng
 
 
 @pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> CliRunner:
+def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[CliRunner]:
     monkeypatch.setenv("TRIAGE_DATABASE_URL", database_url)
     get_settings.cache_clear()
     yield CliRunner()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -13,14 +14,16 @@ from typer.testing import CliRunner
 
 from tests.conftest import Users
 from triage.cli import app as cli
-from triage.models.cases import Case
+from triage.models.cases import Case, OffenceCategory
 from triage.models.exhibits import Exhibit
 from triage.models.vendors import Vendor, VendorStatus
 from triage.settings import get_settings
 
 
 @pytest.fixture
-def runner(monkeypatch: pytest.MonkeyPatch, database_url: str, engine: Engine, tmp_path: Path) -> CliRunner:
+def runner(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, engine: Engine, tmp_path: Path
+) -> Iterator[CliRunner]:
     monkeypatch.setenv("TRIAGE_DATABASE_URL", database_url)
     get_settings.cache_clear()
     yield CliRunner()
@@ -33,7 +36,7 @@ def test_outsource_refuses_with_the_reason_then_sends(
     with Session(engine) as s:
         case = Case(
             crime_reference="CR/CLI",
-            offence_category="fraud",
+            offence_category=OffenceCategory.fraud,
             officer_id=users.investigator.id,  # type: ignore[arg-type]
             received_date=date.today(),
         )

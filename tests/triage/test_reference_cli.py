@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,9 @@ from triage.settings import get_settings
 
 
 @pytest.fixture
-def runner(monkeypatch: pytest.MonkeyPatch, database_url: str, engine: Engine, tmp_path: Path) -> CliRunner:
+def runner(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, engine: Engine, tmp_path: Path
+) -> Iterator[CliRunner]:
     monkeypatch.setenv("TRIAGE_DATABASE_URL", database_url)
     monkeypatch.setenv("TRIAGE_ARTIFACT_DIR", str(tmp_path / "artifacts"))
     get_settings.cache_clear()

@@ -49,7 +49,7 @@ def test_bulk_rescore_stores_what_scoring_says_and_only_rewrites_changes(engine:
         s.commit()
     first = _stored(engine)
     with Session(engine) as s:
-        cases = {c.id: c for c in s.exec(select(Case)).all()}
+        cases = {c.id: c for c in s.exec(select(Case)).all() if c.id is not None}
         tasks = {t.case_id: t for t in s.exec(select(ExaminationTask)).all()}
     assert len(first) == CASES
     for case_id, case in cases.items():
@@ -168,7 +168,8 @@ def test_a_whole_queue_rescore_commits_chunk_by_chunk_and_leaves_no_task_locked(
     (500 cases here, the last 200 in chunks of 125 and 75) is committed as it is written
     instead."""
     _populate(engine, CASES)
-    score, calls, seen = scoring.score, [0], {}
+    score, calls = scoring.score, [0]
+    seen: dict[str, int] = {}
 
     def watching(*args: object, **kwargs: object) -> scoring.Score:
         calls[0] += 1
@@ -179,7 +180,7 @@ def test_a_whole_queue_rescore_commits_chunk_by_chunk_and_leaves_no_task_locked(
             deadline = time.monotonic() + 10
             with engine.connect() as other:
                 while time.monotonic() < deadline:
-                    seen["stored"] = other.execute(text("SELECT count(*) FROM case_score")).scalar()
+                    seen["stored"] = other.execute(text("SELECT count(*) FROM case_score")).scalar_one()
                     other.rollback()
                     if seen["stored"] >= 1000:
                         break

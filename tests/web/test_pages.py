@@ -12,9 +12,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from tests.conftest import PASSWORD, Users
+from tests.factories import row_id
 from tests.web.conftest import ROOT
 from triage import queue
-from triage.models.cases import Case
+from triage.models.cases import Case, OffenceCategory, RestrictionKind
 from triage.models.exhibits import DeviceType, Exhibit
 from triage.models.queue import ExaminationTask, TaskState
 
@@ -51,16 +52,16 @@ def _case(engine: Engine, ref: str, officer: int, restricted_days: int | None, d
         start = date.today() - timedelta(days=restricted_days) if restricted_days is not None else None
         case = Case(
             crime_reference=ref,
-            offence_category="iioc",
+            offence_category=OffenceCategory.iioc,
             officer_id=officer,
             received_date=date.today(),
             children_in_household=2 if restricted_days is not None else 0,
-            restriction_kind="no_contact_own_children" if start else None,
+            restriction_kind=RestrictionKind.no_contact_own_children if start else None,
             restriction_start=start,
         )
         s.add(case)
         s.flush()
-        exhibit = Exhibit(case_id=case.id, reference=f"{ref}-1", device_type=DeviceType(device))
+        exhibit = Exhibit(case_id=row_id(case), reference=f"{ref}-1", device_type=DeviceType(device))
         s.add(exhibit)
         s.flush()
         custody.transition(
@@ -75,20 +76,20 @@ def _pace(engine: Engine, officer: int) -> None:
     with Session(engine) as s:
         case = Case(
             crime_reference="CR/DONE",
-            offence_category="fraud",
+            offence_category=OffenceCategory.fraud,
             officer_id=officer,
             received_date=date.today(),
         )
         s.add(case)
         s.flush()
         for n in range(2):
-            exhibit = Exhibit(case_id=case.id, reference=f"D{n}", device_type="phone", state="examined")  # type: ignore[arg-type]
+            exhibit = Exhibit(case_id=row_id(case), reference=f"D{n}", device_type="phone", state="examined")  # type: ignore[arg-type]
             s.add(exhibit)
             s.flush()
             s.add(
                 ExaminationTask(
-                    exhibit_id=exhibit.id,
-                    case_id=case.id,
+                    exhibit_id=row_id(exhibit),
+                    case_id=row_id(case),
                     device_type="phone",  # type: ignore[arg-type]
                     state=TaskState.completed,
                     completed_at=datetime.now(UTC) - timedelta(days=3),

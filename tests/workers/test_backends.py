@@ -188,11 +188,13 @@ def test_a_run_that_kills_its_worker_every_time_is_quarantined_and_work_goes_on(
     _, run_id = _exhibit_with_image(api, staff, "P/1", ntfs_image)
     for attempt in (1, 2, 3):
         proc = workers.start()
+
+        def started(a: int = attempt) -> bool:
+            run = run_row(engine_w, run_id)
+            return run.attempts == a and run.state in (RunState.verifying, RunState.running)
+
         wait_for(
-            lambda a=attempt: (
-                run_row(engine_w, run_id).attempts == a
-                and run_row(engine_w, run_id).state in (RunState.verifying, RunState.running)
-            ),
+            started,
             60,
             f"attempt {attempt} to start",
             workers.logs,
