@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
 
+import orjson
+
 from triage import __version__
 
 DFXML_NS = "http://www.forensicswiki.org/wiki/Category:Digital_Forensics_XML"
@@ -45,7 +47,7 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
         for line in fh:
             if line.strip():
-                yield json.loads(line)
+                yield orjson.loads(line)
 
 
 def _element(tag: str, value: Any, indent: str, **attrs: Any) -> str:
@@ -95,27 +97,35 @@ def write_dfxml(listing: Path, summary: dict[str, Any], target: Path) -> None:
         out.write("</dfxml>\n")
 
 
+# A file's elements, each written as ``_element`` would write it; escaped where the value is
+# text from the evidence (names, types, errors). Tens of thousands of files a scan, so no
+# generic element builder per field.
+_HASH_OPEN = {algo: f"      <hashdigest type={quoteattr(algo)}>" for algo in ("md5", "sha1", "sha256")}
+
+
 def _fileobject(record: dict[str, Any], object_id: int) -> str:
     ind = "      "
     parts = [
-        "    <fileobject>\n",
-        _element("filename", record["path"].lstrip("/"), ind),
-        _element("partition", record["partition"], ind),
-        _element("id", object_id, ind),
-        _element("name_type", "r", ind),
-        _element("filesize", record["size"], ind),
-        _element("alloc", 1 if record["allocated"] else 0, ind),
-        _element("inode", record["inode"], ind),
+        "    <fileobject>\n"
+        f"{ind}<filename>{escape(record['path'].lstrip('/'))}</filename>\n"
+        f"{ind}<partition>{escape(str(record['partition']))}</partition>\n"
+        f"{ind}<id>{object_id}</id>\n"
+        f"{ind}<name_type>r</name_type>\n"
+        f"{ind}<filesize>{escape(str(record['size']))}</filesize>\n"
+        f"{ind}<alloc>{1 if record['allocated'] else 0}</alloc>\n"
+        f"{ind}<inode>{escape(str(record['inode']))}</inode>\n"
     ]
+    times = record.get("times") or {}
     for key, tag in _TIME_TAGS:
-        value = (record.get("times") or {}).get(key)
+        value = times.get(key)
         if value:
-            parts.append(_element(tag, value, ind))
-    for algo in ("md5", "sha1", "sha256"):
-        if record.get(algo):
-            parts.append(_element("hashdigest", record[algo], ind, type=algo))
+            parts.append(f"{ind}<{tag}>{escape(str(value))}</{tag}>\n")
+    for algo, opening in _HASH_OPEN.items():
+        digest = record.get(algo)
+        if digest:
+            parts.append(f"{opening}{escape(str(digest))}</hashdigest>\n")
     if record.get("mime"):
-        parts.append(_element("libmagic", record["mime"], ind))
+        parts.append(f"{ind}<libmagic>{escape(str(record['mime']))}</libmagic>\n")
     if record.get("error"):
         parts.append(f"{ind}<!-- error: {escape(record['error']).replace('--', '- -')} -->\n")
     parts.append("    </fileobject>\n")

@@ -1,0 +1,53 @@
+"""DFXML from a listing: well-formed whatever the evidence's names and errors hold."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from triage.scan.outputs import DFXML_NS, JsonlWriter, write_dfxml
+
+NS = {"d": DFXML_NS}
+
+
+def _summary() -> dict[str, Any]:
+    return {
+        "partitions": [{"index": 0, "offset": 0, "status": "ok", "filesystem": "ext4", "extra": {}}],
+        "image": {"path": "/evidence/x.raw", "media_size": 1024, "computed_hashes": {"md5": "00"}},
+        "provenance": {"versions": {"htcu-triage": "0"}, "started": "2026-11-23T00:00:00Z"},
+    }
+
+
+def test_names_and_errors_from_the_evidence_are_escaped(tmp_path: Path) -> None:
+    hostile = "/dir <&> \"quoted\" 'single'/--ü--.txt"
+    listing = tmp_path / "files.jsonl"
+    writer = JsonlWriter(listing)
+    writer.write(
+        {
+            "partition": 0,
+            "path": hostile,
+            "inode": 12,
+            "size": 3,
+            "allocated": False,
+            "times": {"modified": "2020-01-02T03:04:05Z", "born": None},
+            "md5": "a" * 32,
+            "sha1": None,
+            "sha256": "b" * 64,
+            "mime": "text/<plain>&",
+            "error": "read failed: -- short read <at> 0 & on --",
+        }
+    )
+    writer.close()
+    target = tmp_path / "out.xml"
+    write_dfxml(listing, _summary(), target)
+
+    root = ET.parse(target).getroot()  # raises if not well-formed
+    (fileobject,) = root.findall("d:volume/d:fileobject", NS)
+    assert fileobject.findtext("d:filename", namespaces=NS) == hostile.lstrip("/")
+    assert fileobject.findtext("d:alloc", namespaces=NS) == "0"
+    assert fileobject.findtext("d:mtime", namespaces=NS) == "2020-01-02T03:04:05Z"
+    assert fileobject.find("d:crtime", NS) is None  # no time, no element
+    assert fileobject.findtext("d:libmagic", namespaces=NS) == "text/<plain>&"
+    digests = {h.get("type"): h.text for h in fileobject.findall("d:hashdigest", NS)}
+    assert digests == {"md5": "a" * 32, "sha256": "b" * 64}
