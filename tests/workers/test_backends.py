@@ -4,6 +4,7 @@ a malformed image, and a run that kills its worker every time."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +186,20 @@ def test_bogus_image_fails_cleanly_and_the_next_run_succeeds(
 def test_a_run_that_kills_its_worker_every_time_is_quarantined_and_work_goes_on(
     api: TestClient, staff: dict[str, Any], workers: Workers, ntfs_image: Path, engine_w: Engine
 ) -> None:
-    _, run_id = _exhibit_with_image(api, staff, "P/1", ntfs_image)
+    # The attempts are killed while the run is under way, so the run must last longer than a
+    # poll: the NTFS image with 1 GiB of (sparse) zeros after the volume, and its acquisition
+    # MD5 declared, so that each attempt first spends a few seconds verifying the whole image.
+    # (The bare NTFS image is triaged in a fraction of a second: an attempt could finish
+    # between two polls and never be seen running.)
+    slow = ntfs_image.with_name("ntfs-padded.img")
+    shutil.copyfile(ntfs_image, slow)
+    with slow.open("r+b") as fh:
+        fh.truncate(ntfs_image.stat().st_size + 2**30)
+    md5 = hashlib.md5()
+    with slow.open("rb") as reader:
+        for block in iter(lambda: reader.read(4 * 2**20), b""):
+            md5.update(block)
+    _, run_id = _exhibit_with_image(api, staff, "P/1", slow, acquisition_md5=md5.hexdigest())
     for attempt in (1, 2, 3):
         proc = workers.start()
 
