@@ -115,6 +115,24 @@ def test_e01_and_ntfs_triaged_end_to_end(
     assert 'triage_runs_finished_total{state="succeeded"} 2.0' in metrics
 
 
+def _slow_to_verify(image: Path) -> tuple[Path, str]:
+    """``image`` with 1 GiB of (sparse) zeros after its volume, and its MD5 to declare.
+
+    Tests that kill a worker while a run is under way need the run to last longer than a poll:
+    with the MD5 declared, each attempt first spends seconds verifying the whole image. (The
+    bare NTFS image is triaged in a fraction of a second on a fast machine: an attempt could
+    finish between two polls and never be seen running.)"""
+    slow = image.with_name(f"{image.stem}-padded{image.suffix}")
+    shutil.copyfile(image, slow)
+    with slow.open("r+b") as fh:
+        fh.truncate(image.stat().st_size + 2**30)
+    md5 = hashlib.md5()
+    with slow.open("rb") as reader:
+        for block in iter(lambda: reader.read(4 * 2**20), b""):
+            md5.update(block)
+    return slow, md5.hexdigest()
+
+
 def test_sigkill_mid_run_completes_exactly_once(
     api: TestClient,
     staff: dict[str, Any],
@@ -123,7 +141,8 @@ def test_sigkill_mid_run_completes_exactly_once(
     reference_sets: None,
     engine_w: Engine,
 ) -> None:
-    _, run_id = _exhibit_with_image(api, staff, "N/1", ntfs_image)
+    slow, md5 = _slow_to_verify(ntfs_image)
+    _, run_id = _exhibit_with_image(api, staff, "N/1", slow, acquisition_md5=md5)
     first = workers.start()
     wait_for(
         lambda: run_row(engine_w, run_id).state in (RunState.verifying, RunState.running),
@@ -186,20 +205,8 @@ def test_bogus_image_fails_cleanly_and_the_next_run_succeeds(
 def test_a_run_that_kills_its_worker_every_time_is_quarantined_and_work_goes_on(
     api: TestClient, staff: dict[str, Any], workers: Workers, ntfs_image: Path, engine_w: Engine
 ) -> None:
-    # The attempts are killed while the run is under way, so the run must last longer than a
-    # poll: the NTFS image with 1 GiB of (sparse) zeros after the volume, and its acquisition
-    # MD5 declared, so that each attempt first spends a few seconds verifying the whole image.
-    # (The bare NTFS image is triaged in a fraction of a second: an attempt could finish
-    # between two polls and never be seen running.)
-    slow = ntfs_image.with_name("ntfs-padded.img")
-    shutil.copyfile(ntfs_image, slow)
-    with slow.open("r+b") as fh:
-        fh.truncate(ntfs_image.stat().st_size + 2**30)
-    md5 = hashlib.md5()
-    with slow.open("rb") as reader:
-        for block in iter(lambda: reader.read(4 * 2**20), b""):
-            md5.update(block)
-    _, run_id = _exhibit_with_image(api, staff, "P/1", slow, acquisition_md5=md5.hexdigest())
+    slow, md5 = _slow_to_verify(ntfs_image)
+    _, run_id = _exhibit_with_image(api, staff, "P/1", slow, acquisition_md5=md5)
     for attempt in (1, 2, 3):
         proc = workers.start()
 
