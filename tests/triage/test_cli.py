@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
+import pytest
+from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from triage.cli import COMMANDS
 from triage.cli import app as cli
+from triage.settings import get_settings
 
 
 def test_help_lists_every_command() -> None:
@@ -43,3 +48,37 @@ def test_unknown_command_is_refused() -> None:
     result = CliRunner().invoke(cli, ["explode"])
     assert result.exit_code == 2
     assert "No such command" in result.output
+
+
+def _invoke(args: list[str], env: dict[str, str]) -> Any:
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(cli, args, env=env)
+    finally:
+        get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("command", ["rescore", "serve"])
+def test_a_bad_scoring_policy_is_refused_with_its_line_not_a_traceback(
+    command: str, database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    bad = tmp_path / "policy.toml"
+    bad.write_text('version = "local-1"\n[factors.horoscope]\npoints = 1\n')
+    result = _invoke([command], {"TRIAGE_DATABASE_URL": database_url, "TRIAGE_SCORING_POLICY": str(bad)})
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"triage: {bad}:2: unknown policy factor 'horoscope'", result.exception
+    assert "local worker started" not in result.stdout  # refused before anything started
+
+
+def test_settings_that_do_not_validate_are_refused_in_one_line(tmp_path: Path) -> None:
+    result = _invoke(
+        ["queue"],
+        {
+            "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+            "TRIAGE_ENVIRONMENT": "production",
+            "TRIAGE_SECRET_KEY": "",
+        },
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith("triage: invalid settings: ") and "TRIAGE_SECRET_KEY" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -61,6 +61,31 @@ class LazyGroup(TyperGroup):
             self.add_command(load_command(cmd_name), cmd_name)
         return super().get_command(ctx, cmd_name)
 
+    def invoke(self, ctx: Any) -> Any:
+        """A configuration that any command may refuse as it starts (a bad scoring policy,
+        settings that do not validate, such as a default secret in production) ends the
+        command with a one-line message on stderr and exit status 1, not a traceback."""
+        from pydantic import ValidationError
+
+        from scoring.policy import PolicyError
+        from triage.errors import ConfigurationError
+
+        try:
+            return super().invoke(ctx)
+        except (ConfigurationError, PolicyError) as exc:
+            typer.echo(f"triage: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except ValidationError as exc:
+            if exc.title != "Settings":
+                raise
+            # Each error's field and message; not the input values, which hold the settings.
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+                for error in exc.errors()
+            )
+            typer.echo(f"triage: invalid settings: {problems}", err=True)
+            raise typer.Exit(1) from None
+
 
 app = typer.Typer(
     name="triage",

@@ -167,9 +167,13 @@ def serve(
     """Serve the API (and, in the embedded shape, run the local worker beside it)."""
     import uvicorn
 
+    from triage import queue
     from triage.settings import QueueBackend
 
     settings = get_settings()
+    # A bad scoring policy is refused now, naming its line, before the worker thread or the API
+    # starts (as `triage worker` and `triage scheduler` refuse it in their _start).
+    queue.policy(settings.policy_path)
     if settings.queue_backend is QueueBackend.local:
         from workers.local import start_in_thread
 
