@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 from typer.testing import CliRunner
 
+from tests.factories import queued_cases, row_id
+from triage import queue
 from triage.cli import COMMANDS
 from triage.cli import app as cli
+from triage.context import Context
+from triage.models.accounts import Account, Role
+from triage.models.queue import ExaminationTask, TaskState
+from triage.models.types import utcnow
 from triage.settings import get_settings
 
 
@@ -68,6 +76,28 @@ def test_a_bad_scoring_policy_is_refused_with_its_line_not_a_traceback(
     assert result.exit_code == 1
     assert result.stderr.strip() == f"triage: {bad}:2: unknown policy factor 'horoscope'", result.exception
     assert "local worker started" not in result.stdout  # refused before anything started
+
+
+def test_rescore_with_a_bad_policy_changes_nothing(database_url: str, engine: Engine, tmp_path: Path) -> None:
+    """Refused before its first write: a task whose lease lapsed stays as it was (the sweep
+    that rescore starts with would return it to the queue)."""
+    with Session(engine, expire_on_commit=False) as s:
+        officer = Account(username="officer", role=Role.investigator, password_hash="x")
+        examiner = Account(username="examiner", role=Role.examiner, password_hash="x")
+        s.add_all([officer, examiner])
+        s.commit()
+    queued_cases(engine, 1, row_id(officer), seed=1, today=date.today())
+    with Session(engine, expire_on_commit=False) as s:
+        lapsed = queue.claim_next(s, Context(actor=examiner), 60, now=utcnow() - timedelta(hours=1))
+        s.commit()
+    assert lapsed is not None
+    bad = tmp_path / "policy.toml"
+    bad.write_text('version = "local-1"\n[factors.horoscope]\npoints = 1\n')
+    result = _invoke(["rescore"], {"TRIAGE_DATABASE_URL": database_url, "TRIAGE_SCORING_POLICY": str(bad)})
+    assert result.exit_code == 1 and "unknown policy factor" in result.stderr
+    with Session(engine) as s:
+        task = s.get(ExaminationTask, lapsed.id)
+        assert task is not None and task.state == TaskState.claimed
 
 
 def test_settings_that_do_not_validate_are_refused_in_one_line(tmp_path: Path) -> None:

@@ -6,11 +6,11 @@ import os
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlmodel import col, select
 
 from triage import accounts, audit, migrate
+from triage.cli.output import console, fail
 from triage.context import system_context
 from triage.db import make_engine, session_scope
 from triage.errors import TriageError
@@ -18,19 +18,11 @@ from triage.models.accounts import Account, Role
 from triage.models.exhibits import DeviceType
 from triage.settings import get_settings
 
-console = Console()
-err = Console(stderr=True)
-
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 users_app = typer.Typer(
     help="Accounts and roles. Accounts are disabled, never deleted.", no_args_is_help=True
 )
 audit_app = typer.Typer(help="The append-only audit log.", no_args_is_help=True)
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
 
 
 @db_app.command("upgrade")
@@ -75,13 +67,13 @@ def users_create(
             iioc_cleared=iioc_cleared,
         )
     except ValueError as exc:
-        raise _fail(str(exc), 2) from None
+        raise fail(str(exc), 2) from None
     engine = make_engine(get_settings().database_url)
     try:
         with session_scope(engine) as session:
             account = accounts.create_account(session, system_context(), data)
     except TriageError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"created {account.role} account {account.username!r} (id {account.id})")
     if generated:
         console.print(f"password (shown once): {secret}")
@@ -94,7 +86,7 @@ def _set_active(username: str, active: bool) -> None:
             account = accounts.find_account(session, username)
             accounts.set_active(session, system_context(), account, active)
     except TriageError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"{username}: {'enabled' if active else 'disabled'}")
 
 
@@ -138,7 +130,7 @@ def users_bootstrap_admin(username: str = "admin") -> None:
                 username=username, password=secret, role=Role.admin, full_name="First administrator"
             )
         except ValueError as exc:
-            raise _fail(f"TRIAGE_ADMIN_PASSWORD: {exc}", 2) from None
+            raise fail(f"TRIAGE_ADMIN_PASSWORD: {exc}", 2) from None
         accounts.create_account(session, system_context(), data)
     console.print(f"created admin account {username!r}")
     if not supplied:
@@ -154,7 +146,7 @@ def audit_verify() -> None:
     if report.ok:
         console.print(f"audit log intact: {report.events} events")
         return
-    raise _fail(f"audit chain broken at event {report.first_broken_id}: {report.reason}")
+    raise fail(f"audit chain broken at event {report.first_broken_id}: {report.reason}")
 
 
 def serve(

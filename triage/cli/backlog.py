@@ -8,18 +8,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlmodel import col, select
 
 from triage import backlog as backlog_figures
 from triage import queue
+from triage.cli.output import console, fail
 from triage.db import make_engine, session_scope
 from triage.models.types import utcnow
 from triage.models.vendors import Vendor
 from triage.settings import get_settings
-
-console = Console()
 
 
 def backlog(
@@ -130,5 +128,4 @@ def outsource(
                 f"image MD5 {record.dispatch_md5}"
             )
     except TriageError as exc:
-        Console(stderr=True).print(f"[red]refused:[/red] {exc}")
-        raise typer.Exit(1) from None
+        raise fail(str(exc), label="refused") from None

@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from triage import queue
+from triage.cli.output import console
 from triage.db import make_engine, session_scope
 from triage.settings import get_settings
-
-console = Console()
 
 
 def show_queue(
@@ -53,6 +51,7 @@ def show_queue(
 def rescore() -> None:
     """Recompute every case's score now (the clocks move scores: restriction days, dates)."""
     settings = get_settings()
+    queue.policy(settings.policy_path)  # a bad policy refuses before anything is written
     engine = make_engine(settings.database_url)
     with session_scope(engine) as session:
         queue.sweep(session)  # committed first: the rescore's writer rewrites the same tasks

@@ -6,25 +6,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from triage import registry
+from triage.cli.output import console, fail
 from triage.context import system_context
 from triage.db import make_engine, session_scope
 from triage.errors import TriageError
 from triage.settings import get_settings
 
-console = Console()
 hashsets_app = typer.Typer(
     help="Hash sets (known-bad: VICS, CAID, lists; known-good: NSRL).", no_args_is_help=True
 )
 rules_app = typer.Typer(help="YARA rule sets.", no_args_is_help=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error:[/red] {message}")
-    return typer.Exit(1)
 
 
 @hashsets_app.command("add")
@@ -43,7 +37,7 @@ def hashsets_add(
                 f"{record.entries} hashes, sha256 {record.sha256}"
             )
     except (TriageError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 @hashsets_app.command("list")
@@ -76,7 +70,7 @@ def rules_add(path: Path, name: Annotated[str | None, typer.Option()] = None) ->
                 f"{len(record.files)} files, sha256 {record.sha256}"
             )
     except TriageError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 @rules_app.command("list")
