@@ -36,11 +36,8 @@ class HashSetInfo:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        while chunk := fh.read(4 * 1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _batches(records: Iterable[HashRecord]) -> Iterator[list[tuple[bytes, str, int]]]:
