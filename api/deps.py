@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -19,8 +19,15 @@ from triage.models.cases import Case
 from triage.models.exhibits import Exhibit
 from triage.models.images import EvidenceImage
 from triage.models.runs import TriageRun
+from triage.models.types import INT32_MAX
 from triage.pagination import Page
 from triage.settings import Settings
+
+# Ids and offsets in URLs: a number no row can have, or no page can start at, is refused with
+# 422 before any query (the database drivers cannot even bind one beyond 64 bits).
+RowId = Annotated[int, Path(ge=1, le=INT32_MAX)]
+RowIdFilter = Annotated[int | None, Query(ge=1, le=INT32_MAX)]
+Offset = Annotated[int, Query(ge=0, le=INT32_MAX)]
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -65,7 +72,7 @@ CtxDep = Annotated[Context, Depends(get_context)]
 
 def get_page(
     settings: SettingsDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int | None, Query(ge=1, description="clamped to the server's page cap")] = None,
 ) -> Page:
     return Page.clamp(offset, limit, settings.page_size_default, settings.page_size_max)
@@ -74,19 +81,19 @@ def get_page(
 PageDep = Annotated[Page, Depends(get_page)]
 
 
-def visible_case(case_id: int, session: SessionDep, ctx: CtxDep) -> Case:
+def visible_case(case_id: RowId, session: SessionDep, ctx: CtxDep) -> Case:
     return access.get_case(session, ctx, case_id)
 
 
-def visible_exhibit(exhibit_id: int, session: SessionDep, ctx: CtxDep) -> Exhibit:
+def visible_exhibit(exhibit_id: RowId, session: SessionDep, ctx: CtxDep) -> Exhibit:
     return access.get_exhibit(session, ctx, exhibit_id)
 
 
-def visible_image(image_id: int, session: SessionDep, ctx: CtxDep) -> EvidenceImage:
+def visible_image(image_id: RowId, session: SessionDep, ctx: CtxDep) -> EvidenceImage:
     return access.get_image(session, ctx, image_id)
 
 
-def visible_run(run_id: int, session: SessionDep, ctx: CtxDep) -> TriageRun:
+def visible_run(run_id: RowId, session: SessionDep, ctx: CtxDep) -> TriageRun:
     return access.get_scoped(session, ctx, TriageRun, run_id, "run")
 
 

@@ -89,6 +89,7 @@ def settings(database_url: str, evidence_root: Path, tmp_path: Path) -> Settings
         environment=Environment.test,
         database_url=database_url,
         evidence_roots=[evidence_root, TESTDATA],
+        reference_roots=[tmp_path / "reference"],
         artifact_dir=tmp_path / "artifacts",
         secret_key=SecretStr("test-secret-key-which-is-long-enough-0123456789"),
     )

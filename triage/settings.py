@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         default_factory=lambda: [VAR_DIR / "evidence"],
         description="The only directories evidence images may be read from.",
     )
+    reference_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=lambda: [VAR_DIR / "reference"],
+        description="The only directories the API registers hash sets and YARA rules from by path "
+        "(uploads and the CLI need none).",
+    )
     artifact_dir: Path = VAR_DIR / "artifacts"
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
     token_lifetime_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60)
@@ -75,7 +80,7 @@ class Settings(BaseSettings):
     # one, so that a core does not idle while a worker waits on the database.
     api_workers: int = Field(default=1, ge=1)
 
-    @field_validator("evidence_roots", mode="before")
+    @field_validator("evidence_roots", "reference_roots", mode="before")
     @classmethod
     def _split_roots(cls, value: object) -> object:
         # Accept "a:b" or "a,b" in an environment variable as well as a JSON list.
@@ -120,6 +125,9 @@ class Settings(BaseSettings):
 
     def resolved_evidence_roots(self) -> list[Path]:
         return [Path(p).resolve() for p in self.evidence_roots]
+
+    def resolved_reference_roots(self) -> list[Path]:
+        return [Path(p).resolve() for p in self.reference_roots]
 
 
 @lru_cache

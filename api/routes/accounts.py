@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import CtxDep, PageDep, SessionDep
+from api.deps import CtxDep, PageDep, RowId, SessionDep
 from api.schemas import Paged
 from triage import accounts
 from triage.models.accounts import AccountPublic, Role
@@ -33,14 +33,14 @@ def create_account(data: accounts.AccountCreate, session: SessionDep, ctx: CtxDe
 
 
 @router.get("/{account_id}", response_model=AccountPublic)
-def get_account(account_id: int, session: SessionDep, ctx: CtxDep) -> AccountPublic:
+def get_account(account_id: RowId, session: SessionDep, ctx: CtxDep) -> AccountPublic:
     ctx.require(Role.admin)
     return AccountPublic.model_validate(accounts.get_account(session, account_id))
 
 
 @router.patch("/{account_id}", response_model=AccountPublic)
 def update_account(
-    account_id: int, data: accounts.AccountUpdate, session: SessionDep, ctx: CtxDep
+    account_id: RowId, data: accounts.AccountUpdate, session: SessionDep, ctx: CtxDep
 ) -> AccountPublic:
     ctx.require(Role.admin)
     account = accounts.update_account(session, ctx, accounts.get_account(session, account_id), data)
@@ -49,7 +49,7 @@ def update_account(
 
 
 @router.post("/{account_id}/disable", response_model=AccountPublic)
-def disable_account(account_id: int, session: SessionDep, ctx: CtxDep) -> AccountPublic:
+def disable_account(account_id: RowId, session: SessionDep, ctx: CtxDep) -> AccountPublic:
     ctx.require(Role.admin)
     account = accounts.set_active(session, ctx, accounts.get_account(session, account_id), False)
     session.commit()
@@ -57,7 +57,7 @@ def disable_account(account_id: int, session: SessionDep, ctx: CtxDep) -> Accoun
 
 
 @router.post("/{account_id}/enable", response_model=AccountPublic)
-def enable_account(account_id: int, session: SessionDep, ctx: CtxDep) -> AccountPublic:
+def enable_account(account_id: RowId, session: SessionDep, ctx: CtxDep) -> AccountPublic:
     ctx.require(Role.admin)
     account = accounts.set_active(session, ctx, accounts.get_account(session, account_id), True)
     session.commit()

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 from sqlmodel import col, select
 
-from api.deps import CaseDep, CtxDep, ExhibitDep, SessionDep
+from api.deps import CaseDep, CtxDep, ExhibitDep, RowId, SessionDep
 from triage import access, backlog, vendors
 from triage.errors import ConflictError, FieldValidationError
 from triage.models.accounts import Role
@@ -54,21 +54,21 @@ def create_vendor(data: VendorCreate, session: SessionDep, ctx: CtxDep) -> Vendo
 
 
 @router.patch("/vendors/{vendor_id}", response_model=VendorPublic)
-def update_vendor(vendor_id: int, data: VendorUpdate, session: SessionDep, ctx: CtxDep) -> VendorPublic:
+def update_vendor(vendor_id: RowId, data: VendorUpdate, session: SessionDep, ctx: CtxDep) -> VendorPublic:
     vendor = vendors.update_vendor(session, ctx, vendors.get_vendor(session, vendor_id), data)
     session.commit()
     return VendorPublic.model_validate(vendor)
 
 
 @router.post("/vendors/{vendor_id}/approve", response_model=VendorPublic, responses={409: {}})
-def approve_vendor(vendor_id: int, session: SessionDep, ctx: CtxDep) -> VendorPublic:
+def approve_vendor(vendor_id: RowId, session: SessionDep, ctx: CtxDep) -> VendorPublic:
     vendor = vendors.set_status(session, ctx, vendors.get_vendor(session, vendor_id), VendorStatus.approved)
     session.commit()
     return VendorPublic.model_validate(vendor)
 
 
 @router.post("/vendors/{vendor_id}/suspend", response_model=VendorPublic)
-def suspend_vendor(vendor_id: int, session: SessionDep, ctx: CtxDep) -> VendorPublic:
+def suspend_vendor(vendor_id: RowId, session: SessionDep, ctx: CtxDep) -> VendorPublic:
     vendor = vendors.set_status(session, ctx, vendors.get_vendor(session, vendor_id), VendorStatus.suspended)
     session.commit()
     return VendorPublic.model_validate(vendor)
@@ -128,7 +128,7 @@ def list_outsourcings(session: SessionDep, ctx: CtxDep, overdue: bool = False) -
     return [r for r in rows if r.overdue] if overdue else rows
 
 
-def visible_outsourcing(outsourcing_id: int, session: SessionDep, ctx: CtxDep) -> Outsourcing:
+def visible_outsourcing(outsourcing_id: RowId, session: SessionDep, ctx: CtxDep) -> Outsourcing:
     return access.get_scoped(session, ctx, Outsourcing, outsourcing_id, "outsourcing")
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlmodel import select
 
-from api.deps import CaseDep, CtxDep, PageDep, SessionDep
+from api.deps import CaseDep, CtxDep, PageDep, RowIdFilter, SessionDep
 from api.schemas import Paged
 from triage import intake
 from triage.models.cases import (
@@ -36,7 +36,7 @@ def list_cases(
     page: PageDep,
     status: CaseStatus | None = None,
     offence_category: OffenceCategory | None = None,
-    officer_id: int | None = None,
+    officer_id: RowIdFilter = None,
     team: str | None = None,
 ) -> Paged[CasePublic]:
     """Cases the caller may see (investigators: their own), filtered and paged."""

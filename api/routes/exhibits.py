@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import CtxDep, ExhibitDep, ImageDep, PageDep, SessionDep, SettingsDep
+from api.deps import CtxDep, ExhibitDep, ImageDep, PageDep, RowIdFilter, SessionDep, SettingsDep
 from api.schemas import Paged
 from triage import custody, dispatch, intake, lifecycle, runs
 from triage.models.exhibits import (
@@ -27,7 +27,7 @@ def list_exhibits(
     session: SessionDep,
     ctx: CtxDep,
     page: PageDep,
-    case_id: int | None = None,
+    case_id: RowIdFilter = None,
     state: ExhibitState | None = None,
     device_type: DeviceType | None = None,
 ) -> Paged[ExhibitPublic]:

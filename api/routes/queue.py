@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel
 from sqlmodel import col, select
 
-from api.deps import CaseDep, CtxDep, PageDep, SessionDep, SettingsDep
+from api.deps import CaseDep, CtxDep, PageDep, RowId, SessionDep, SettingsDep
 from api.schemas import Paged
 from triage import access, queue
 from triage.models.accounts import STAFF_ROLES
@@ -55,11 +55,11 @@ class PreviewPublic(BaseModel):
     factors: list[dict[str, Any]]
 
 
-def visible_task(task_id: int, session: SessionDep, ctx: CtxDep) -> ExaminationTask:
+def visible_task(task_id: RowId, session: SessionDep, ctx: CtxDep) -> ExaminationTask:
     return access.get_scoped(session, ctx, ExaminationTask, task_id, "task")
 
 
-def visible_override(override_id: int, session: SessionDep, ctx: CtxDep) -> PriorityOverride:
+def visible_override(override_id: RowId, session: SessionDep, ctx: CtxDep) -> PriorityOverride:
     return access.get_scoped(session, ctx, PriorityOverride, override_id, "override")
 
 

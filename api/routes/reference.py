@@ -8,9 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
-from api.deps import CtxDep, SessionDep, SettingsDep
+from api.deps import CtxDep, RowId, SessionDep, SettingsDep
 from api.uploads import save_upload
 from triage import registry
+from triage.evidence.paths import confine
 from triage.models.accounts import STAFF_ROLES, Role
 from triage.models.runs import HashSetPublic, HashSetRegister, RuleSetPublic, RuleSetRegister
 
@@ -27,8 +28,11 @@ def list_hashsets(session: SessionDep, ctx: CtxDep) -> list[HashSetPublic]:
 def register_hashset(
     data: HashSetRegister, session: SessionDep, ctx: CtxDep, settings: SettingsDep
 ) -> HashSetPublic:
-    """Register a hash set file already on the server (validated and indexed now)."""
-    record = registry.register_hashset(session, ctx, settings, Path(data.path), data.name, data.kind)
+    """Register a hash set file already on the server, inside the reference roots
+    (TRIAGE_REFERENCE_ROOTS); validated and indexed now."""
+    ctx.require(Role.admin)
+    path = confine(data.path, settings.resolved_reference_roots(), what="reference roots")
+    record = registry.register_hashset(session, ctx, settings, path, data.name, data.kind)
     session.commit()
     return HashSetPublic.model_validate(record)
 
@@ -51,7 +55,7 @@ def upload_hashset(
 
 
 @router.post("/hashsets/{hashset_id}/deactivate", response_model=HashSetPublic)
-def deactivate_hashset(hashset_id: int, session: SessionDep, ctx: CtxDep) -> HashSetPublic:
+def deactivate_hashset(hashset_id: RowId, session: SessionDep, ctx: CtxDep) -> HashSetPublic:
     record = registry.get_hashset(session, hashset_id)
     registry.set_active(session, ctx, record, False)
     session.commit()
@@ -68,8 +72,11 @@ def list_rulesets(session: SessionDep, ctx: CtxDep) -> list[RuleSetPublic]:
 def register_ruleset(
     data: RuleSetRegister, session: SessionDep, ctx: CtxDep, settings: SettingsDep
 ) -> RuleSetPublic:
-    """Register a rule file or folder on the server; refused if it does not compile."""
-    record = registry.register_ruleset(session, ctx, settings, Path(data.path), data.name)
+    """Register a rule file or folder on the server, inside the reference roots
+    (TRIAGE_REFERENCE_ROOTS); refused if it does not compile."""
+    ctx.require(Role.admin)
+    path = confine(data.path, settings.resolved_reference_roots(), allow_dir=True, what="reference roots")
+    record = registry.register_ruleset(session, ctx, settings, path, data.name)
     session.commit()
     return RuleSetPublic.model_validate(record)
 
@@ -92,7 +99,7 @@ def upload_ruleset(
 
 
 @router.post("/rulesets/{ruleset_id}/deactivate", response_model=RuleSetPublic)
-def deactivate_ruleset(ruleset_id: int, session: SessionDep, ctx: CtxDep) -> RuleSetPublic:
+def deactivate_ruleset(ruleset_id: RowId, session: SessionDep, ctx: CtxDep) -> RuleSetPublic:
     record = registry.get_ruleset(session, ruleset_id)
     registry.set_active(session, ctx, record, False)
     session.commit()

@@ -7,13 +7,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import Offset, RowId, SessionDep, SettingsDep
 from api.routes.auth import TooManyLogins, sign_in
 from api.uploads import save_upload
 from triage import access, accounts, backlog, queue, registry, runs, vendors
@@ -136,7 +136,9 @@ def home(account: PageAccount) -> RedirectResponse:
 
 
 @router.get("/queue", response_class=HTMLResponse)
-def queue_page(request: Request, account: PageAccount, session: SessionDep, offset: int = 0) -> HTMLResponse:
+def queue_page(
+    request: Request, account: PageAccount, session: SessionDep, offset: Offset = 0
+) -> HTMLResponse:
     if account.role not in (Role.manager, Role.admin, Role.examiner):
         return error_page(request, account, PermissionDeniedError("the queue is for HTCU staff"))
     rows, total = queue.queue_entries(session, max(offset, 0), PAGE_SIZE)
@@ -155,7 +157,7 @@ def queue_page(request: Request, account: PageAccount, session: SessionDep, offs
 @router.post("/queue/{case_id}/override", response_class=HTMLResponse)
 def override(
     request: Request,
-    case_id: int,
+    case_id: RowId,
     account: PageAccount,
     session: SessionDep,
     kind: Annotated[str, Form()] = "",
@@ -220,14 +222,17 @@ def _queue_with_error(
 
 @router.get("/backlog", response_class=HTMLResponse)
 def backlog_page(
-    request: Request, account: PageAccount, session: SessionDep, extra: int = 10
+    request: Request,
+    account: PageAccount,
+    session: SessionDep,
+    extra: Annotated[int, Query(ge=0, le=100_000)] = 10,  # as the API's forecast allows
 ) -> HTMLResponse:
     if account.role not in (Role.manager, Role.admin):
         return error_page(request, account, PermissionDeniedError("the backlog is for managers"))
     now = datetime.now(UTC)
     figures = backlog.figures(session, now)
-    forecast = backlog.forecast(session, now, 0, max(extra, 0))
-    return render(request, "backlog.html", account, figures=figures, forecast=forecast, extra=max(extra, 0))
+    forecast = backlog.forecast(session, now, 0, extra)
+    return render(request, "backlog.html", account, figures=figures, forecast=forecast, extra=extra)
 
 
 @router.get("/vendors", response_class=HTMLResponse)
@@ -285,7 +290,7 @@ def claim(request: Request, account: PageAccount, session: SessionDep, settings:
 
 
 @router.get("/work/tasks/{task_id}", response_class=HTMLResponse)
-def task_page(request: Request, task_id: int, account: PageAccount, session: SessionDep) -> HTMLResponse:
+def task_page(request: Request, task_id: RowId, account: PageAccount, session: SessionDep) -> HTMLResponse:
     try:
         task = access.get_scoped(session, _ctx(request, account), ExaminationTask, task_id, "task")
     except NotFoundError as exc:
@@ -302,7 +307,7 @@ def task_page(request: Request, task_id: int, account: PageAccount, session: Ses
 @router.post("/work/tasks/{task_id}/{action}", response_model=None)
 def task_action(
     request: Request,
-    task_id: int,
+    task_id: RowId,
     action: str,
     account: PageAccount,
     session: SessionDep,
@@ -340,7 +345,7 @@ def task_action(
 
 
 @router.get("/runs/{run_id}/progress.json")
-def run_progress(request: Request, run_id: int, account: PageAccount, session: SessionDep) -> JSONResponse:
+def run_progress(request: Request, run_id: RowId, account: PageAccount, session: SessionDep) -> JSONResponse:
     try:
         run = access.get_scoped(session, _ctx(request, account), TriageRun, run_id, "run")
     except NotFoundError:
@@ -374,7 +379,7 @@ def my_cases(request: Request, account: PageAccount, session: SessionDep) -> HTM
 
 
 @router.get("/my/cases/{case_id}", response_class=HTMLResponse)
-def my_case(request: Request, case_id: int, account: PageAccount, session: SessionDep) -> HTMLResponse:
+def my_case(request: Request, case_id: RowId, account: PageAccount, session: SessionDep) -> HTMLResponse:
     try:
         case = access.get_case(session, _ctx(request, account), case_id)
     except NotFoundError as exc:
@@ -426,7 +431,7 @@ def admin_page(
     account: PageAccount,
     session: SessionDep,
     settings: SettingsDep,
-    offset: int = 0,
+    offset: Offset = 0,
     message: str = "",
 ) -> HTMLResponse:
     if account.role is not Role.admin:
@@ -463,7 +468,7 @@ def admin_create_account(
 @router.post("/admin/accounts/{account_id}/{action}", response_model=None)
 def admin_account_action(
     request: Request,
-    account_id: int,
+    account_id: RowId,
     action: str,
     account: PageAccount,
     session: SessionDep,

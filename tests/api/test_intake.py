@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.helpers import case_body, create_case, create_exhibit
@@ -145,6 +146,46 @@ def test_unknown_ids_are_404(client: TestClient, users: Users, headers: dict[str
         "/api/v1/exhibits/999/custody",
     ]:
         assert client.get(path, headers=h).status_code == 404
+
+
+@pytest.mark.parametrize("number", [2**31, 10**30, 0, -1])
+def test_ids_no_row_can_have_are_422_before_any_query(
+    number: int, client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    """Numbers past the integer columns' range used to reach the driver, which cannot bind them
+    (a 500). They, and ids below 1, are refused with 422 naming the parameter."""
+    h, admin = headers["manager"], headers["admin"]
+    _, audit_before = _counts(client, h)
+    requests = [
+        ("get", f"/api/v1/cases/{number}", None, h),
+        ("get", f"/api/v1/exhibits/{number}/custody", None, h),
+        ("get", f"/api/v1/runs/{number}/files", None, h),
+        ("post", f"/api/v1/tasks/{number}/release", {"attempt": 1}, headers["examiner"]),
+        ("post", f"/api/v1/accounts/{number}/disable", None, admin),
+        ("post", f"/api/v1/vendors/{number}/approve", None, h),
+        ("get", f"/api/v1/exhibits?case_id={number}", None, h),
+        ("post", "/api/v1/cases", case_body(officer_id=number), h),
+    ]
+    if number > 0:  # a negative offset is refused too; a huge one could not be bound
+        requests.append(("get", f"/api/v1/cases?offset={number}", None, h))
+    for method, path, body, who in requests:
+        r = client.request(method, path, json=body, headers=who)
+        assert r.status_code == 422, (path, r.status_code, r.text)
+        assert r.json()["detail"][0]["type"] in ("less_than_equal", "greater_than_equal"), r.text
+    assert _counts(client, h) == (0, audit_before)
+
+
+def test_paths_the_system_cannot_look_up_are_400(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    h = headers["manager"]
+    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
+    exhibit = create_exhibit(client, h, case["id"])
+    for path in ["0" * 4000, "a/" * 1500 + "b.dd", "inside\x00.dd"]:
+        r = client.post(f"/api/v1/exhibits/{exhibit['id']}/images", json={"path": path}, headers=h)
+        assert r.status_code == 400, (path[:20], r.status_code, r.text[:200])
+        assert len(r.json()["detail"]) < 400
+    assert client.get(f"/api/v1/exhibits/{exhibit['id']}/images", headers=h).json() == []
 
 
 def test_image_paths_outside_roots_symlink_escapes_and_missing_files_are_400_and_store_nothing(

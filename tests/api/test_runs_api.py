@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from tests.api.helpers import create_case, create_exhibit
 from tests.conftest import TESTDATA, Users
+from triage.settings import Settings
 
 
 def test_starting_a_run_without_an_image_or_twice_is_409(
@@ -80,6 +81,35 @@ def test_hash_sets_upload_and_register_are_admin_only_and_validated(
     assert missing.status_code == 400
     assert len(client.get("/api/v1/hashsets", headers=headers["examiner"]).json()) == 1
     assert client.get("/api/v1/hashsets", headers=headers["investigator"]).status_code == 403
+
+
+def test_hash_sets_and_rules_register_by_path_only_from_the_reference_roots(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], settings: Settings, tmp_path: Path
+) -> None:
+    """By path, an admin may name files in the reference roots only: elsewhere the parsers'
+    messages, which quote the line they stumble on, would read out any file the service can."""
+    h = headers["admin"]
+    reference = settings.reference_roots[0]
+    reference.mkdir(exist_ok=True)
+    (reference / "set.md5").write_text("d41d8cd98f00b204e9800998ecf8427e  empty\n")
+    (reference / "rules").mkdir()
+    (reference / "rules" / "ok.yar").write_text('rule ok { strings: $a = "x" condition: $a }')
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:$6$top-secret-salt$hash:19000:0:99999:7:::\n")
+    (reference / "escape.md5").symlink_to(secret)
+    for path in [str(secret), "escape.md5", "../secret.txt", "/etc/passwd", str(tmp_path), "0" * 4000]:
+        for kind in ("hashsets", "rulesets"):
+            r = client.post(f"/api/v1/{kind}", json={"path": path}, headers=h)
+            assert r.status_code == 400, (kind, path[:40], r.status_code, r.text[:200])
+            assert "top-secret" not in r.text and len(r.text) < 500
+    assert client.get("/api/v1/hashsets", headers=h).json() == []
+    assert client.get("/api/v1/rulesets", headers=h).json() == []
+    r = client.post("/api/v1/hashsets", json={"path": "set.md5"}, headers=headers["manager"])
+    assert r.status_code == 403
+    r = client.post("/api/v1/hashsets", json={"path": "set.md5"}, headers=h)
+    assert r.status_code == 201 and r.json()["entries"] == 1, r.text
+    r = client.post("/api/v1/rulesets", json={"path": str(reference / "rules")}, headers=h)
+    assert r.status_code == 201, r.text
 
 
 def test_metrics_are_served_in_prometheus_format(client: TestClient, users: Users) -> None:

@@ -55,12 +55,14 @@ def worker_env(backend: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     migrate.upgrade(url)
     evidence = tmp_path / "evidence"
     evidence.mkdir()
+    (tmp_path / "reference").mkdir()
     env = {
         "TRIAGE_ENVIRONMENT": "test",
         "TRIAGE_DATABASE_URL": url,
         "TRIAGE_QUEUE_BACKEND": backend,
         "TRIAGE_BROKER_URL": broker,
         "TRIAGE_EVIDENCE_ROOTS": f"{evidence}:{TESTDATA}",
+        "TRIAGE_REFERENCE_ROOTS": str(tmp_path / "reference"),
         "TRIAGE_ARTIFACT_DIR": str(tmp_path / "artifacts"),
         "TRIAGE_SECRET_KEY": "worker-test-secret-key-0123456789abcdef",
         "TRIAGE_RUN_LEASE_SECONDS": "3",
@@ -163,18 +165,20 @@ def ntfs_image(worker_env: dict[str, str]) -> Path:
 
 
 @pytest.fixture
-def reference_sets(api: TestClient, staff: dict[str, Any], tmp_path: Path) -> None:
-    """A VICS set that lists the planted picture and a rule that finds the planted marker."""
+def reference_sets(api: TestClient, staff: dict[str, Any], worker_env: dict[str, str]) -> None:
+    """A VICS set that lists the planted picture and a rule that finds the planted marker,
+    registered by path from the reference root."""
     import json
 
+    reference = Path(worker_env["TRIAGE_REFERENCE_ROOTS"])
     bad = Planted("", KNOWN_BAD)
-    vics = tmp_path / "vics.json"
+    vics = reference / "vics.json"
     vics.write_text(
         json.dumps({"value": [{"Category": 1, "MD5": bad.md5.upper(), "SHA1": bad.sha1.upper()}]})
     )
     r = api.post("/api/v1/hashsets", json={"path": str(vics), "name": "vics"}, headers=staff["admin"])
     assert r.status_code == 201, r.text
-    rules = tmp_path / "rules"
+    rules = reference / "rules"
     rules.mkdir()
     (rules / "marker.yar").write_text(
         f'rule planted_marker {{ strings: $m = "{YARA_MARKER.decode()}" condition: $m }}'

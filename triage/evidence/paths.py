@@ -1,4 +1,5 @@
-"""Keep every evidence path inside the configured evidence roots."""
+"""Keep every path a user names inside the folders configured for it: evidence images inside
+the evidence roots, hash sets and rules registered through the API inside the reference roots."""
 
 from __future__ import annotations
 
@@ -8,11 +9,29 @@ from pathlib import Path
 from triage.errors import InvalidInputError
 
 
-def confine(path: str | Path, roots: Sequence[Path]) -> Path:
-    """Resolve ``path`` (symlinks followed) and return it if it is an existing regular file
-    inside one of ``roots``. Relative paths are taken relative to each root in turn."""
+def confine(
+    path: str | Path, roots: Sequence[Path], allow_dir: bool = False, what: str = "evidence roots"
+) -> Path:
+    """Resolve ``path`` (symlinks followed) and return it if it is an existing regular file (or,
+    with ``allow_dir``, folder) inside one of ``roots``, which messages call ``what``. Relative
+    paths are taken relative to each root in turn. A path the operating system refuses to look
+    up (too long, a NUL byte, no permission) is :class:`InvalidInputError` too."""
+    try:
+        return _confine(path, roots, allow_dir, what)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidInputError(f"{_shown(path)}: cannot be looked up: {reason}") from None
+
+
+def _shown(path: str | Path, limit: int = 200) -> str:
+    """The path as messages quote it: a long one shortened in the middle."""
+    text = str(path)
+    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 2 :]}"
+
+
+def _confine(path: str | Path, roots: Sequence[Path], allow_dir: bool, what: str) -> Path:
     if not roots:
-        raise InvalidInputError("no evidence roots are configured (TRIAGE_EVIDENCE_ROOTS)")
+        raise InvalidInputError(f"no {what} are configured")
     resolved_roots = [Path(r).resolve() for r in roots]
     raw = Path(path)
     candidates = [raw] if raw.is_absolute() else [root / raw for root in resolved_roots]
@@ -21,16 +40,16 @@ def confine(path: str | Path, roots: Sequence[Path]) -> Path:
         inside = any(resolved.is_relative_to(root) for root in resolved_roots)
         if not inside:
             if raw.is_absolute() or candidate is candidates[-1]:
-                raise InvalidInputError(f"{path}: outside the evidence roots")
+                raise InvalidInputError(f"{_shown(path)}: outside the {what}")
             continue
         if not resolved.exists():
             if candidate is candidates[-1]:
-                raise InvalidInputError(f"{path}: no such file under the evidence roots")
+                raise InvalidInputError(f"{_shown(path)}: no such file under the {what}")
             continue
-        if not resolved.is_file():
-            raise InvalidInputError(f"{path}: not a regular file")
+        if not (resolved.is_file() or (allow_dir and resolved.is_dir())):
+            raise InvalidInputError(f"{_shown(path)}: not a regular file")
         return resolved
-    raise InvalidInputError(f"{path}: no such file under the evidence roots")
+    raise InvalidInputError(f"{_shown(path)}: no such file under the {what}")
 
 
 def confine_all(paths: Sequence[Path], roots: Sequence[Path]) -> list[Path]:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
-from triage.models.types import EnumString, UTCDateTime, utcnow
+from triage.models.types import EnumString, RowRef, UTCDateTime, utcnow
 
 
 class OffenceCategory(StrEnum):
@@ -102,7 +102,7 @@ class CaseCreate(_SafeguardingFields):
 
     crime_reference: str = PField(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9/_.\-]+$")
     offence_category: OffenceCategory
-    officer_id: int
+    officer_id: RowRef
     team: str = PField(default="", max_length=100)
     received_date: date
 
@@ -118,7 +118,7 @@ class CaseUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     offence_category: OffenceCategory | None = None
-    officer_id: int | None = None
+    officer_id: RowRef | None = None
     team: str | None = PField(default=None, max_length=100)
     status: CaseStatus | None = None
     received_date: date | None = None
@@ -152,4 +152,4 @@ class CasePublic(_SafeguardingFields):
 class CaseMemberAdd(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    account_id: int
+    account_id: RowRef

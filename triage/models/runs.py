@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
-from triage.models.types import EnumString, UTCDateTime, utcnow
+from triage.models.types import EnumString, RowRef, UTCDateTime, utcnow
 
 
 class RunState(StrEnum):
@@ -119,9 +119,9 @@ class RuleSetRecord(SQLModel, table=True):
 class RunStart(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    image_id: int | None = None  # default: the exhibit's newest image
-    hashset_ids: list[int] | None = None  # default: every active hash set
-    ruleset_id: int | None = None  # default: the newest active rule set
+    image_id: RowRef | None = None  # default: the exhibit's newest image
+    hashset_ids: list[RowRef] | None = PField(default=None, max_length=1000)  # default: every active hash set
+    ruleset_id: RowRef | None = None  # default: the newest active rule set
 
 
 class RunPublic(BaseModel):

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field as PField
 from sqlalchemy import DateTime, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 from triage.clock import utcnow
 
-__all__ = ["EnumString", "UTCDateTime", "utcnow"]
+__all__ = ["INT32_MAX", "EnumString", "Int32", "RowRef", "UTCDateTime", "utcnow"]
+
+INT32_MAX = 2**31 - 1
+"""The largest value of an ``integer`` column on PostgreSQL: every id, and amounts in pence.
+Larger numbers in a request are refused with 422 before any query; the database drivers cannot
+even bind them (SQLite's raises OverflowError, which was a 500)."""
+
+RowRef = Annotated[int, PField(ge=1, le=INT32_MAX)]
+"""An id given in a request body (the API's path ids are :data:`api.deps.RowId`)."""
+
+Int32 = Annotated[int, PField(ge=0, le=INT32_MAX)]
+"""A count or amount stored in an ``integer`` column (or in JSON read back as one)."""
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
-from triage.models.types import EnumString, UTCDateTime, utcnow
+from triage.models.types import INT32_MAX, EnumString, Int32, RowRef, UTCDateTime, utcnow
 
 
 class VendorStatus(StrEnum):
@@ -76,7 +76,7 @@ class VendorCreate(BaseModel):
     iioc_authorised: bool = False
     capacity_per_month: int = PField(ge=0, le=100_000)
     turnaround_days: int = PField(ge=1, le=3650)
-    price_pence: dict[str, int] = PField(default_factory=dict)
+    price_pence: dict[str, Int32] = PField(default_factory=dict)
     contacts: str = PField(default="", max_length=4000)
 
 
@@ -90,7 +90,7 @@ class VendorUpdate(BaseModel):
     iioc_authorised: bool | None = None
     capacity_per_month: int | None = PField(default=None, ge=0, le=100_000)
     turnaround_days: int | None = PField(default=None, ge=1, le=3650)
-    price_pence: dict[str, int] | None = None
+    price_pence: dict[str, Int32] | None = None
     contacts: str | None = PField(default=None, max_length=4000)
 
 
@@ -105,7 +105,7 @@ class VendorPublic(VendorCreate):
 class DispatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    vendor_id: int
+    vendor_id: RowRef
     reason: str = PField(default="outsourced to meet the backlog", max_length=2000)
 
 
@@ -137,4 +137,4 @@ class OutsourcingPublic(BaseModel):
 class BudgetSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount_pence: int = PField(ge=0)
+    amount_pence: int = PField(ge=0, le=INT32_MAX)
