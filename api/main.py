@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
-from api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from api.middleware import BodySizeLimitMiddleware, NulInUrlMiddleware, RequestIdMiddleware
 from api.routes import accounts, audit, auth, backlog, cases, exhibits, health, metrics, reference, runs
 from api.routes import queue as queue_routes
 from api.routes.auth import LoginThrottle
@@ -55,5 +55,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (f"{API_PREFIX}/rulesets/upload", settings.max_upload_bytes),
     ]
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, overrides=uploads)
+    app.add_middleware(NulInUrlMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: a request id on every request, and a cap on request body size."""
+"""Pure ASGI middleware: a request id on every request, a cap on request body size, and no NUL
+character in URLs."""
 
 from __future__ import annotations
 
@@ -89,15 +90,34 @@ class BodySizeLimitMiddleware:
 
     @staticmethod
     async def _reject(send: Send, limit: int) -> None:
-        body = json.dumps({"detail": f"request body larger than {limit} bytes"}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _answer(send, 413, f"request body larger than {limit} bytes")
+
+
+class NulInUrlMiddleware:
+    """Answers 422 for a NUL character in the path or query (as ``%00``): no id, filter or
+    page parameter means one, and the databases disagree on it (PostgreSQL refuses it in text,
+    SQLite compares it). Bodies are checked by :class:`triage.models.requests.RequestModel`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope["path"] or b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]
+        ):
+            await _answer(send, 422, "a NUL character (U+0000) is not allowed in the URL")
+            return
+        await self.app(scope, receive, send)
+
+
+async def _answer(send: Send, status: int, detail: str) -> None:
+    """A whole JSON error response, sent before the app sees the request."""
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -10,7 +10,6 @@ from functools import cache
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PField
 from sqlmodel import Session, col, select
 
@@ -24,6 +23,7 @@ from triage.errors import (
 )
 from triage.models.accounts import Account, Role
 from triage.models.exhibits import DeviceType
+from triage.models.requests import RequestModel
 from triage.models.types import utcnow
 from triage.settings import Settings
 
@@ -39,9 +39,7 @@ def _dummy_hash() -> str:
     return _hasher.hash(secrets.token_urlsafe(16))
 
 
-class AccountCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AccountCreate(RequestModel):
     username: str = PField(min_length=2, max_length=64, pattern=r"^[a-z0-9._\-]+$")
     password: str = PField(min_length=MIN_PASSWORD_LENGTH, max_length=200)
     role: Role
@@ -51,9 +49,7 @@ class AccountCreate(BaseModel):
     iioc_cleared: bool = False
 
 
-class AccountUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AccountUpdate(RequestModel):
     full_name: str | None = PField(default=None, max_length=200)
     team: str | None = PField(default=None, max_length=100)
     role: Role | None = None

@@ -167,7 +167,10 @@ def _chain_pending(session: Session) -> None:
         ]
         connection = session.connection()
         quoted = sql.Literal(json.dumps(events)).as_string(connection.connection.driver_connection)
-        connection.exec_driver_sql(f"SELECT triage_audit_append({quoted}::json); COMMIT")
+        # Sent without parameters, so that the driver reads no '%' in the text as a placeholder.
+        connection.exec_driver_sql(
+            f"SELECT triage_audit_append({quoted}::json); COMMIT", execution_options={"no_parameters": True}
+        )
         return
     prev = session.execute(_LAST_HASH).scalar() or GENESIS
     rows = []

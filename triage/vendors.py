@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from triage import audit, custody
 from triage.context import Context
-from triage.errors import ConflictError, CorruptImageError, NotFoundError
+from triage.errors import ConflictError, CorruptImageError, InvalidInputError, NotFoundError
 from triage.evidence.formats import detect
 from triage.models.accounts import Role
 from triage.models.cases import Case
@@ -231,6 +231,9 @@ def is_overdue(record: Outsourcing, today: date) -> bool:
 
 def set_budget(session: Session, ctx: Context, year: str, amount_pence: int) -> Budget:
     ctx.require(*MANAGERS)
+    start = year[:4]
+    if not (start.isdigit() and 1 <= int(start) < 9999 and financial_year(date(int(start), 4, 1)) == year):
+        raise InvalidInputError(f"{year[:20]!r} is not a financial year (April to March), such as 2026-27")
     budget = session.get(Budget, year) or Budget(financial_year=year)
     before = audit.snapshot(budget)
     budget.amount_pence = amount_pence

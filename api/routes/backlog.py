@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import PlainTextResponse
 from sqlmodel import col, select
 
@@ -146,7 +146,12 @@ def receive(
 
 
 @router.put("/budgets/{financial_year}", status_code=204)
-def set_budget(financial_year: str, data: BudgetSet, session: SessionDep, ctx: CtxDep) -> None:
+def set_budget(
+    financial_year: Annotated[str, Path(pattern=r"^[0-9]{4}-[0-9]{2}$", examples=["2026-27"])],
+    data: BudgetSet,
+    session: SessionDep,
+    ctx: CtxDep,
+) -> None:
     vendors.set_budget(session, ctx, financial_year, data.amount_pence)
     session.commit()
 

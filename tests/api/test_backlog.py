@@ -368,3 +368,28 @@ def test_a_cases_exhibits_go_together_or_not_at_all(
         create_exhibit(client, h, small["id"], f"S/{n}")
     r = client.post(f"/api/v1/cases/{small['id']}/outsource", json={"vendor_id": vendor["id"]}, headers=h)
     assert r.status_code == 201 and len(r.json()) == 2
+
+
+def test_a_budget_is_set_per_financial_year_and_shown_against_spend(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    from triage.vendors import financial_year
+
+    year = financial_year(date.today())
+    h = headers["manager"]
+    r = client.put(f"/api/v1/budgets/{year}", json={"amount_pence": 250_000_00}, headers=h)
+    assert r.status_code == 204, r.text
+    spend = client.get("/api/v1/backlog", headers=h).json()["spend"]
+    assert (spend["financial_year"], spend["budget_pence"]) == (year, 250_000_00)
+    assert (
+        client.put(
+            f"/api/v1/budgets/{year}", json={"amount_pence": 1}, headers=headers["examiner"]
+        ).status_code
+        == 403
+    )
+    for bad, status in [("2026-29", 400), ("0000-01", 400), ("2026-2027", 422), ("x" * 40, 422)]:
+        r = client.put(f"/api/v1/budgets/{bad}", json={"amount_pence": 1}, headers=h)
+        assert r.status_code == status, (bad, r.text)
+    r = client.put(f"/api/v1/budgets/{year}", json={"amount_pence": 2**31}, headers=h)
+    assert r.status_code == 422, r.text
+    assert client.get("/api/v1/backlog", headers=h).json()["spend"]["budget_pence"] == 250_000_00

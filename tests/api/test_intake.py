@@ -175,16 +175,79 @@ def test_ids_no_row_can_have_are_422_before_any_query(
     assert _counts(client, h) == (0, audit_before)
 
 
+def test_any_text_is_stored_and_audited_as_given(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    """Percent signs (driver placeholders), quotes, backslashes and non-ASCII reach the audit
+    chain intact: on PostgreSQL a '%' once made every audited change fail with a 500."""
+    h = headers["manager"]
+    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
+    text = "100% 'Acme' \"x\" %s %(a)s %| \\ back\\slash é 🔒"
+    r = client.post(
+        f"/api/v1/cases/{case['id']}/exhibits",
+        json={"reference": "JB/9", "device_type": "laptop", "make": text, "seized_from": text},
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    exhibit = r.json()
+    assert (exhibit["make"], exhibit["seized_from"]) == (text, text)
+    r = client.post(
+        f"/api/v1/exhibits/{exhibit['id']}/movements", json={"to_location": text, "reason": text}, headers=h
+    )
+    assert r.status_code == 200, r.text
+    events = client.get("/api/v1/audit?object_type=exhibit", headers=headers["admin"]).json()["items"]
+    assert [e["after"]["location"] for e in events if e["action"] == "exhibit.move"] == [text]
+    assert client.get("/api/v1/audit/verify", headers=headers["admin"]).json()["ok"] is True
+
+
+def test_text_the_database_cannot_hold_is_refused_and_changes_nothing(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    h = headers["manager"]
+    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
+    _, audit_before = _counts(client, h)
+    r = client.post(
+        f"/api/v1/cases/{case['id']}/exhibits",
+        json={"reference": "JB/9", "device_type": "laptop", "make": "nul\u0000byte"},
+        headers=h,
+    )
+    assert r.status_code == 422, r.text
+    assert "NUL" in r.text
+    assert client.get(f"/api/v1/cases/{case['id']}/exhibits", headers=h).json()["total"] == 0
+    assert _counts(client, h)[1] == audit_before
+    r = client.get("/api/v1/audit?action=a%00b", headers=headers["admin"])
+    assert r.status_code == 422, r.text
+
+
+def test_a_value_the_database_refuses_is_422_and_logged(app, client: TestClient, caplog) -> None:  # type: ignore[no-untyped-def]
+    """The backstop behind the checks at the edge: a value only the database refuses (its
+    DataError) answers 422 with the database's reason, not 500."""
+    from sqlalchemy.exc import DataError
+
+    def refused() -> None:
+        raise DataError("UPDATE x", {}, Exception("value too long for type character varying(9)"))
+
+    app.add_api_route("/api/v1/test-data-error", refused)
+    r = client.get("/api/v1/test-data-error")
+    assert r.status_code == 422
+    assert r.json() == {
+        "detail": "a value was refused by the database: value too long for type character varying(9)"
+    }
+    assert "database refused a value" in caplog.text
+
+
 def test_paths_the_system_cannot_look_up_are_400(
     client: TestClient, users: Users, headers: dict[str, dict[str, str]]
 ) -> None:
     h = headers["manager"]
     case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
     exhibit = create_exhibit(client, h, case["id"])
-    for path in ["0" * 4000, "a/" * 1500 + "b.dd", "inside\x00.dd"]:
+    for path in ["0" * 4000, "a/" * 1500 + "b.dd"]:
         r = client.post(f"/api/v1/exhibits/{exhibit['id']}/images", json={"path": path}, headers=h)
         assert r.status_code == 400, (path[:20], r.status_code, r.text[:200])
         assert len(r.json()["detail"]) < 400
+    r = client.post(f"/api/v1/exhibits/{exhibit['id']}/images", json={"path": "in\x00.dd"}, headers=h)
+    assert r.status_code == 422 and "NUL" in r.text  # refused with the body, before any lookup
     assert client.get(f"/api/v1/exhibits/{exhibit['id']}/images", headers=h).json() == []
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
+from triage.models.requests import RequestModel
 from triage.models.types import EnumString, RowRef, UTCDateTime, utcnow
 
 
@@ -97,9 +98,7 @@ def check_restriction(kind: object, start: date | None, end: date | None) -> Non
         raise ValueError("restriction_end is before restriction_start")
 
 
-class CaseCreate(_SafeguardingFields):
-    model_config = ConfigDict(extra="forbid")
-
+class CaseCreate(RequestModel, _SafeguardingFields):
     crime_reference: str = PField(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9/_.\-]+$")
     offence_category: OffenceCategory
     officer_id: RowRef
@@ -112,10 +111,8 @@ class CaseCreate(_SafeguardingFields):
         return self
 
 
-class CaseUpdate(BaseModel):
+class CaseUpdate(RequestModel):
     """Every field optional; only those sent change. The combined result is re-validated."""
-
-    model_config = ConfigDict(extra="forbid")
 
     offence_category: OffenceCategory | None = None
     officer_id: RowRef | None = None
@@ -149,7 +146,5 @@ class CasePublic(_SafeguardingFields):
     received_date: date
 
 
-class CaseMemberAdd(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CaseMemberAdd(RequestModel):
     account_id: RowRef

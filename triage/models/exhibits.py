@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
+from triage.models.requests import RequestModel
 from triage.models.types import EnumString, UTCDateTime, utcnow
 
 
@@ -75,9 +76,7 @@ class CustodyEvent(SQLModel, table=True):
     reason: str = Field(default="", sa_type=sa.Text)
 
 
-class ExhibitCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ExhibitCreate(RequestModel):
     reference: str = PField(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9/_.\-]+$")
     device_type: DeviceType
     make: str = PField(default="", max_length=100)
@@ -88,9 +87,7 @@ class ExhibitCreate(BaseModel):
     location: str = PField(default="HTCU store", max_length=200)
 
 
-class ExhibitUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ExhibitUpdate(RequestModel):
     make: str | None = PField(default=None, max_length=100)
     model: str | None = PField(default=None, max_length=100)
     serial: str | None = PField(default=None, max_length=100)
@@ -117,17 +114,13 @@ class ExhibitPublic(BaseModel):
     created_at: datetime
 
 
-class TransitionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TransitionRequest(RequestModel):
     to_state: ExhibitState
     reason: str = PField(default="", max_length=2000)
 
 
-class MovementRequest(BaseModel):
+class MovementRequest(RequestModel):
     """A physical movement of the device (store, lab, vendor, court) without a state change."""
-
-    model_config = ConfigDict(extra="forbid")
 
     to_location: str = PField(min_length=1, max_length=200)
     reason: str = PField(min_length=1, max_length=2000)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
+from triage.models.requests import RequestModel
 from triage.models.types import EnumString, UTCDateTime, utcnow
 
 
@@ -43,9 +44,7 @@ class EvidenceImage(SQLModel, table=True):
     registered_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class ImageRegister(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ImageRegister(RequestModel):
     path: str = PField(min_length=1, max_length=4096)
     acquisition_md5: str | None = PField(default=None, pattern=r"^[0-9a-fA-F]{32}$")
     acquisition_sha1: str | None = PField(default=None, pattern=r"^[0-9a-fA-F]{40}$")

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
+from triage.models.requests import RequestModel
 from triage.models.types import EnumString, UTCDateTime, utcnow
 
 
@@ -80,9 +81,7 @@ class ExaminationTask(SQLModel, table=True):
     outcome: str = Field(default="", sa_type=sa.Text)
 
 
-class OverrideCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OverrideCreate(RequestModel):
     kind: str = PField(pattern="^(boost|pin|hold)$")
     points: float = PField(default=0.0, ge=0, le=10_000)
     reason: str = PField(min_length=3, max_length=2000)
@@ -124,14 +123,10 @@ class TaskPublic(BaseModel):
     outcome: str
 
 
-class CompleteRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CompleteRequest(RequestModel):
     attempt: int
     outcome: str = PField(min_length=1, max_length=4000)
 
 
-class LeaseRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LeaseRequest(RequestModel):
     attempt: int

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
+from triage.models.requests import RequestModel
 from triage.models.types import EnumString, RowRef, UTCDateTime, utcnow
 
 
@@ -116,9 +117,7 @@ class RuleSetRecord(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class RunStart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RunStart(RequestModel):
     image_id: RowRef | None = None  # default: the exhibit's newest image
     hashset_ids: list[RowRef] | None = PField(default=None, max_length=1000)  # default: every active hash set
     ruleset_id: RowRef | None = None  # default: the newest active rule set
@@ -174,9 +173,7 @@ class HitPublic(BaseModel):
     mime: str | None
 
 
-class HashSetRegister(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class HashSetRegister(RequestModel):
     path: str = PField(min_length=1, max_length=4096)
     name: str | None = PField(default=None, max_length=200)
     kind: str | None = PField(default=None, pattern="^(known_bad|known_good)$")
@@ -195,9 +192,7 @@ class HashSetPublic(BaseModel):
     created_at: datetime
 
 
-class RuleSetRegister(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RuleSetRegister(RequestModel):
     path: str = PField(min_length=1, max_length=4096)
     name: str | None = PField(default=None, max_length=200)
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
+from triage.models.requests import RequestModel
 from triage.models.types import INT32_MAX, EnumString, Int32, RowRef, UTCDateTime, utcnow
 
 
@@ -65,9 +66,7 @@ class Budget(SQLModel, table=True):
     amount_pence: int = 0
 
 
-class VendorCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class VendorCreate(RequestModel):
     name: str = PField(min_length=2, max_length=200)
     iso17025_digital: bool = False
     fsr_code_compliant: bool = False
@@ -80,9 +79,7 @@ class VendorCreate(BaseModel):
     contacts: str = PField(default="", max_length=4000)
 
 
-class VendorUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class VendorUpdate(RequestModel):
     iso17025_digital: bool | None = None
     fsr_code_compliant: bool | None = None
     accreditation_expires: date | None = None
@@ -102,16 +99,12 @@ class VendorPublic(VendorCreate):
     created_at: datetime
 
 
-class DispatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DispatchRequest(RequestModel):
     vendor_id: RowRef
     reason: str = PField(default="outsourced to meet the backlog", max_length=2000)
 
 
-class ReturnRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReturnRequest(RequestModel):
     report_reference: str = PField(min_length=1, max_length=200)
     examined: bool = True  # False: the vendor could not finish; back to the in-house queue
 
@@ -134,7 +127,5 @@ class OutsourcingPublic(BaseModel):
     overdue: bool = False
 
 
-class BudgetSet(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BudgetSet(RequestModel):
     amount_pence: int = PField(ge=0, le=INT32_MAX)
