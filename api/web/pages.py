@@ -22,7 +22,7 @@ from triage.errors import AuthenticationError, NotFoundError, PermissionDeniedEr
 from triage.models.accounts import Account, Role
 from triage.models.cases import Case
 from triage.models.exhibits import Exhibit
-from triage.models.queue import ExaminationTask, OverrideCreate, TaskState
+from triage.models.queue import CompleteRequest, ExaminationTask, OverrideCreate, TaskState
 from triage.models.runs import ACTIVE_RUN_STATES, TriageHit, TriageRun
 from triage.models.vendors import Outsourcing, OutsourcingState, Vendor
 
@@ -317,21 +317,25 @@ def task_action(
     try:
         task = access.get_scoped(session, ctx, ExaminationTask, task_id, "task")
         if action == "complete":
-            if not outcome.strip():
-                exhibit = session.get(Exhibit, task.exhibit_id)
+            problem = "Write the outcome of the examination before completing." if not outcome.strip() else ""
+            try:
+                done = CompleteRequest(attempt=task.attempt, outcome=outcome.strip())  # as the API checks it
+            except ValidationError as exc:
+                problem = problem or _errors(exc)
+            if problem:
                 return render(
                     request,
                     "task.html",
                     account,
                     422,
                     task=task,
-                    exhibit=exhibit,
+                    exhibit=session.get(Exhibit, task.exhibit_id),
                     case=session.get(Case, task.case_id),
                     run=None,
                     hits=[],
-                    error="Write the outcome of the examination before completing.",
+                    error=problem,
                 )
-            queue.complete(session, ctx, task, task.attempt, outcome.strip())
+            queue.complete(session, ctx, task, done.attempt, done.outcome)
             message = "Job completed."
         elif action == "release":
             queue.release(session, ctx, task, task.attempt)

@@ -188,6 +188,20 @@ def test_forms_answer_bad_input_with_a_clear_message(
         assert queue.positions(s)  # nothing above changed the queue by mistake
 
 
+def test_an_outcome_the_api_would_refuse_is_refused_on_the_page_too(
+    client: TestClient, users: Users, engine: Engine
+) -> None:
+    _case(engine, "CR/LONG", users.investigator.id or 0, None)
+    client.post("/login", data={"username": "examiner", "password": PASSWORD})
+    task_page = client.post("/work/claim").url.path
+    for outcome, says in [("x" * 4001, "at most 4000 characters"), ("nul\x00byte", "NUL character")]:
+        r = client.post(f"{task_page}/complete", data={"outcome": outcome})
+        assert r.status_code == 422 and says in r.text, r.text[-500:]
+    with Session(engine) as s:
+        task = s.exec(select(ExaminationTask)).one()
+        assert task.state == TaskState.claimed and task.outcome == ""
+
+
 def test_pages_fit_a_tablet_and_are_reachable_by_keyboard(
     server: str, browser: Any, users: Users, engine: Engine
 ) -> None:
