@@ -75,6 +75,9 @@ def test_hash_sets_upload_and_register_are_admin_only_and_validated(
         "/api/v1/hashsets/upload", files={"file": ("bad.txt", b"not a hash\n")}, headers=headers["admin"]
     )
     assert bad.status_code == 400
+    long_name = "é🔒" * 60 + ".md5"  # 364 bytes: more than a file name may have
+    r = client.post("/api/v1/hashsets/upload", files={"file": (long_name, b"")}, headers=headers["admin"])
+    assert r.status_code == 422 and "file name" in r.text, r.text
     missing = client.post(
         "/api/v1/hashsets", json={"path": str(tmp_path / "nope.txt")}, headers=headers["admin"]
     )

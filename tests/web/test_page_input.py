@@ -1,0 +1,78 @@
+"""Hostile values in every field of every page form, and in the pages' path and query
+parameters: an answer of any kind but a server error. (The API's operations get the same from
+tests/api/test_fuzz.py; the pages are not in its OpenAPI document.) Found: an upload whose file
+name is longer than a file name may be."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi.testclient import TestClient
+
+from tests.api.helpers import case_body
+from tests.conftest import PASSWORD, Users, login
+
+HOSTILE = [
+    "",
+    "-1",
+    "2147483648",
+    "9" * 40,
+    "1e309",
+    "nan",
+    "%s %(x)s %|",
+    "nul\x00byte",
+    "é🔒" * 60,
+    "x" * 5000,
+    "'; DROP TABLE case;--",
+    "<script>alert(1)</script>",
+    "0001-01-01T00:00",
+    "9999-12-31T23:59:59+14:00",
+]
+
+
+def _server_errors(client: TestClient, requests: list[tuple[str, str, dict[str, object]]]) -> list[str]:
+    errors = []
+    for method, path, kwargs in requests:
+        r = client.request(method, path, **kwargs)  # type: ignore[arg-type]
+        if r.status_code >= 500:
+            errors.append(f"{method} {path[:60]} {str(kwargs)[:120]}: {r.status_code}")
+    return errors
+
+
+def test_no_page_input_gets_a_server_error(client: TestClient, users: Users) -> None:
+    manager = login(client, "manager")
+    case = client.post("/api/v1/cases", json=case_body(users.investigator.id or 0), headers=manager)
+    assert case.status_code == 201, case.text
+    case_id = case.json()["id"]
+    requests: list[tuple[str, str, dict[str, object]]] = []
+    for value in HOSTILE:
+        good = {"kind": "boost", "reason": "a good reason", "points": "5", "expires_at": "2099-01-01T00:00"}
+        for field in [*good, "confirm"]:
+            requests.append(("POST", f"/queue/{case_id}/override", {"data": {**good, field: value}}))
+        for prefix in ["/queue?offset=", "/backlog?extra=", "/my/cases/", "/work/tasks/", "/runs/"]:
+            requests.append(("GET", prefix + quote(value, safe=""), {}))
+    client.post("/login", data={"username": "manager", "password": PASSWORD})
+    errors = _server_errors(client, requests)
+
+    requests = []
+    for value in HOSTILE:
+        account = {"username": "new", "full_name": "N U", "role": "examiner", "password": "long-pw-123456"}
+        for field in account:
+            requests.append(("POST", "/admin/accounts", {"data": {**account, field: value}}))
+        requests.append(("POST", "/admin/accounts/1/" + quote(value, safe=""), {}))
+        upload = {"file": (value or "x", b"d41d8cd98f00b204e9800998ecf8427e\n")}
+        form = {"files": upload, "data": {"hashset_kind": value}}
+        requests.append(("POST", "/admin/reference/hashsets", form))
+    client.post("/logout")
+    client.post("/login", data={"username": "admin", "password": PASSWORD})
+    errors += _server_errors(client, requests)
+
+    requests = [("POST", "/work/claim", {})]
+    for value in HOSTILE:
+        for action in ["complete", "release", quote(value, safe="") or "x"]:
+            requests.append(("POST", f"/work/tasks/1/{action}", {"data": {"outcome": value}}))
+        requests.append(("POST", "/login", {"data": {"username": value, "password": value}}))
+    client.post("/logout")
+    client.post("/login", data={"username": "examiner", "password": PASSWORD})
+    errors += _server_errors(client, requests)
+    assert not errors, "\n".join(errors)
