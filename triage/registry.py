@@ -14,6 +14,7 @@ from triage.analysis.hashsets.store import file_sha256
 from triage.analysis.yarascan import RuleSet, compile_rules, rule_files
 from triage.context import Context
 from triage.errors import ConflictError, HashSetError, NotFoundError, RulesError
+from triage.evidence.paths import not_usable, shown
 from triage.models.accounts import Role
 from triage.models.runs import HashSetRecord, RuleSetRecord
 from triage.settings import Settings
@@ -35,8 +36,8 @@ def register_hashset(
     """Validate and index ``source``; the same content registered twice is a 409."""
     if ctx.actor is not None:
         ctx.require(Role.admin)
-    if not source.is_file():
-        raise HashSetError(f"{source}: no such file")
+    if (problem := not_usable(source)) is not None:
+        raise HashSetError(f"{shown(source)}: {problem}")
     sha = file_sha256(source)
     existing = session.exec(select(HashSetRecord).where(HashSetRecord.sha256 == sha)).first()
     if existing is not None:

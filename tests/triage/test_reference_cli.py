@@ -43,3 +43,15 @@ def test_hash_sets_and_rules_are_added_and_listed(runner: CliRunner, tmp_path: P
     result = runner.invoke(cli, ["rules", "add", str(broken)])
     assert result.exit_code == 1 and "compile" in result.output
     assert "r.yar" in runner.invoke(cli, ["rules", "list"]).output
+
+
+def test_paths_that_cannot_be_looked_up_are_refused_in_one_line(runner: CliRunner, tmp_path: Path) -> None:
+    too_long = str(tmp_path / ("a" * 300))
+    for command in (
+        ["hashsets", "add", too_long],
+        ["rules", "add", too_long],
+        ["hashsets", "add", str(tmp_path)],
+    ):
+        result = runner.invoke(cli, command)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+        assert "cannot be looked up" in result.output or "not a regular file" in result.output, result.output

@@ -262,6 +262,18 @@ def test_cli_exit_codes_and_outputs(
     bad_rules.write_text("rule broken { condition: nonsense_identifier }")
     rl = run(str(images["ext4"]), "--rules", str(bad_rules))
     assert rl.returncode == 6 and "compile" in rl.stderr
+    # Paths the system cannot look up, or that are no file: the same statuses, one line each.
+    too_long = str(tmp_path / ("a" * 300))
+    for args, code in [
+        ((too_long,), 3),
+        ((str(tmp_path),), 3),
+        ((str(images["ext4"]), "--hashset", too_long), 5),
+        ((str(images["ext4"]), "--rules", too_long), 6),
+        ((str(images["ext4"]), "--out", str(bad_set / "out")), 1),
+    ]:
+        failed = run(*args)
+        assert failed.returncode == code, (args[-1][-20:], failed.stderr)
+        assert failed.stderr.count("\n") == 1 and "Traceback" not in failed.stderr, failed.stderr
     dfxml_only = tmp_path / "only.xml"
     assert run(str(images["ext4"]), "--dfxml", str(dfxml_only)).returncode == 0
     assert parse_dfxml(dfxml_only.read_text())

@@ -15,6 +15,7 @@ from typing import Any
 import yara
 
 from triage.errors import RulesError
+from triage.evidence.paths import not_usable, shown
 
 RULE_SUFFIXES = {".yar", ".yara", ".rule", ".rules"}
 # The externals that public rule sets (e.g. signature-base) expect; empty values compile.
@@ -41,14 +42,15 @@ class YaraResult:
 def rule_files(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
+        if (problem := not_usable(path, allow_dir=True)) is not None:
+            problem = "no such rule file or folder" if problem == "no such file" else problem
+            raise RulesError(f"{shown(path)}: {problem}")
         if path.is_dir():
             files.extend(
                 sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in RULE_SUFFIXES)
             )
-        elif path.is_file():
-            files.append(path)
         else:
-            raise RulesError(f"{path}: no such rule file or folder")
+            files.append(path)
     if not files:
         raise RulesError(f"no rule files (*.yar, *.yara) under {', '.join(map(str, paths))}")
     return files

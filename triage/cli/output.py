@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a refusal stays one line, however long
 
 
 def fail(message: str, code: int = 1, label: str = "error") -> typer.Exit:

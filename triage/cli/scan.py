@@ -25,6 +25,7 @@ from triage.errors import (
     RulesError,
     UnsupportedFormatError,
 )
+from triage.evidence.paths import not_usable, shown
 from triage.scan import ScanOptions, scan_image
 from triage.scan.outputs import write_dfxml
 
@@ -35,6 +36,7 @@ class ExitCode(IntEnum):
     """One status for each kind of failure, so scripts can tell them apart."""
 
     ok = 0
+    failed = 1  # anything else, such as an output folder that cannot be written
     usage = 2  # typer's own for bad options
     unreadable_image = 3
     integrity_mismatch = 4
@@ -101,8 +103,8 @@ def scan(
 
     Exit status: 0 success, 3 unreadable image, 4 integrity mismatch, 5 bad hash set, 6 bad rules.
     """
-    if not image.is_file():
-        raise _die(ExitCode.unreadable_image, f"{image}: no such file")
+    if (problem := not_usable(image)) is not None:
+        raise _die(ExitCode.unreadable_image, f"{shown(image)}: {problem}")
     options = ScanOptions(
         include_deleted=deleted,
         expect_hashes=_parse_expect(expect_hash or []),
@@ -126,7 +128,12 @@ def scan(
             raise _die(ExitCode.bad_rules, str(exc)) from None
 
     work = out or Path(tempfile.mkdtemp(prefix="triage-scan-"))
-    work.mkdir(parents=True, exist_ok=True)
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _die(
+            ExitCode.failed, f"{shown(work)}: cannot write the results there: {exc.strerror}"
+        ) from None
     listing = work / "files.jsonl"
     show = sys.stderr.isatty()
     with Progress(

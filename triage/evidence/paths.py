@@ -20,10 +20,23 @@ def confine(
         return _confine(path, roots, allow_dir, what)
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise InvalidInputError(f"{_shown(path)}: cannot be looked up: {reason}") from None
+        raise InvalidInputError(f"{shown(path)}: cannot be looked up: {reason}") from None
 
 
-def _shown(path: str | Path, limit: int = 200) -> str:
+def not_usable(path: Path, allow_dir: bool = False) -> str | None:
+    """Why ``path`` cannot be read as a file (or, with ``allow_dir``, a folder), as the end of a
+    message: "no such file", "not a regular file", or why the operating system refused to look
+    it up (too long, a NUL byte, no permission); None if it can."""
+    try:
+        if path.is_file() or (allow_dir and path.is_dir()):
+            return None
+        return "not a regular file" if path.exists() else "no such file"
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return f"cannot be looked up: {reason}"
+
+
+def shown(path: str | Path, limit: int = 200) -> str:
     """The path as messages quote it: a long one shortened in the middle."""
     text = str(path)
     return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 2 :]}"
@@ -40,16 +53,16 @@ def _confine(path: str | Path, roots: Sequence[Path], allow_dir: bool, what: str
         inside = any(resolved.is_relative_to(root) for root in resolved_roots)
         if not inside:
             if raw.is_absolute() or candidate is candidates[-1]:
-                raise InvalidInputError(f"{_shown(path)}: outside the {what}")
+                raise InvalidInputError(f"{shown(path)}: outside the {what}")
             continue
         if not resolved.exists():
             if candidate is candidates[-1]:
-                raise InvalidInputError(f"{_shown(path)}: no such file under the {what}")
+                raise InvalidInputError(f"{shown(path)}: no such file under the {what}")
             continue
         if not (resolved.is_file() or (allow_dir and resolved.is_dir())):
-            raise InvalidInputError(f"{_shown(path)}: not a regular file")
+            raise InvalidInputError(f"{shown(path)}: not a regular file")
         return resolved
-    raise InvalidInputError(f"{_shown(path)}: no such file under the {what}")
+    raise InvalidInputError(f"{shown(path)}: no such file under the {what}")
 
 
 def confine_all(paths: Sequence[Path], roots: Sequence[Path]) -> list[Path]:

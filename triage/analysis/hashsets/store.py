@@ -16,6 +16,7 @@ from typing import Any
 from triage.analysis.hashsets.readers import READERS_BY_NAME, Reader, sniff
 from triage.analysis.hashsets.records import HashRecord, HashSetKind
 from triage.errors import HashSetError
+from triage.evidence.paths import not_usable, shown
 
 STORE_VERSION = 1
 BATCH = 50_000
@@ -88,8 +89,8 @@ def load_hashset(
     name: str | None = None,
 ) -> HashSetInfo:
     """Validate ``source``, build (or reuse) its indexed store, and describe it."""
-    if not source.is_file():
-        raise HashSetError(f"{source}: no such file")
+    if (problem := not_usable(source)) is not None:
+        raise HashSetError(f"{shown(source)}: {problem}")
     reader = READERS_BY_NAME[fmt] if fmt else sniff(source)
     sha = file_sha256(source)
     store = cache_dir / f"{sha}.v{STORE_VERSION}.{reader.name}.sqlite"
