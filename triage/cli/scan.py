@@ -101,7 +101,8 @@ def scan(
 ) -> None:
     """Hash every file of IMAGE, look each up in hash sets and scan it with YARA.
 
-    Exit status: 0 success, 3 unreadable image, 4 integrity mismatch, 5 bad hash set, 6 bad rules.
+    Exit status: 0 success, 3 unreadable image, 4 integrity mismatch, 5 bad hash set, 6 bad rules,
+    1 anything else (such as an output folder that cannot be made).
     """
     if (problem := not_usable(image)) is not None:
         raise _die(ExitCode.unreadable_image, f"{shown(image)}: {problem}")
