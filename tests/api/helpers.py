@@ -52,3 +52,9 @@ def create_exhibit(
     assert response.status_code == 201, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+def registered_exhibit(client: TestClient, headers: dict[str, str], officer_id: int) -> dict[str, Any]:
+    """A laptop exhibit of a new case of ``officer_id``'s, registered by ``headers``' user."""
+    case = create_case(client, headers, officer_id)
+    return create_exhibit(client, headers, case["id"])

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from tests.api.helpers import create_case, create_exhibit
+from tests.api.helpers import registered_exhibit
 from tests.conftest import TESTDATA, Users
 
 EXAMPLES = 15  # per operation: with 6 it no longer found the '%' bug below, with 12 and more it did
@@ -31,8 +31,7 @@ EXAMPLES = 15  # per operation: with 6 it no longer found the '%' bug below, wit
 
 def _seed(client: TestClient, users: Users, headers: dict[str, dict[str, str]], evidence_root: Path) -> None:
     h = headers["manager"]
-    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
-    exhibit = create_exhibit(client, h, case["id"])
+    exhibit = registered_exhibit(client, h, users.investigator.id)  # type: ignore[arg-type]
     shutil.copy(TESTDATA / "ext2.E01", evidence_root / "ext2.E01")
     r = client.post(
         f"/api/v1/exhibits/{exhibit['id']}/images",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.helpers import case_body, create_case, create_exhibit
+from tests.api.helpers import case_body, create_case, create_exhibit, registered_exhibit
 from tests.conftest import TESTDATA, Users
 
 E01 = TESTDATA / "ext2.E01"
@@ -77,8 +77,7 @@ def test_illegal_transition_is_409_and_changes_nothing(
     client: TestClient, users: Users, headers: dict[str, dict[str, str]]
 ) -> None:
     h = headers["manager"]
-    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
-    exhibit = create_exhibit(client, h, case["id"])
+    exhibit = registered_exhibit(client, h, users.investigator.id)  # type: ignore[arg-type]
     before_trail = client.get(f"/api/v1/exhibits/{exhibit['id']}/custody", headers=h).json()
     _, audit_before = _counts(client, h)
     r = client.post(f"/api/v1/exhibits/{exhibit['id']}/transitions", json={"to_state": "examined"}, headers=h)
@@ -240,8 +239,7 @@ def test_paths_the_system_cannot_look_up_are_400(
     client: TestClient, users: Users, headers: dict[str, dict[str, str]]
 ) -> None:
     h = headers["manager"]
-    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
-    exhibit = create_exhibit(client, h, case["id"])
+    exhibit = registered_exhibit(client, h, users.investigator.id)  # type: ignore[arg-type]
     for path in ["0" * 4000, "a/" * 1500 + "b.dd"]:
         r = client.post(f"/api/v1/exhibits/{exhibit['id']}/images", json={"path": path}, headers=h)
         assert r.status_code == 400, (path[:20], r.status_code, r.text[:200])
@@ -259,8 +257,7 @@ def test_image_paths_outside_roots_symlink_escapes_and_missing_files_are_400_and
     tmp_path: Path,
 ) -> None:
     h = headers["manager"]
-    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
-    exhibit = create_exhibit(client, h, case["id"])
+    exhibit = registered_exhibit(client, h, users.investigator.id)  # type: ignore[arg-type]
     outside = tmp_path / "outside.dd"
     outside.write_bytes(b"\0" * 4096)
     (evidence_root / "escape.dd").symlink_to(outside)
@@ -288,8 +285,7 @@ def test_declared_hash_contradicting_the_e01_is_refused(
     client: TestClient, users: Users, headers: dict[str, dict[str, str]]
 ) -> None:
     h = headers["manager"]
-    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
-    exhibit = create_exhibit(client, h, case["id"])
+    exhibit = registered_exhibit(client, h, users.investigator.id)  # type: ignore[arg-type]
     r = client.post(
         f"/api/v1/exhibits/{exhibit['id']}/images",
         json={"path": str(E01), "acquisition_md5": "0" * 32},

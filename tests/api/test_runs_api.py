@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from tests.api.helpers import create_case, create_exhibit
+from tests.api.helpers import create_case, create_exhibit, registered_exhibit
 from tests.conftest import TESTDATA, Users
 from triage.settings import Settings
 
@@ -16,8 +16,7 @@ def test_starting_a_run_without_an_image_or_twice_is_409(
     client: TestClient, users: Users, headers: dict[str, dict[str, str]]
 ) -> None:
     h = headers["manager"]
-    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
-    exhibit = create_exhibit(client, h, case["id"])
+    exhibit = registered_exhibit(client, h, users.investigator.id)  # type: ignore[arg-type]
     r = client.post(f"/api/v1/exhibits/{exhibit['id']}/runs", json={}, headers=h)
     assert r.status_code == 409 and "no evidence image" in r.json()["detail"]
     client.post(
