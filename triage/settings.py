@@ -126,9 +126,6 @@ class Settings(BaseSettings):
     def resolved_evidence_roots(self) -> list[Path]:
         return [Path(p).resolve() for p in self.evidence_roots]
 
-    def resolved_reference_roots(self) -> list[Path]:
-        return [Path(p).resolve() for p in self.reference_roots]
-
 
 @lru_cache
 def get_settings() -> Settings:

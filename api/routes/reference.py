@@ -31,7 +31,7 @@ def register_hashset(
     """Register a hash set file already on the server, inside the reference roots
     (TRIAGE_REFERENCE_ROOTS); validated and indexed now."""
     ctx.require(Role.admin)
-    path = confine(data.path, settings.resolved_reference_roots(), what="reference roots")
+    path = confine(data.path, settings.reference_roots, what="reference roots")
     record = registry.register_hashset(session, ctx, settings, path, data.name, data.kind)
     session.commit()
     return HashSetPublic.model_validate(record)
@@ -75,7 +75,7 @@ def register_ruleset(
     """Register a rule file or folder on the server, inside the reference roots
     (TRIAGE_REFERENCE_ROOTS); refused if it does not compile."""
     ctx.require(Role.admin)
-    path = confine(data.path, settings.resolved_reference_roots(), allow_dir=True, what="reference roots")
+    path = confine(data.path, settings.reference_roots, allow_dir=True, what="reference roots")
     record = registry.register_ruleset(session, ctx, settings, path, data.name)
     session.commit()
     return RuleSetPublic.model_validate(record)

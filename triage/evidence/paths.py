@@ -19,8 +19,7 @@ def confine(
     try:
         return _confine(path, roots, allow_dir, what)
     except (OSError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise InvalidInputError(f"{shown(path)}: cannot be looked up: {reason}") from None
+        raise InvalidInputError(f"{shown(path)}: cannot be looked up: {_reason(exc)}") from None
 
 
 def not_usable(path: Path, allow_dir: bool = False) -> str | None:
@@ -32,8 +31,12 @@ def not_usable(path: Path, allow_dir: bool = False) -> str | None:
             return None
         return "not a regular file" if path.exists() else "no such file"
     except (OSError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return f"cannot be looked up: {reason}"
+        return f"cannot be looked up: {_reason(exc)}"
+
+
+def _reason(exc: OSError | ValueError) -> str:
+    """Why the operating system refused a path: its error text (ValueError: a NUL byte)."""
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
 def shown(path: str | Path, limit: int = 200) -> str:
