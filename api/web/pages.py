@@ -141,14 +141,14 @@ def queue_page(
 ) -> HTMLResponse:
     if account.role not in (Role.manager, Role.admin, Role.examiner):
         return error_page(request, account, PermissionDeniedError("the queue is for HTCU staff"))
-    rows, total = queue.queue_entries(session, max(offset, 0), PAGE_SIZE)
+    rows, total = queue.queue_entries(session, offset, PAGE_SIZE)
     return render(
         request,
         "queue.html",
         account,
         rows=rows,
         total=total,
-        offset=max(offset, 0),
+        offset=offset,
         page=PAGE_SIZE,
         default_expiry=(datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M"),
     )
@@ -317,12 +317,14 @@ def task_action(
     try:
         task = access.get_scoped(session, ctx, ExaminationTask, task_id, "task")
         if action == "complete":
-            problem = "Write the outcome of the examination before completing." if not outcome.strip() else ""
             try:
                 done = CompleteRequest(attempt=task.attempt, outcome=outcome.strip())  # as the API checks it
             except ValidationError as exc:
-                problem = problem or _errors(exc)
-            if problem:
+                problem = (
+                    _errors(exc)
+                    if outcome.strip()
+                    else "Write the outcome of the examination before completing."
+                )
                 return render(
                     request,
                     "task.html",
@@ -411,7 +413,7 @@ def _admin(
     status: int = 200,
     **extra: Any,
 ) -> HTMLResponse:
-    rows, total = accounts.list_accounts(session, max(offset, 0), PAGE_SIZE)
+    rows, total = accounts.list_accounts(session, offset, PAGE_SIZE)
     return render(
         request,
         "admin.html",
@@ -419,7 +421,7 @@ def _admin(
         status,
         accounts=rows,
         total=total,
-        offset=max(offset, 0),
+        offset=offset,
         page=PAGE_SIZE,
         hashsets=registry.list_hashsets(session),
         rulesets=registry.list_rulesets(session),
