@@ -167,11 +167,11 @@ def rescore(
     multi-row upsert and one task update. A whole-queue rescore on PostgreSQL of more than a
     chunk of cases goes in chunks to writer threads on their own connections, which store and
     commit each chunk and its tasks while the scoring goes on (:mod:`triage.score_store`);
-    its caller must not hold locks on tasks or scores (it would wait for itself). The figures for
-    100,000 cases are in the README's "Speed and memory". A stored score whose total, factors
-    and policy version are unchanged is left as it is (``computed_at`` is the time the score
-    last changed). Returns the number of cases scored. The cyclic garbage collector is paused
-    meanwhile (:func:`_cyclic_gc_paused`)."""
+    its caller must not hold locks on tasks or scores (it would wait for itself). The figures
+    for 100,000 cases are in the README's "Speed and memory" and docs/speed.md. A stored score
+    whose total, factors and policy version are unchanged is left as it is (``computed_at`` is
+    the time the score last changed). Returns the number of cases scored. The cyclic garbage
+    collector is paused meanwhile (:func:`_cyclic_gc_paused`)."""
     now = now or utcnow()
     pol = policy(policy_path)
     case_table = Case.__table__  # type: ignore[attr-defined]
