@@ -1,14 +1,21 @@
-"""The one place where domain errors become HTTP answers."""
+"""The one place where errors become HTTP answers: JSON for the API and the machine endpoints,
+a page for everything else (a person who mistypes a page's address gets a page saying what is
+wrong, with the way home)."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError as DBDataError
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.web import pages
 from triage import errors
 
 log = logging.getLogger(__name__)
@@ -26,6 +33,9 @@ STATUS: list[tuple[type[Exception], int]] = [
     (errors.TriageError, 400),
 ]
 
+# Addresses answered in JSON whatever goes wrong: the API and what machines read.
+MACHINE_PATHS = ("/api/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc")
+
 
 def status_for(exc: Exception) -> int:
     for kind, status in STATUS:
@@ -34,30 +44,63 @@ def status_for(exc: Exception) -> int:
     return 500
 
 
+def for_a_person(request: Request) -> bool:
+    """True for the pages' addresses (everything but the API and the machine endpoints)."""
+    return not request.url.path.startswith(MACHINE_PATHS)
+
+
+def _fields(problems: list[dict[str, Any]]) -> str:
+    """Validation problems in words: ``offset: Input should be ...`` (query, path, body or
+    form, which a person did not type, left out)."""
+    said = []
+    for problem in problems:
+        loc = [str(p) for p in problem.get("loc", ()) if p not in ("query", "path", "body", "form")]
+        said.append(f"{'.'.join(loc) or 'request'}: {problem.get('msg', 'not valid')}")
+    return "; ".join(said)
+
+
+def _answer(request: Request, status: int, detail: Any, headers: dict[str, str] | None = None) -> Response:
+    if for_a_person(request):
+        text = _fields(detail) if isinstance(detail, list) else str(detail)
+        return pages.problem_page(request, None, status, text, headers)
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
 def install(app: FastAPI) -> None:
-    async def triage_error(request: Request, exc: Exception) -> JSONResponse:
+    async def triage_error(request: Request, exc: Exception) -> Response:
         status = status_for(exc)
+        detail: Any = str(exc)
         if isinstance(exc, errors.FieldValidationError):
-            content: dict[str, object] = {
-                "detail": [{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]
-            }
-        else:
-            content = {"detail": str(exc)}
+            detail = [{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(content, status_code=status, headers=headers)
+        return _answer(request, status, detail, headers)
 
-    async def db_conflict(request: Request, exc: Exception) -> JSONResponse:
+    async def db_conflict(request: Request, exc: Exception) -> Response:
         # A unique constraint lost a race with a concurrent request: nothing was written.
-        return JSONResponse({"detail": "conflicts with an existing record"}, status_code=409)
+        return _answer(request, 409, "conflicts with an existing record")
 
-    async def db_data_error(request: Request, exc: Exception) -> JSONResponse:
+    async def db_data_error(request: Request, exc: Exception) -> Response:
         # A value the validation let through but the database cannot hold (a NUL in a query
         # filter, say): the transaction is rolled back, so nothing was written. Logged, as it
         # means a check is missing at the edge.
         reason = str(getattr(exc, "orig", exc)).splitlines()[0]
         log.warning("database refused a value (%s %s): %s", request.method, request.url.path, reason)
-        return JSONResponse({"detail": f"a value was refused by the database: {reason}"}, status_code=422)
+        return _answer(request, 422, f"a value was refused by the database: {reason}")
+
+    async def invalid_request(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)  # registered for that class alone
+        if for_a_person(request):
+            return _answer(request, 422, list(exc.errors()))
+        return await request_validation_exception_handler(request, exc)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)  # registered for that class alone
+        if for_a_person(request):
+            return _answer(request, exc.status_code, exc.detail, dict(exc.headers or {}))
+        return await http_exception_handler(request, exc)
 
     app.add_exception_handler(errors.TriageError, triage_error)
     app.add_exception_handler(DBDataError, db_data_error)
     app.add_exception_handler(DBIntegrityError, db_conflict)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)

@@ -62,10 +62,28 @@ def render(
     )
 
 
+TITLES = {404: "Not found", 403: "Not allowed"}
+
+
+def problem_page(
+    request: Request,
+    account: Account | None,
+    status: int,
+    problem: str,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """An error as a page: what is wrong, and the way home (the start page if the account is
+    not known, which leads a signed-in person home and anyone else to sign in)."""
+    response = render(
+        request, "error.html", account, status, title=TITLES.get(status, "Cannot do that"), problem=problem
+    )
+    response.headers.update(headers or {})
+    return response
+
+
 def error_page(request: Request, account: Account | None, exc: Exception) -> HTMLResponse:
     status = 404 if isinstance(exc, NotFoundError) else 403 if isinstance(exc, PermissionDeniedError) else 400
-    title = {404: "Not found", 403: "Not allowed", 400: "Cannot do that"}[status]
-    return render(request, "error.html", account, status, title=title, message=str(exc))
+    return problem_page(request, account, status, str(exc))
 
 
 def _errors(exc: ValidationError) -> str:

@@ -5,6 +5,7 @@ name is longer than a file name may be."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from fastapi.testclient import TestClient
@@ -76,3 +77,46 @@ def test_no_page_input_gets_a_server_error(client: TestClient, users: Users) -> 
     client.post("/login", data={"username": "examiner", "password": PASSWORD})
     errors += _server_errors(client, requests)
     assert not errors, "\n".join(errors)
+
+
+def _html(response: Any) -> str:
+    kind = response.headers["content-type"]
+    assert kind.startswith("text/html"), (response.status_code, response.text[:200])
+    return str(response.text)
+
+
+def test_page_errors_are_pages_and_api_errors_stay_json(client: TestClient, users: Users) -> None:
+    """A person who mistypes a page's address (a bad offset, an id that is not a number, a page
+    that does not exist) gets a page saying what is wrong, with the way home; API clients keep
+    their JSON. A page's message is shown once."""
+    client.post("/login", data={"username": "manager", "password": PASSWORD})
+    r = client.get("/queue?offset=-1")
+    page = _html(r)
+    assert r.status_code == 422
+    assert "<h1>Cannot do that</h1>" in page and "offset" in page and "greater than or equal to 0" in page
+    assert page.count("greater than or equal to 0") == 1
+    assert 'href="/"' in page  # the way home
+
+    r = client.get("/my/cases/not-a-number")
+    assert r.status_code == 422 and "<h1>Cannot do that</h1>" in _html(r)
+    r = client.get("/no/such/page")
+    assert r.status_code == 404 and "<h1>Not found</h1>" in _html(r)
+    r = client.post("/queue")  # a page address with the wrong method
+    assert r.status_code == 405 and "<h1>Cannot do that</h1>" in _html(r)
+
+    client.post("/logout")
+    client.post("/login", data={"username": "ioc", "password": PASSWORD})
+    r = client.get("/my/cases/999999")  # a domain error raised by the page itself
+    page = _html(r)
+    assert r.status_code == 404 and "<h1>Not found</h1>" in page and page.count("999999") == 1, page
+    client.post("/logout")
+    r = client.get("/no/such/page")  # signed out: still a page, its way home the sign-in page
+    assert r.status_code == 404 and 'href="/"' in _html(r)
+
+    api = login(client, "manager")
+    for path, status in [("/api/v1/cases/not-a-number", 422), ("/api/v1/no-such-thing", 404)]:
+        r = client.get(path, headers=api)
+        assert r.status_code == status and r.headers["content-type"] == "application/json", r.text
+        assert "detail" in r.json()
+    r = client.get("/readyz/no-such-check")
+    assert r.status_code == 404 and r.headers["content-type"] == "application/json"
