@@ -1,8 +1,8 @@
 """File types from content signatures (never from the name), so pictures and videos count.
 
 A table of the signatures that matter for triage (pictures, videos, audio, archives,
-documents, executables), checked by prefix: tens of nanoseconds a file, where a general
-sniffer costs tens of microseconds over 20,000 files.
+documents, executables), checked by prefix: about 5 microseconds a file (0.1 s over 20,000
+files), where a general sniffer costs tens of microseconds a file.
 """
 
 from __future__ import annotations
