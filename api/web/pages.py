@@ -159,16 +159,25 @@ def queue_page(
 ) -> HTMLResponse:
     if account.role not in (Role.manager, Role.admin, Role.examiner):
         return error_page(request, account, PermissionDeniedError("the queue is for HTCU staff"))
+    return _queue_page(request, account, session, offset)
+
+
+def _queue_page(
+    request: Request, account: Account, session: Session, offset: int, status: int = 200, **extra: Any
+) -> HTMLResponse:
+    """The queue from ``offset``; an override form's error comes back on it (``extra``)."""
     rows, total = queue.queue_entries(session, offset, PAGE_SIZE)
     return render(
         request,
         "queue.html",
         account,
+        status,
         rows=rows,
         total=total,
         offset=offset,
         page=PAGE_SIZE,
         default_expiry=(datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M"),
+        **extra,
     )
 
 
@@ -219,20 +228,7 @@ def override(
 def _queue_with_error(
     request: Request, account: Account, session: Session, case_id: int, message: str
 ) -> HTMLResponse:
-    rows, total = queue.queue_entries(session, 0, PAGE_SIZE)
-    return render(
-        request,
-        "queue.html",
-        account,
-        422,
-        rows=rows,
-        total=total,
-        offset=0,
-        page=PAGE_SIZE,
-        error=message,
-        error_case=case_id,
-        default_expiry=(datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M"),
-    )
+    return _queue_page(request, account, session, 0, 422, error=message, error_case=case_id)
 
 
 # --- manager: backlog and vendors ------------------------------------------------------------
