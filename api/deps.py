@@ -32,12 +32,12 @@ Offset = Annotated[int, Query(ge=0, le=INT32_MAX)]
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
@@ -63,7 +63,7 @@ def get_current_account(
 CurrentAccount = Annotated[Account, Depends(get_current_account)]
 
 
-def get_context(request: Request, account: CurrentAccount) -> Context:
+async def get_context(request: Request, account: CurrentAccount) -> Context:
     return Context(actor=account, request_id=request.state.request_id)
 
 

@@ -7,8 +7,14 @@
    median and 95th percentile latency of each claim as the examiner sees it (waiting for a
    worker, loading the caller, claim, commit). Target p95 < 50 ms. Every claimed task must be
    distinct.
+3. The same through HTTP, if `wrk` is installed (apt-get install wrk): `triage serve` with as
+   many API workers on the same database, and `wrk` sending POST /api/v1/tasks/claim-next for
+   each examiner on its own connection, back to back, for --http-seconds: what a claim costs
+   with the token check, routing, serialisation and uvicorn included. (wrk, the server and
+   PostgreSQL share the machine's cores.)
 
 Usage: python -m bench.queue_bench [--cases N] [--examiners N] [--claims N] [--workers N]
+       [--http-seconds S]
        (TRIAGE_BENCH_PG_URL, default postgresql+psycopg://postgres@127.0.0.1:5432/test)
 """
 
@@ -17,15 +23,25 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import re
+import secrets
+import shutil
+import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+import urllib.request
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-from sqlmodel import Session
+from pydantic import SecretStr
+from sqlalchemy import func, text
+from sqlmodel import Session, select
 
 import scoring
 from tests.factories import queued_cases
@@ -35,6 +51,8 @@ from triage.context import Context
 from triage.db import make_engine
 from triage.models.accounts import Account, Role
 from triage.models.cases import Case
+from triage.models.queue import ExaminationTask, TaskState
+from triage.settings import Settings
 
 ADMIN_URL = os.environ.get("TRIAGE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -84,6 +102,111 @@ def _vacuum(engine: Any) -> None:
         conn.execute(text("CHECKPOINT"))
 
 
+_WRK_SCRIPT = """
+tokens = {%(tokens)s}
+local next_id = 1
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+end
+function init(args)
+  wrk.method = "POST"
+  wrk.path = "/api/v1/tasks/claim-next"
+  wrk.headers["Authorization"] = "Bearer " .. tokens[id]
+end
+function done(summary, latency, requests)
+  io.write(string.format("RESULT requests=%%d p50=%%.1f p95=%%.1f non2xx=%%d errors=%%d\\n",
+    summary.requests, latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.timeout))
+end
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _claims_over_http(url: str, engine: Any, examiners: list[Account], workers: int, seconds: int) -> None:
+    """Claims through the real API: `triage serve` and `wrk`, one connection per examiner."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        print("claim-next through HTTP: skipped (wrk not installed: apt-get install wrk)")
+        return
+    with Session(engine) as s:
+        before = s.exec(select(func.count()).where(ExaminationTask.state == TaskState.claimed)).one()
+    secret = secrets.token_urlsafe(32)
+    settings = Settings(database_url=url, secret_key=SecretStr(secret))
+    tokens = [accounts.issue_token(settings, a)[0] for a in examiners]
+    port = _free_port()
+    env = {
+        **os.environ,
+        "TRIAGE_DATABASE_URL": url,
+        "TRIAGE_SECRET_KEY": secret,
+        "TRIAGE_QUEUE_BACKEND": "rq",  # the production shape: no worker inside the API
+    }
+    triage = str(Path(sys.executable).with_name("triage"))
+    server = subprocess.Popen(
+        [triage, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("triage serve did not start") from None
+                time.sleep(0.2)
+        with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+            script.write(_WRK_SCRIPT % {"tokens": ", ".join(f'"{t}"' for t in tokens)})
+            script.flush()
+            n = str(len(examiners))
+            out = subprocess.run(
+                [
+                    wrk,
+                    "-t",
+                    n,
+                    "-c",
+                    n,
+                    "-d",
+                    f"{seconds}s",
+                    "--timeout",
+                    "10s",
+                    "-s",
+                    script.name,
+                    f"http://127.0.0.1:{port}",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+    finally:
+        server.terminate()
+        server.wait(30)
+    found = re.search(r"RESULT requests=(\d+) p50=([\d.]+) p95=([\d.]+) non2xx=(\d+) errors=(\d+)", out)
+    if found is None:
+        raise SystemExit(f"wrk printed no result:\n{out}")
+    requests, p50, p95, non2xx, errors = found.groups()
+    with Session(engine) as s:
+        after = s.exec(select(func.count()).where(ExaminationTask.state == TaskState.claimed)).one()
+    ok = int(requests) - int(non2xx) - int(errors)
+    claimed = after - before
+    # Requests still in flight when wrk stops may have claimed without being counted.
+    assert ok <= claimed <= ok + len(examiners), f"{ok} claims answered but {claimed} tasks claimed"
+    print(
+        f"claim-next through HTTP (triage serve, {workers} workers; wrk, {len(examiners)} examiners "
+        f"back to back, {seconds} s): {ok} claims, median {p50} ms, p95 {p95} ms; "
+        f"{non2xx} non-2xx answers, {errors} socket errors"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -97,6 +220,9 @@ def main() -> None:
         default=(os.cpu_count() or 2) + 1,
         help="API worker processes (default: one per core plus one, as docker/compose.yaml runs)",
     )
+    parser.add_argument(
+        "--http-seconds", type=int, default=5, help="how long wrk claims through HTTP (0: not at all)"
+    )
     args = parser.parse_args()
     url = create_pg_database(ADMIN_URL, prefix="triage_bench")
     try:
@@ -106,8 +232,6 @@ def main() -> None:
         populate(engine, args.cases)
 
         with Session(engine) as s:
-            from sqlmodel import select
-
             facts = [queue.case_facts(c) for c in s.exec(select(Case)).all()]
         policy = scoring.load()
         now = datetime.now(UTC)
@@ -212,6 +336,8 @@ def main() -> None:
             f"{len(latencies)} claims in {wall:.1f} s: median {p50:.1f} ms, p95 {p95:.1f} ms "
             "(target p95 < 50 ms)"
         )
+        if args.http_seconds > 0:
+            _claims_over_http(url, engine, examiners, args.workers, args.http_seconds)
         engine.dispose()
     finally:
         drop_pg_database(url, ADMIN_URL)
