@@ -50,8 +50,8 @@ def for_a_person(request: Request) -> bool:
 
 
 def _fields(problems: list[dict[str, Any]]) -> str:
-    """Validation problems in words: ``offset: Input should be ...`` (query, path, body or
-    form, which a person did not type, left out)."""
+    """Validation problems in words, such as ``offset: Input should be ...``; the parts of a
+    location a person did not type (query, path, body, form) are left out."""
     said = []
     for problem in problems:
         loc = [str(p) for p in problem.get("loc", ()) if p not in ("query", "path", "body", "form")]
