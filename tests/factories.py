@@ -1,5 +1,6 @@
-"""Synthetic queues in bulk: many cases, each with one exhibit awaiting examination and its
-queued task. Used by the rescore tests and by ``bench/queue_bench.py``."""
+"""Rows for tests: synthetic queues in bulk (many cases, each with one exhibit awaiting
+examination and its queued task; used by the rescore tests and by ``bench/queue_bench.py``),
+and one case with one exhibit put straight into a state."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from triage.models.cases import Case
-from triage.models.exhibits import Exhibit
+from triage.models.cases import Case, OffenceCategory
+from triage.models.exhibits import DeviceType, Exhibit, ExhibitState
 from triage.models.queue import ExaminationTask
 
 
@@ -103,3 +104,27 @@ def row_id(row: Any) -> int:
     ``int | None``, since a row has none until it is flushed."""
     assert row.id is not None, f"{type(row).__name__} has no id yet: flush it first"
     return int(row.id)
+
+
+def case_with_exhibit(
+    session: Session,
+    officer_id: int,
+    reference: str,
+    exhibit_state: ExhibitState = ExhibitState.registered,
+    offence: OffenceCategory = OffenceCategory.iioc,
+    device: DeviceType = DeviceType.laptop,
+) -> tuple[Case, Exhibit]:
+    """A case received today with one exhibit ``E/1`` already in ``exhibit_state``, added and
+    flushed in ``session`` (no custody event: for tests that set up a state directly)."""
+    case = Case(
+        crime_reference=reference,
+        offence_category=offence,
+        officer_id=officer_id,
+        received_date=datetime.now(UTC).date(),
+    )
+    session.add(case)
+    session.flush()
+    exhibit = Exhibit(case_id=row_id(case), reference="E/1", device_type=device, state=exhibit_state)
+    session.add(exhibit)
+    session.flush()
+    return case, exhibit

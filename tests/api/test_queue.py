@@ -15,13 +15,12 @@ from sqlmodel import Session, select
 
 from tests.api.helpers import create_case, create_exhibit
 from tests.conftest import Users, make_account
-from tests.factories import row_id
+from tests.factories import case_with_exhibit, row_id
 from triage import audit, custody, queue
 from triage.context import Context
 from triage.errors import ConflictError
 from triage.models.accounts import Role
 from triage.models.audit import AuditEvent
-from triage.models.cases import Case, OffenceCategory
 from triage.models.exhibits import CustodyEvent, DeviceType, Exhibit, ExhibitState
 from triage.models.queue import ExaminationTask, TaskState
 from triage.models.runs import RunState, TriageHit, TriageRun
@@ -351,21 +350,7 @@ def test_fifty_examiners_claiming_at_once_get_fifty_different_tasks(
 
 def test_a_move_from_a_stale_exhibit_is_refused_and_changes_nothing(engine: Engine, users: Users) -> None:
     with Session(engine, expire_on_commit=False) as s:
-        case = Case(
-            crime_reference="CR/S",
-            offence_category=OffenceCategory.iioc,
-            officer_id=row_id(users.investigator),
-            received_date=datetime.now(UTC).date(),
-        )
-        s.add(case)
-        s.flush()
-        stale = Exhibit(
-            case_id=row_id(case),
-            reference="E/1",
-            device_type="laptop",  # type: ignore[arg-type]
-            state=ExhibitState.awaiting_examination,
-        )
-        s.add(stale)
+        _, stale = case_with_exhibit(s, row_id(users.investigator), "CR/S", ExhibitState.awaiting_examination)
         s.commit()
         s.refresh(stale)
         s.expunge(stale)
@@ -394,23 +379,10 @@ def test_a_task_whose_exhibit_is_not_awaiting_examination_is_not_claimed(
     """A queued task whose exhibit went elsewhere (data out of step) is refused, whole."""
     examiner = make_account(engine, "ex-guard", Role.examiner)
     with Session(engine, expire_on_commit=False) as s:
-        case = Case(
-            crime_reference="CR/G",
-            offence_category=OffenceCategory.iioc,
-            officer_id=row_id(users.investigator),
-            received_date=datetime.now(UTC).date(),
+        case, exhibit = case_with_exhibit(s, row_id(users.investigator), "CR/G", ExhibitState.outsourced)
+        s.add(
+            ExaminationTask(exhibit_id=row_id(exhibit), case_id=row_id(case), device_type=exhibit.device_type)
         )
-        s.add(case)
-        s.flush()
-        exhibit = Exhibit(
-            case_id=row_id(case),
-            reference="E/1",
-            device_type=DeviceType.laptop,
-            state=ExhibitState.outsourced,
-        )
-        s.add(exhibit)
-        s.flush()
-        s.add(ExaminationTask(exhibit_id=exhibit.id, case_id=case.id, device_type="laptop"))  # type: ignore[arg-type]
         s.commit()
     with Session(engine) as s:
         with pytest.raises(ConflictError):

@@ -13,9 +13,10 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from tests.conftest import Users
+from tests.factories import case_with_exhibit, row_id
 from triage.cli import app as cli
-from triage.models.cases import Case, OffenceCategory
-from triage.models.exhibits import Exhibit
+from triage.models.cases import OffenceCategory
+from triage.models.exhibits import DeviceType
 from triage.models.vendors import Vendor, VendorStatus
 from triage.settings import get_settings
 
@@ -34,15 +35,9 @@ def test_outsource_refuses_with_the_reason_then_sends(
     runner: CliRunner, users: Users, engine: Engine
 ) -> None:
     with Session(engine) as s:
-        case = Case(
-            crime_reference="CR/CLI",
-            offence_category=OffenceCategory.fraud,
-            officer_id=users.investigator.id,  # type: ignore[arg-type]
-            received_date=date.today(),
+        _, exhibit = case_with_exhibit(
+            s, row_id(users.investigator), "CR/CLI", offence=OffenceCategory.fraud, device=DeviceType.phone
         )
-        s.add(case)
-        s.flush()
-        exhibit = Exhibit(case_id=case.id, reference="E/1", device_type="phone")  # type: ignore[arg-type]
         vendor = Vendor(
             name="Acme",
             accreditation_expires=date.today() + timedelta(days=30),
@@ -50,7 +45,7 @@ def test_outsource_refuses_with_the_reason_then_sends(
             turnaround_days=14,
             status=VendorStatus.suspended,
         )
-        s.add_all([exhibit, vendor])
+        s.add(vendor)
         s.commit()
         exhibit_id, vendor_id = exhibit.id, vendor.id
     args = ["outsource", str(exhibit_id), "--vendor", str(vendor_id), "--as", "manager"]
