@@ -59,7 +59,8 @@ def _fields(problems: list[dict[str, Any]]) -> str:
     return "; ".join(said)
 
 
-def _answer(request: Request, status: int, detail: Any, headers: dict[str, str] | None = None) -> Response:
+def answer(request: Request, status: int, detail: Any, headers: dict[str, str] | None = None) -> Response:
+    """The error response: a page for a person (:func:`for_a_person`), else ``{"detail": ...}``."""
     if for_a_person(request):
         text = _fields(detail) if isinstance(detail, list) else str(detail)
         return pages.problem_page(request, None, status, text, headers)
@@ -73,11 +74,11 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, errors.FieldValidationError):
             detail = [{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return _answer(request, status, detail, headers)
+        return answer(request, status, detail, headers)
 
     async def db_conflict(request: Request, exc: Exception) -> Response:
         # A unique constraint lost a race with a concurrent request: nothing was written.
-        return _answer(request, 409, "conflicts with an existing record")
+        return answer(request, 409, "conflicts with an existing record")
 
     async def db_data_error(request: Request, exc: Exception) -> Response:
         # A value the validation let through but the database cannot hold (a NUL in a query
@@ -85,18 +86,18 @@ def install(app: FastAPI) -> None:
         # means a check is missing at the edge.
         reason = str(getattr(exc, "orig", exc)).splitlines()[0]
         log.warning("database refused a value (%s %s): %s", request.method, request.url.path, reason)
-        return _answer(request, 422, f"a value was refused by the database: {reason}")
+        return answer(request, 422, f"a value was refused by the database: {reason}")
 
     async def invalid_request(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)  # registered for that class alone
         if for_a_person(request):
-            return _answer(request, 422, list(exc.errors()))
+            return answer(request, 422, list(exc.errors()))
         return await request_validation_exception_handler(request, exc)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)  # registered for that class alone
         if for_a_person(request):
-            return _answer(request, exc.status_code, exc.detail, dict(exc.headers or {}))
+            return answer(request, exc.status_code, exc.detail, dict(exc.headers or {}))
         return await http_exception_handler(request, exc)
 
     app.add_exception_handler(errors.TriageError, triage_error)

@@ -1,14 +1,17 @@
 """Pure ASGI middleware: a request id on every request, a cap on request body size, and no NUL
-character in URLs."""
+character in URLs. Their refusals are answered as every error is (:func:`api.errors.answer`):
+JSON for the API, a page on the pages' addresses."""
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Sequence
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import errors
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
@@ -63,7 +66,7 @@ class BodySizeLimitMiddleware:
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:
             if length.isdigit() and int(length) > limit:
-                await self._reject(send, limit)
+                await _refuse(scope, receive, send, 413, f"request body larger than {limit} bytes")
                 return
             await self.app(scope, receive, send)
             return
@@ -76,7 +79,7 @@ class BodySizeLimitMiddleware:
                 break
             received += len(message.get("body", b""))
             if received > limit:
-                await self._reject(send, limit)
+                await _refuse(scope, receive, send, 413, f"request body larger than {limit} bytes")
                 return
             if not message.get("more_body", False):
                 break
@@ -87,10 +90,6 @@ class BodySizeLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
-
-    @staticmethod
-    async def _reject(send: Send, limit: int) -> None:
-        await _answer(send, 413, f"request body larger than {limit} bytes")
 
 
 class NulInUrlMiddleware:
@@ -105,19 +104,11 @@ class NulInUrlMiddleware:
         if scope["type"] == "http" and (
             "\x00" in scope["path"] or b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]
         ):
-            await _answer(send, 422, "a NUL character (U+0000) is not allowed in the URL")
+            await _refuse(scope, receive, send, 422, "a NUL character (U+0000) is not allowed in the URL")
             return
         await self.app(scope, receive, send)
 
 
-async def _answer(send: Send, status: int, detail: str) -> None:
-    """A whole JSON error response, sent before the app sees the request."""
-    body = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, detail: str) -> None:
+    """A whole error response, sent before the app sees the request."""
+    await errors.answer(Request(scope), status, detail)(scope, receive, send)

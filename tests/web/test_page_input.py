@@ -116,7 +116,17 @@ def test_page_errors_are_pages_and_api_errors_stay_json(client: TestClient, user
     r = client.post("/login", data={"username": "nul\x00byte", "password": "x"})
     assert r.status_code in (401, 422) and "<h1>" in _html(r)
 
+    # Refused before routing (the middleware): a page too
+    r = client.get("/queue?offset=%00")
+    assert r.status_code == 422 and "NUL" in _html(r)
+    r = client.post("/login", content=b"username=" + b"x" * (2 * 1024 * 1024))
+    assert r.status_code == 413 and "larger than" in _html(r)
+
     api = login(client, "manager")
+    r = client.get("/api/v1/cases?offset=%00", headers=api)
+    assert r.status_code == 422 and "NUL" in r.json()["detail"]
+    r = client.post("/api/v1/cases", content=b"{" + b" " * (2 * 1024 * 1024) + b"}", headers=api)
+    assert r.status_code == 413 and "larger than" in r.json()["detail"]
     for path, status in [("/api/v1/cases/not-a-number", 422), ("/api/v1/no-such-thing", 404)]:
         r = client.get(path, headers=api)
         assert r.status_code == status and r.headers["content-type"] == "application/json", r.text
