@@ -26,7 +26,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,7 +44,7 @@ from sqlmodel import Session, select
 
 import scoring
 from tests.factories import queued_cases
-from tests.services import create_pg_database, drop_pg_database
+from tests.services import create_pg_database, drop_pg_database, free_port
 from triage import accounts, migrate, queue
 from triage.context import Context
 from triage.db import make_engine
@@ -123,12 +122,6 @@ end
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _claims_over_http(url: str, engine: Any, examiners: list[Account], workers: int, seconds: int) -> None:
     """Claims through the real API: `triage serve` and `wrk`, one connection per examiner."""
     wrk = shutil.which("wrk")
@@ -140,7 +133,7 @@ def _claims_over_http(url: str, engine: Any, examiners: list[Account], workers: 
     secret = secrets.token_urlsafe(32)
     settings = Settings(database_url=url, secret_key=SecretStr(secret))
     tokens = [accounts.issue_token(settings, a)[0] for a in examiners]
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "TRIAGE_DATABASE_URL": url,
