@@ -49,20 +49,10 @@ def for_a_person(request: Request) -> bool:
     return not request.url.path.startswith(MACHINE_PATHS)
 
 
-def _fields(problems: list[dict[str, Any]]) -> str:
-    """Validation problems in words, such as ``offset: Input should be ...``; the parts of a
-    location a person did not type (query, path, body, form) are left out."""
-    said = []
-    for problem in problems:
-        loc = [str(p) for p in problem.get("loc", ()) if p not in ("query", "path", "body", "form")]
-        said.append(f"{'.'.join(loc) or 'request'}: {problem.get('msg', 'not valid')}")
-    return "; ".join(said)
-
-
 def answer(request: Request, status: int, detail: Any, headers: dict[str, str] | None = None) -> Response:
     """The error response: a page for a person (:func:`for_a_person`), else ``{"detail": ...}``."""
     if for_a_person(request):
-        text = _fields(detail) if isinstance(detail, list) else str(detail)
+        text = pages.in_words(detail, whole="request") if isinstance(detail, list) else str(detail)
         return pages.problem_page(request, None, status, text, headers)
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -86,8 +87,19 @@ def error_page(request: Request, account: Account | None, exc: Exception) -> HTM
     return problem_page(request, account, status, str(exc))
 
 
+def in_words(problems: Iterable[Mapping[str, Any]], whole: str = "form") -> str:
+    """Validation problems as a person reads them, such as ``offset: Input should be ...``. The
+    parts of a location a person did not type (query, path, body, form) are left out; a problem
+    with the input as a whole is put down to ``whole``."""
+    said = []
+    for problem in problems:
+        loc = [str(p) for p in problem["loc"] if p not in ("query", "path", "body", "form")]
+        said.append(f"{'.'.join(loc) or whole}: {problem['msg']}")
+    return "; ".join(said)
+
+
 def _errors(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors())
+    return in_words(exc.errors())
 
 
 # --- sign in and out -----------------------------------------------------------------------
