@@ -3,13 +3,14 @@ and the case-scoped objects (resolved before the body, so an unseen id answers 4
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from triage import access, accounts
 from triage.context import Context
@@ -42,10 +43,22 @@ async def get_engine(request: Request) -> Engine:
     return engine
 
 
-def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
-    """A session per request; routes commit what they change (the caller owns the transaction)."""
-    with Session(engine, expire_on_commit=False) as session:
+async def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> AsyncIterator[Session]:
+    """A session per request; routes commit what they change (the caller owns the transaction).
+
+    Opening a session does no I/O (it connects when first used), and nor does closing one that
+    holds no transaction, as after a route commits: both run here on the event loop, saving
+    the two thread-pool hops of a sync dependency on every request. A session still in a
+    transaction (a read, or an error before the commit) is rolled back and closed in the
+    thread pool, so the event loop never waits on the database."""
+    session = Session(engine, expire_on_commit=False)
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

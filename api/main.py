@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "Authenticate with POST /api/v1/auth/token, then send `Authorization: Bearer <token>`.",
     )
     app.state.settings = settings
-    app.state.engine = make_engine(settings.database_url)
+    app.state.engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
     app.state.login_throttle = LoginThrottle()
 
     api = APIRouter(prefix=API_PREFIX)

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     # API worker processes. 1 in the embedded shape; in production about one per core plus
     # one, so that a core does not idle while a worker waits on the database.
     api_workers: int = Field(default=1, ge=1)
+    # Database connections each API worker keeps open. Each request being served holds one, so
+    # size it to the requests a worker serves at once: beyond it SQLAlchemy opens a connection
+    # for the request and closes it after (up to as many again), which on PostgreSQL starts and
+    # ends a server process each time.
+    database_pool_size: int = Field(default=10, ge=1, description="connections kept open per API worker")
 
     @field_validator("evidence_roots", "reference_roots", mode="before")
     @classmethod

@@ -386,3 +386,23 @@ def test_health_and_readiness(client: TestClient) -> None:
     r = client.get("/readyz")
     assert r.status_code == 200 and r.json()["status"] == "ready"
     assert client.get("/docs").status_code == 200
+
+
+def test_every_request_gives_its_database_connection_back(  # type: ignore[no-untyped-def]
+    app, client: TestClient, users: Users, headers: dict[str, dict[str, str]], settings
+) -> None:
+    """A read (its transaction rolled back in the thread pool), a write, a refused write and a
+    page all leave no connection checked out, and the pool is the size the settings give."""
+    pool = app.state.engine.pool
+    assert pool.size() == settings.database_pool_size
+    h = headers["manager"]
+    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
+    assert pool.checkedout() == 0
+    assert client.get(f"/api/v1/cases/{case['id']}", headers=h).status_code == 200
+    assert pool.checkedout() == 0
+    r = client.post("/api/v1/cases", json=case_body(users.investigator.id), headers=h)  # type: ignore[arg-type]
+    assert r.status_code == 409
+    assert pool.checkedout() == 0
+    assert client.get("/api/v1/cases/999999", headers=h).status_code == 404
+    assert client.get("/", headers=h).status_code in (200, 303)
+    assert pool.checkedout() == 0
