@@ -150,20 +150,33 @@ def figures(session: Session, now: datetime) -> dict[str, Any]:
     }
 
 
+# A cell a spreadsheet would read as a formula starts with one of these (OWASP, "CSV
+# injection"); a reference such as "-A1" may.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """``value`` as a spreadsheet shows it as text: text that would start a formula gets a
+    leading apostrophe. Numbers are left as numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def figures_csv(data: dict[str, Any]) -> str:
     """The figures as ``section,key,value`` rows (for spreadsheets)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["section", "key", "value"])
+    rows: list[list[Any]] = []
     for key, value in data.items():
         if key == "backlog_by_week":
-            for point in value:
-                writer.writerow([key, point["week_ending"], point["waiting"]])
+            rows.extend([key, point["week_ending"], point["waiting"]] for point in value)
         elif isinstance(value, dict):
-            for sub, inner in value.items():
-                writer.writerow([key, sub, inner])
+            rows.extend([key, sub, inner] for sub, inner in value.items())
         else:
-            writer.writerow(["total", key, value])
+            rows.append(["total", key, value])
+    writer.writerows([spreadsheet_cell(cell) for cell in row] for row in rows)
     return buffer.getvalue()
 
 

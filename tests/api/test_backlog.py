@@ -3,6 +3,8 @@ figures, and a forecast checked by hand."""
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -250,6 +252,19 @@ def test_backlog_figures_as_json_and_csv(
     csv_text = client.get("/api/v1/backlog.csv", headers=h).text
     assert csv_text.splitlines()[0] == "section,key,value" and "age_buckets_days,over 180,1" in csv_text
     assert client.get("/api/v1/backlog", headers=headers["investigator"]).status_code == 403
+
+
+def test_backlog_csv_cells_never_start_a_spreadsheet_formula() -> None:
+    data = {
+        "waiting_exhibits": 3,
+        "oldest": {"crime_reference": "-A1/B2", "reference": "JB/1", "days": -4},
+        "by_state": {"=cmd": 1, "@x": 2},
+    }
+    rows = list(csv.reader(io.StringIO(backlog.figures_csv(data))))
+    assert ["total", "waiting_exhibits", "3"] in rows
+    assert ["oldest", "crime_reference", "'-A1/B2"] in rows and ["oldest", "reference", "JB/1"] in rows
+    assert ["oldest", "days", "-4"] in rows  # a number stays a number
+    assert ["by_state", "'=cmd", "1"] in rows and ["by_state", "'@x", "2"] in rows
 
 
 def test_recommendation_to_meet_a_target_date_matches_a_hand_computation(
