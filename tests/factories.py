@@ -128,3 +128,23 @@ def case_with_exhibit(
     session.add(exhibit)
     session.flush()
     return case, exhibit
+
+
+def exhibit_with_task(
+    session: Session,
+    case_id: int,
+    reference: str,
+    device: DeviceType = DeviceType.laptop,
+    exhibit_state: ExhibitState = ExhibitState.awaiting_examination,
+    **task: Any,
+) -> tuple[Exhibit, ExaminationTask]:
+    """An exhibit of case ``case_id`` already in ``exhibit_state`` and its examination task
+    (queued unless ``task`` says otherwise: state, priority, completed_at, ...), added and
+    flushed in ``session`` (no custody event or audit: for tests that set up a queue directly)."""
+    exhibit = Exhibit(case_id=case_id, reference=reference, device_type=device, state=exhibit_state)
+    session.add(exhibit)
+    session.flush()
+    examination = ExaminationTask(exhibit_id=row_id(exhibit), case_id=case_id, device_type=device, **task)
+    session.add(examination)
+    session.flush()
+    return exhibit, examination

@@ -16,11 +16,11 @@ from sqlmodel import Session
 
 from tests.api.helpers import create_case, create_exhibit
 from tests.conftest import TESTDATA, Users, make_account
-from tests.factories import row_id
+from tests.factories import exhibit_with_task, row_id
 from triage import backlog
 from triage.models.accounts import Role
 from triage.models.exhibits import DeviceType, Exhibit, ExhibitState
-from triage.models.queue import ExaminationTask, TaskState
+from triage.models.queue import TaskState
 from triage.models.vendors import Vendor, VendorStatus
 
 NEXT_YEAR = (date.today() + timedelta(days=365)).isoformat()
@@ -191,22 +191,13 @@ def test_forecast_on_a_constructed_history_matches_a_hand_computation(
                 )
             )
         for n in range(8):  # eight examinations done in the last four weeks: 2 a week in house
-            done = Exhibit(
-                case_id=case["id"],
-                reference=f"D/{n}",
-                device_type=DeviceType.laptop,
-                state=ExhibitState.examined,
-            )
-            s.add(done)
-            s.flush()
-            s.add(
-                ExaminationTask(
-                    exhibit_id=row_id(done),
-                    case_id=case["id"],
-                    device_type="laptop",  # type: ignore[arg-type]
-                    state=TaskState.completed,
-                    completed_at=now - timedelta(days=3 * n + 1),
-                )
+            exhibit_with_task(
+                s,
+                case["id"],
+                f"D/{n}",
+                exhibit_state=ExhibitState.examined,
+                state=TaskState.completed,
+                completed_at=now - timedelta(days=3 * n + 1),
             )
         s.add(
             Vendor(
@@ -276,19 +267,13 @@ def test_recommendation_to_meet_a_target_date_matches_a_hand_computation(
     done_cases = [create_case(client, h, users.investigator.id, f"CR/D{n}")["id"] for n in range(8)]  # type: ignore[arg-type]
     with Session(engine) as s:
         for n, case_id in enumerate(done_cases):  # pace: 8 in 4 weeks = 2 a week in house
-            done = Exhibit(
-                case_id=case_id, reference="D", device_type=DeviceType.laptop, state=ExhibitState.examined
-            )
-            s.add(done)
-            s.flush()
-            s.add(
-                ExaminationTask(
-                    exhibit_id=row_id(done),
-                    case_id=case_id,
-                    device_type="laptop",  # type: ignore[arg-type]
-                    state=TaskState.completed,
-                    completed_at=now - timedelta(days=2 + n),
-                )
+            exhibit_with_task(
+                s,
+                case_id,
+                "D",
+                exhibit_state=ExhibitState.examined,
+                state=TaskState.completed,
+                completed_at=now - timedelta(days=2 + n),
             )
         s.commit()
     # Queue, by priority: welfare, plain, welfare, plain (fraud cases: no IIOC authority needed).
@@ -312,22 +297,7 @@ def test_recommendation_to_meet_a_target_date_matches_a_hand_computation(
     ]
     with Session(engine) as s:
         for n, case in enumerate(cases):
-            exhibit = Exhibit(
-                case_id=case["id"],
-                reference="Q",
-                device_type=DeviceType.phone,
-                state=ExhibitState.awaiting_examination,
-            )
-            s.add(exhibit)
-            s.flush()
-            s.add(
-                ExaminationTask(
-                    exhibit_id=row_id(exhibit),
-                    case_id=case["id"],
-                    device_type="phone",  # type: ignore[arg-type]
-                    priority=400.0 - 100 * n,
-                )
-            )
+            exhibit_with_task(s, case["id"], "Q", DeviceType.phone, priority=400.0 - 100 * n)
         s.add(
             Vendor(
                 name="Quick",

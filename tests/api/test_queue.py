@@ -15,13 +15,13 @@ from sqlmodel import Session, select
 
 from tests.api.helpers import create_case, create_exhibit
 from tests.conftest import Users, make_account
-from tests.factories import case_with_exhibit, row_id
+from tests.factories import case_with_exhibit, exhibit_with_task, row_id
 from triage import audit, custody, queue
 from triage.context import Context
 from triage.errors import ConflictError
 from triage.models.accounts import Role
 from triage.models.audit import AuditEvent
-from triage.models.exhibits import CustodyEvent, DeviceType, Exhibit, ExhibitState
+from triage.models.exhibits import CustodyEvent, Exhibit, ExhibitState
 from triage.models.queue import ExaminationTask, TaskState
 from triage.models.runs import RunState, TriageHit, TriageRun
 
@@ -296,24 +296,7 @@ def test_fifty_examiners_claiming_at_once_get_fifty_different_tasks(
     case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
     with Session(engine) as s:
         for n in range(60):
-            s.add(
-                Exhibit(
-                    case_id=case["id"],
-                    reference=f"E/{n}",
-                    device_type=DeviceType.laptop,
-                    state=ExhibitState.awaiting_examination,
-                )
-            )
-        s.commit()
-        for exhibit in s.exec(select(Exhibit)).all():
-            s.add(
-                ExaminationTask(
-                    exhibit_id=row_id(exhibit),
-                    case_id=case["id"],
-                    device_type="laptop",  # type: ignore[arg-type]
-                    priority=float(exhibit.id or 0),
-                )
-            )
+            exhibit_with_task(s, case["id"], f"E/{n}", priority=float(n))
         s.commit()
     examiners = [make_account(engine, f"ex{n:02d}", Role.examiner) for n in range(50)]
     got: list[int | None] = []

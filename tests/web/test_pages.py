@@ -12,11 +12,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from tests.conftest import PASSWORD, Users
-from tests.factories import row_id
+from tests.factories import exhibit_with_task, row_id
 from tests.web.conftest import ROOT
 from triage import queue
 from triage.models.cases import Case, OffenceCategory, RestrictionKind
-from triage.models.exhibits import DeviceType, Exhibit
+from triage.models.exhibits import DeviceType, Exhibit, ExhibitState
 from triage.models.queue import ExaminationTask, TaskState
 
 
@@ -46,7 +46,6 @@ def _case(engine: Engine, ref: str, officer: int, restricted_days: int | None, d
     """A case with one exhibit waiting for examination (through the real lifecycle)."""
     from triage import custody
     from triage.context import system_context
-    from triage.models.exhibits import ExhibitState
 
     with Session(engine) as s:
         start = date.today() - timedelta(days=restricted_days) if restricted_days is not None else None
@@ -83,17 +82,14 @@ def _pace(engine: Engine, officer: int) -> None:
         s.add(case)
         s.flush()
         for n in range(2):
-            exhibit = Exhibit(case_id=row_id(case), reference=f"D{n}", device_type="phone", state="examined")  # type: ignore[arg-type]
-            s.add(exhibit)
-            s.flush()
-            s.add(
-                ExaminationTask(
-                    exhibit_id=row_id(exhibit),
-                    case_id=row_id(case),
-                    device_type="phone",  # type: ignore[arg-type]
-                    state=TaskState.completed,
-                    completed_at=datetime.now(UTC) - timedelta(days=3),
-                )
+            exhibit_with_task(
+                s,
+                row_id(case),
+                f"D{n}",
+                DeviceType.phone,
+                ExhibitState.examined,
+                state=TaskState.completed,
+                completed_at=datetime.now(UTC) - timedelta(days=3),
             )
         s.commit()
 
