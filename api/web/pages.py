@@ -83,8 +83,10 @@ def problem_page(
 
 
 def error_page(request: Request, account: Account | None, exc: Exception) -> HTMLResponse:
-    status = 404 if isinstance(exc, NotFoundError) else 403 if isinstance(exc, PermissionDeniedError) else 400
-    return problem_page(request, account, status, str(exc))
+    """The page for an error a page's handler caught, with the status the API gives it."""
+    from api.errors import status_for  # api.errors answers with these pages: imported late
+
+    return problem_page(request, account, status_for(exc), str(exc))
 
 
 def in_words(problems: Iterable[Mapping[str, Any]], whole: str = "form") -> str:

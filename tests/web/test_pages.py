@@ -198,6 +198,19 @@ def test_an_outcome_the_api_would_refuse_is_refused_on_the_page_too(
         assert task.state == TaskState.claimed and task.outcome == ""
 
 
+def test_a_job_one_no_longer_holds_answers_409_on_the_page_as_in_the_api(
+    client: TestClient, users: Users, engine: Engine
+) -> None:
+    _case(engine, "CR/GONE", users.investigator.id or 0, None)
+    client.post("/login", data={"username": "examiner", "password": PASSWORD})
+    task_page = client.post("/work/claim").url.path
+    assert client.post(f"{task_page}/release").status_code == 200
+    r = client.post(f"{task_page}/complete", data={"outcome": "done"})
+    assert r.status_code == 409 and "not held by you" in r.text and "<html" in r.text
+    with Session(engine) as s:
+        assert s.exec(select(ExaminationTask)).one().state == TaskState.queued
+
+
 def test_pages_fit_a_tablet_and_are_reachable_by_keyboard(
     server: str, browser: Any, users: Users, engine: Engine
 ) -> None:
