@@ -103,21 +103,31 @@ def _vacuum(engine: Any) -> None:
 
 _WRK_SCRIPT = """
 tokens = {%(tokens)s}
-local next_id = 1
+local threads = {}
 function setup(thread)
-  thread:set("id", next_id)
-  next_id = next_id + 1
+  table.insert(threads, thread)
+  thread:set("id", #threads)
 end
 function init(args)
   wrk.method = "POST"
   wrk.path = "/api/v1/tasks/claim-next"
   wrk.headers["Authorization"] = "Bearer " .. tokens[id]
+  answered = 0
+end
+function response(status, headers, body)
+  answered = answered + 1
 end
 function done(summary, latency, requests)
-  io.write(string.format("RESULT requests=%%d p50=%%.1f p95=%%.1f non2xx=%%d errors=%%d\\n",
+  local fewest, most = math.huge, 0
+  for _, thread in ipairs(threads) do
+    local n = thread:get("answered")
+    fewest, most = math.min(fewest, n), math.max(most, n)
+  end
+  io.write(string.format(
+    "RESULT requests=%%d p50=%%.1f p95=%%.1f non2xx=%%d errors=%%d fewest=%%d most=%%d\\n",
     summary.requests, latency:percentile(50) / 1000, latency:percentile(95) / 1000,
     summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write
-      + summary.errors.timeout))
+      + summary.errors.timeout, fewest, most))
 end
 """
 
@@ -183,10 +193,13 @@ def _claims_over_http(url: str, engine: Any, examiners: list[Account], workers: 
     finally:
         server.terminate()
         server.wait(30)
-    found = re.search(r"RESULT requests=(\d+) p50=([\d.]+) p95=([\d.]+) non2xx=(\d+) errors=(\d+)", out)
+    found = re.search(
+        r"RESULT requests=(\d+) p50=([\d.]+) p95=([\d.]+) non2xx=(\d+) errors=(\d+) fewest=(\d+) most=(\d+)",
+        out,
+    )
     if found is None:
         raise SystemExit(f"wrk printed no result:\n{out}")
-    requests, p50, p95, non2xx, errors = found.groups()
+    requests, p50, p95, non2xx, errors, fewest, most = found.groups()
     with Session(engine) as s:
         after = s.exec(select(func.count()).where(ExaminationTask.state == TaskState.claimed)).one()
     ok = int(requests) - int(non2xx) - int(errors)
@@ -196,7 +209,8 @@ def _claims_over_http(url: str, engine: Any, examiners: list[Account], workers: 
     print(
         f"claim-next through HTTP (triage serve, {workers} workers; wrk, {len(examiners)} examiners "
         f"back to back, {seconds} s): {ok} claims, median {p50} ms, p95 {p95} ms; "
-        f"{non2xx} non-2xx answers, {errors} socket errors"
+        f"{non2xx} non-2xx answers, {errors} socket errors; claims per examiner from {fewest} to {most} "
+        "(each connection stays with the API worker process that accepted it)"
     )
 
 
