@@ -184,12 +184,17 @@ def test_forms_answer_bad_input_with_a_clear_message(
         assert queue.positions(s)  # nothing above changed the queue by mistake
 
 
+def _claimed_by_examiner(client: TestClient, users: Users, engine: Engine, ref: str) -> str:
+    """Signed in as the examiner, who has claimed the only job (of a new case ``ref``): its page."""
+    _case(engine, ref, users.investigator.id or 0, None)
+    client.post("/login", data={"username": "examiner", "password": PASSWORD})
+    return client.post("/work/claim").url.path
+
+
 def test_an_outcome_the_api_would_refuse_is_refused_on_the_page_too(
     client: TestClient, users: Users, engine: Engine
 ) -> None:
-    _case(engine, "CR/LONG", users.investigator.id or 0, None)
-    client.post("/login", data={"username": "examiner", "password": PASSWORD})
-    task_page = client.post("/work/claim").url.path
+    task_page = _claimed_by_examiner(client, users, engine, "CR/LONG")
     for outcome, says in [("x" * 4001, "at most 4000 characters"), ("nul\x00byte", "NUL character")]:
         r = client.post(f"{task_page}/complete", data={"outcome": outcome})
         assert r.status_code == 422 and says in r.text, r.text[-500:]
@@ -201,9 +206,7 @@ def test_an_outcome_the_api_would_refuse_is_refused_on_the_page_too(
 def test_a_job_one_no_longer_holds_answers_409_on_the_page_as_in_the_api(
     client: TestClient, users: Users, engine: Engine
 ) -> None:
-    _case(engine, "CR/GONE", users.investigator.id or 0, None)
-    client.post("/login", data={"username": "examiner", "password": PASSWORD})
-    task_page = client.post("/work/claim").url.path
+    task_page = _claimed_by_examiner(client, users, engine, "CR/GONE")
     assert client.post(f"{task_page}/release").status_code == 200
     r = client.post(f"{task_page}/complete", data={"outcome": "done"})
     assert r.status_code == 409 and "not held by you" in r.text and "<html" in r.text
