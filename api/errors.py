@@ -45,8 +45,10 @@ def status_for(exc: Exception) -> int:
 
 
 def for_a_person(request: Request) -> bool:
-    """True for the pages' addresses (everything but the API and the machine endpoints)."""
-    return not request.url.path.startswith(MACHINE_PATHS)
+    """True for the pages' addresses: everything but the API, the machine endpoints and what a
+    page's script reads (``.json``, such as a run's progress)."""
+    path = request.url.path
+    return not (path.startswith(MACHINE_PATHS) or path.endswith(".json"))
 
 
 def answer(request: Request, status: int, detail: Any, headers: dict[str, str] | None = None) -> Response:

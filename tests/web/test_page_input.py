@@ -133,3 +133,7 @@ def test_page_errors_are_pages_and_api_errors_stay_json(client: TestClient, user
         assert "detail" in r.json()
     r = client.get("/readyz/no-such-check")
     assert r.status_code == 404 and r.headers["content-type"] == "application/json"
+    # What a page's script reads answers its errors in JSON too.
+    client.post("/login", data={"username": "manager", "password": PASSWORD})
+    r = client.get("/runs/not-a-number/progress.json")
+    assert r.status_code == 422 and r.headers["content-type"] == "application/json" and r.json()["detail"]
