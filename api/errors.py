@@ -13,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError as DBDataError
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from sqlalchemy.exc import OperationalError as DBOperationalError
+from sqlalchemy.exc import TimeoutError as DBPoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.web import pages
@@ -32,6 +34,8 @@ STATUS: list[tuple[type[Exception], int]] = [
     (errors.EvidenceError, 400),
     (errors.TriageError, 400),
 ]
+
+RETRY_AFTER_SECONDS = 5  # what a 503 asks a client to wait before trying again
 
 # Addresses answered in JSON whatever goes wrong: the API and what machines read.
 MACHINE_PATHS = ("/api/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc")
@@ -80,6 +84,16 @@ def install(app: FastAPI) -> None:
         log.warning("database refused a value (%s %s): %s", request.method, request.url.path, reason)
         return answer(request, 422, f"a value was refused by the database: {reason}")
 
+    async def db_unavailable(request: Request, exc: Exception) -> Response:
+        # The database did not answer (down, restarting, unreachable), every pooled connection
+        # stayed busy past the pool's timeout, or it gave up on the transaction (a deadlock, a
+        # lock or statement timeout). The request's transaction is rolled back; asking again
+        # shortly is the remedy, so 503 with Retry-After rather than a bare 500.
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        log.error("database unavailable (%s %s): %s", request.method, request.url.path, reason)
+        detail = "the database could not be reached or could not complete the request; try again shortly"
+        return answer(request, 503, detail, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
     async def invalid_request(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)  # registered for that class alone
         if for_a_person(request):
@@ -95,5 +109,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.TriageError, triage_error)
     app.add_exception_handler(DBDataError, db_data_error)
     app.add_exception_handler(DBIntegrityError, db_conflict)
+    app.add_exception_handler(DBOperationalError, db_unavailable)
+    app.add_exception_handler(DBPoolTimeout, db_unavailable)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(StarletteHTTPException, http_error)

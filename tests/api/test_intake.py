@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from tests.api.helpers import case_body, create_case, create_exhibit, registered_exhibit
 from tests.conftest import TESTDATA, Users
@@ -406,3 +407,32 @@ def test_every_request_gives_its_database_connection_back(  # type: ignore[no-un
     assert client.get("/api/v1/cases/999999", headers=h).status_code == 404
     assert client.get("/", headers=h).status_code in (200, 303)
     assert pool.checkedout() == 0
+
+
+def test_a_database_that_does_not_answer_is_503_with_retry_after(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not a bare 500: the API says so in JSON, a page says so as a page, both ask the client to
+    try again, and the operator finds the database's reason in the log."""
+    from api.main import create_app
+    from tests.services import free_port
+    from triage.settings import Environment, Settings
+
+    nobody = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"  # nothing listens
+    app = create_app(
+        Settings(
+            environment=Environment.test,
+            database_url=nobody,
+            secret_key=SecretStr("test-secret-key-which-is-long-enough-0123456789"),
+            artifact_dir=tmp_path,
+        )
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.post("/api/v1/auth/token", data={"username": "a", "password": "b" * 12})
+        assert r.status_code == 503 and r.headers["retry-after"] == "5"
+        assert "try again" in r.json()["detail"]
+        r = client.post("/login", data={"username": "a", "password": "b" * 12})
+        assert r.status_code == 503 and "Not available just now" in r.text and "try again" in r.text
+        assert client.get("/readyz").status_code == 503
+    assert any("database unavailable" in m for m in caplog.messages)
+    app.state.engine.dispose()
