@@ -94,6 +94,13 @@ def install(app: FastAPI) -> None:
         detail = "the database could not be reached or could not complete the request; try again shortly"
         return answer(request, 503, detail, {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # A fault of ours. Starlette logs the traceback after this answer is sent; the answer
+        # names the request id, which the log and the audit trail carry, and nothing more.
+        request_id = request.scope.get("state", {}).get("request_id", "")
+        detail = f"an internal error occurred (request id {request_id}); it has been logged"
+        return answer(request, 500, detail)
+
     async def invalid_request(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)  # registered for that class alone
         if for_a_person(request):
@@ -113,3 +120,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DBPoolTimeout, db_unavailable)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)

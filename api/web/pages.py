@@ -63,7 +63,7 @@ def render(
     )
 
 
-TITLES = {404: "Not found", 403: "Not allowed", 503: "Not available just now"}
+TITLES = {404: "Not found", 403: "Not allowed", 500: "Something went wrong", 503: "Not available just now"}
 
 
 def problem_page(

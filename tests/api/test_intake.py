@@ -236,6 +236,24 @@ def test_a_value_the_database_refuses_is_422_and_logged(app, client: TestClient,
     assert "database refused a value" in caplog.text
 
 
+def test_a_fault_of_ours_is_a_clear_500_naming_the_request(app) -> None:  # type: ignore[no-untyped-def]
+    """An unexpected exception: JSON for the API, a page for a page's address, each naming the
+    request id (which the log carries) and nothing of the exception itself."""
+
+    def fault() -> None:
+        raise RuntimeError("secret internals")
+
+    app.add_api_route("/api/v1/test-fault", fault)
+    app.add_api_route("/test-fault", fault)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/api/v1/test-fault", headers={"X-Request-ID": "req-api-1"})
+        assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+        assert "request id req-api-1" in r.json()["detail"] and "secret" not in r.text
+        r = client.get("/test-fault", headers={"X-Request-ID": "req-page-1"})
+        assert r.status_code == 500 and "Something went wrong" in r.text and "req-page-1" in r.text
+        assert "secret" not in r.text
+
+
 def test_paths_the_system_cannot_look_up_are_400(
     client: TestClient, users: Users, headers: dict[str, dict[str, str]]
 ) -> None:
