@@ -48,11 +48,15 @@ def status_for(exc: Exception) -> int:
     return 500
 
 
-def for_a_person(request: Request) -> bool:
+def page_address(path: str) -> bool:
     """True for the pages' addresses: everything but the API, the machine endpoints and what a
     page's script reads (``.json``, such as a run's progress)."""
-    path = request.url.path
     return not (path.startswith(MACHINE_PATHS) or path.endswith(".json"))
+
+
+def for_a_person(request: Request) -> bool:
+    """True when the request is for a page (:func:`page_address`)."""
+    return page_address(request.url.path)
 
 
 def answer(request: Request, status: int, detail: Any, headers: dict[str, str] | None = None) -> Response:

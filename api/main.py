@@ -9,7 +9,12 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
-from api.middleware import BodySizeLimitMiddleware, NulInUrlMiddleware, RequestIdMiddleware
+from api.middleware import (
+    BodySizeLimitMiddleware,
+    NulInUrlMiddleware,
+    RequestIdMiddleware,
+    SecurityHeadersMiddleware,
+)
 from api.routes import accounts, audit, auth, backlog, cases, exhibits, health, metrics, reference, runs
 from api.routes import queue as queue_routes
 from api.routes.auth import LoginThrottle
@@ -57,4 +62,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, overrides=uploads)
     app.add_middleware(NulInUrlMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     return app

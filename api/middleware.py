@@ -1,6 +1,6 @@
-"""Pure ASGI middleware: a request id on every request, a cap on request body size, and no NUL
-character in URLs. Their refusals are answered as every error is (:func:`api.errors.answer`):
-JSON for the API, a page on the pages' addresses."""
+"""Pure ASGI middleware: a request id on every request, the browser's security headers, a cap on
+request body size, and no NUL character in URLs. Their refusals are answered as every error is
+(:func:`api.errors.answer`): JSON for the API, a page on the pages' addresses."""
 
 from __future__ import annotations
 
@@ -36,6 +36,41 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+class SecurityHeadersMiddleware:
+    """Headers a browser obeys: on every response, no guessing content types; on the pages,
+    nothing but this site's own scripts, styles and forms, no framing by another site (a
+    hidden frame must not click "pin" or "disable account" for a signed-in user), and no page
+    address sent to other sites. The API's interactive docs (``/docs``) load their own
+    scripts, so the page policy is for the pages' addresses alone."""
+
+    ALWAYS = [(b"x-content-type-options", b"nosniff")]
+    PAGES = [
+        (
+            b"content-security-policy",
+            b"default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; "
+            b"object-src 'none'",
+        ),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"same-origin"),
+    ]
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        added = self.ALWAYS + (self.PAGES if errors.page_address(scope["path"]) else [])
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).extend(added)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class BodySizeLimitMiddleware:

@@ -64,6 +64,7 @@ def browser(request: pytest.FixtureRequest) -> Iterator[Any]:
         "--window-size=1280,900",
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # to read CSP refusals
     profile = tempfile.mkdtemp(prefix="chromium-")
     options.add_argument(f"--user-data-dir={profile}")
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
@@ -71,5 +72,9 @@ def browser(request: pytest.FixtureRequest) -> Iterator[Any]:
     yield driver
     SHOTS.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(SHOTS / f"{request.node.name}.png"))
+    # Every page a test visited kept to the pages' Content-Security-Policy: nothing the browser
+    # refused to load or run (it logs each refusal to the console).
+    refused = [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
+    assert not refused, refused

@@ -137,3 +137,20 @@ def test_page_errors_are_pages_and_api_errors_stay_json(client: TestClient, user
     client.post("/login", data={"username": "manager", "password": PASSWORD})
     r = client.get("/runs/not-a-number/progress.json")
     assert r.status_code == 422 and r.headers["content-type"] == "application/json" and r.json()["detail"]
+
+
+def test_pages_carry_the_browser_security_headers_and_the_api_docs_keep_working(
+    client: TestClient,
+) -> None:
+    """Pages may not be framed or load anything but this site's own; every answer forbids
+    content-type guessing; the API's docs page (its scripts come from elsewhere) and JSON
+    answers carry no page policy."""
+    for path in ("/login", "/no/such/page"):
+        r = client.get(path)
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"], path
+        assert r.headers["x-frame-options"] == "DENY" and r.headers["referrer-policy"] == "same-origin"
+        assert r.headers["x-content-type-options"] == "nosniff"
+    for path in ("/docs", "/healthz", "/api/v1/cases"):
+        r = client.get(path)
+        assert "content-security-policy" not in r.headers and "x-frame-options" not in r.headers, path
+        assert r.headers["x-content-type-options"] == "nosniff"
