@@ -11,7 +11,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from triage.models.queue import ExaminationTask, TaskState
 from triage.models.runs import FINAL_RUN_STATES, RunState, TriageRun
+from triage.models.types import utcnow
 
 router = APIRouter(tags=["health"])
 BUCKETS = (10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 24 * 3600)
@@ -63,8 +65,54 @@ class RunCollector:
             )
 
 
+class QueueCollector:
+    """The examination queue: tasks waiting (held ones apart), being examined and done, and how
+    long the longest-waiting task has waited."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Any]:
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(ExaminationTask.state, ExaminationTask.held, func.count()).group_by(
+                    col(ExaminationTask.state), col(ExaminationTask.held)
+                )
+            ).all()
+            oldest = session.exec(
+                select(func.min(ExaminationTask.queued_at)).where(ExaminationTask.state == TaskState.queued)
+            ).one()
+        counts = {"queued": 0, "held": 0, "claimed": 0}
+        completed = 0
+        for state, held, n in rows:
+            if state == TaskState.queued:
+                counts["held" if held else "queued"] += n
+            elif state == TaskState.claimed:
+                counts["claimed"] += n
+            elif state == TaskState.completed:
+                completed += n
+        tasks = GaugeMetricFamily(
+            "triage_examination_tasks",
+            "Examination tasks waiting (queued), held by a manager, or being examined (claimed)",
+            labels=["state"],
+        )
+        for state, n in counts.items():
+            tasks.add_metric([state], n)
+        yield tasks
+        yield CounterMetricFamily(
+            "triage_examination_tasks_completed", "Examination tasks completed", value=completed
+        )
+        waited = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+        yield GaugeMetricFamily(
+            "triage_oldest_queued_task_age_seconds",
+            "How long the longest-waiting queued examination task has waited (0: none waiting)",
+            value=max(waited, 0.0),
+        )
+
+
 @router.get("/metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
     registry = CollectorRegistry()
     registry.register(RunCollector(request.app.state.engine))  # type: ignore[arg-type]
+    registry.register(QueueCollector(request.app.state.engine))  # type: ignore[arg-type]
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import io
+import re
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from tests.api.helpers import create_case, create_exhibit, registered_exhibit
 from tests.conftest import TESTDATA, Users
+from tests.factories import case_with_exhibit, exhibit_with_task, row_id
+from triage.models.exhibits import ExhibitState
+from triage.models.queue import TaskState
+from triage.models.types import utcnow
 from triage.settings import Settings
 
 
@@ -114,7 +122,22 @@ def test_hash_sets_and_rules_register_by_path_only_from_the_reference_roots(
     assert r.status_code == 201, r.text
 
 
-def test_metrics_are_served_in_prometheus_format(client: TestClient, users: Users) -> None:
+def test_metrics_are_served_in_prometheus_format(client: TestClient, users: Users, engine: Engine) -> None:
     r = client.get("/metrics")
     assert r.status_code == 200 and 'triage_runs{state="queued"} 0.0' in r.text
     assert "triage_run_duration_seconds_bucket" in r.text
+    assert "triage_oldest_queued_task_age_seconds 0.0" in r.text  # nothing waiting
+    with Session(engine) as s:
+        case, _ = case_with_exhibit(s, row_id(users.investigator), "CR/M", ExhibitState.examined)
+        exhibit_with_task(s, row_id(case), "W/1", queued_at=utcnow() - timedelta(hours=2))
+        exhibit_with_task(s, row_id(case), "W/2", held=True)
+        examined = ExhibitState.examined
+        exhibit_with_task(s, row_id(case), "D/1", exhibit_state=examined, state=TaskState.completed)
+        s.commit()
+    text = client.get("/metrics").text
+    assert 'triage_examination_tasks{state="queued"} 1.0' in text
+    assert 'triage_examination_tasks{state="held"} 1.0' in text
+    assert 'triage_examination_tasks{state="claimed"} 0.0' in text
+    assert "triage_examination_tasks_completed_total 1.0" in text
+    age = float(re.search(r"^triage_oldest_queued_task_age_seconds (\S+)$", text, re.M).group(1))  # type: ignore[union-attr]
+    assert 2 * 3600 <= age < 2 * 3600 + 600
