@@ -16,8 +16,9 @@ from api import errors
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
 
-class RequestIdMiddleware:
-    """Takes ``X-Request-ID`` when it is safe, otherwise makes one; echoes it in the response."""
+class _HttpMiddleware:
+    """What these middlewares share: they act on HTTP requests (:meth:`http`); anything else
+    the server sends through (lifespan events) passes untouched."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -26,19 +27,34 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+def _adding_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
+    """``send``, with ``headers`` added to the response's start."""
+
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message.setdefault("headers", []).extend(headers)
+        await send(message)
+
+    return send_with_headers
+
+
+class RequestIdMiddleware(_HttpMiddleware):
+    """Takes ``X-Request-ID`` when it is safe, otherwise makes one; echoes it in the response."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         supplied = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = supplied if _SAFE_ID.match(supplied) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
+        await self.app(scope, receive, _adding_headers(send, [(b"x-request-id", request_id.encode())]))
 
 
-class SecurityHeadersMiddleware:
+class SecurityHeadersMiddleware(_HttpMiddleware):
     """Headers a browser obeys: on every response, no guessing content types; on the pages,
     nothing but this site's own scripts, styles and forms, no framing by another site (a
     hidden frame must not click "pin" or "disable account" for a signed-in user), and no page
@@ -56,24 +72,12 @@ class SecurityHeadersMiddleware:
         (b"referrer-policy", b"same-origin"),
     ]
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         added = self.ALWAYS + (self.PAGES if errors.page_address(scope["path"]) else [])
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", []).extend(added)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, _adding_headers(send, added))
 
 
-class BodySizeLimitMiddleware:
+class BodySizeLimitMiddleware(_HttpMiddleware):
     """Answers 413 for bodies over ``max_bytes``.
 
     With a Content-Length the check is immediate (the server holds the client to that length).
@@ -83,7 +87,7 @@ class BodySizeLimitMiddleware:
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int, overrides: Sequence[tuple[str, int]] = ()) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
         self.overrides = list(overrides)
 
@@ -93,10 +97,7 @@ class BodySizeLimitMiddleware:
                 return limit
         return self.max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self._limit(scope["path"])
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:
@@ -127,18 +128,13 @@ class BodySizeLimitMiddleware:
         await self.app(scope, replay, send)
 
 
-class NulInUrlMiddleware:
+class NulInUrlMiddleware(_HttpMiddleware):
     """Answers 422 for a NUL character in the path or query (as ``%00``): no id, filter or
     page parameter means one, and the databases disagree on it (PostgreSQL refuses it in text,
     SQLite compares it). Bodies are checked by :class:`triage.models.requests.RequestModel`."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (
-            "\x00" in scope["path"] or b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]
-        ):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if "\x00" in scope["path"] or b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]:
             await _refuse(scope, receive, send, 422, "a NUL character (U+0000) is not allowed in the URL")
             return
         await self.app(scope, receive, send)
