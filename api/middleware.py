@@ -34,11 +34,14 @@ class _HttpMiddleware:
 
 
 def _adding_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
-    """``send``, with ``headers`` added to the response's start."""
+    """``send``, with ``headers`` added to the response's start, each unless the response
+    already has one of that name."""
 
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
-            message.setdefault("headers", []).extend(headers)
+            present = message.setdefault("headers", [])
+            names = {name.lower() for name, _ in present}
+            present.extend(header for header in headers if header[0] not in names)
         await send(message)
 
     return send_with_headers
@@ -55,13 +58,17 @@ class RequestIdMiddleware(_HttpMiddleware):
 
 
 class SecurityHeadersMiddleware(_HttpMiddleware):
-    """Headers a browser obeys: on every response, no guessing content types; on the pages,
+    """Headers a browser obeys: on every response, no guessing content types; on everything
+    but the static files, no copy kept in a cache (case and safeguarding details must not stay
+    on a shared computer or in a proxy), unless the response says otherwise; on the pages,
     nothing but this site's own scripts, styles and forms, no framing by another site (a
     hidden frame must not click "pin" or "disable account" for a signed-in user), and no page
     address sent to other sites. The API's interactive docs (``/docs``) load their own
     scripts, so the page policy is for the pages' addresses alone."""
 
     ALWAYS = [(b"x-content-type-options", b"nosniff")]
+    NO_STORE = (b"cache-control", b"no-store")
+    STATIC = "/static/"
     PAGES = [
         (
             b"content-security-policy",
@@ -73,7 +80,10 @@ class SecurityHeadersMiddleware(_HttpMiddleware):
     ]
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        added = self.ALWAYS + (self.PAGES if errors.page_address(scope["path"]) else [])
+        path = scope["path"]
+        added = self.ALWAYS + (self.PAGES if errors.page_address(path) else [])
+        if not path.startswith(self.STATIC):
+            added = [*added, self.NO_STORE]
         await self.app(scope, receive, _adding_headers(send, added))
 
 

@@ -143,14 +143,19 @@ def test_pages_carry_the_browser_security_headers_and_the_api_docs_keep_working(
     client: TestClient,
 ) -> None:
     """Pages may not be framed or load anything but this site's own; every answer forbids
-    content-type guessing; the API's docs page (its scripts come from elsewhere) and JSON
-    answers carry no page policy."""
+    content-type guessing, and all but the static files being kept in a cache; the API's docs
+    page (its scripts come from elsewhere) and JSON answers carry no page policy."""
     for path in ("/login", "/no/such/page"):
         r = client.get(path)
         assert "frame-ancestors 'none'" in r.headers["content-security-policy"], path
         assert r.headers["x-frame-options"] == "DENY" and r.headers["referrer-policy"] == "same-origin"
         assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["cache-control"] == "no-store"
     for path in ("/docs", "/healthz", "/api/v1/cases"):
         r = client.get(path)
         assert "content-security-policy" not in r.headers and "x-frame-options" not in r.headers, path
         assert r.headers["x-content-type-options"] == "nosniff"
+    # Case data is kept in no cache; the stylesheet may be.
+    assert client.get("/api/v1/cases").headers["cache-control"] == "no-store"
+    r = client.get("/static/app.css")
+    assert r.status_code == 200 and "no-store" not in r.headers.get("cache-control", "")
