@@ -101,9 +101,10 @@ def install(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> Response:
         # A fault of ours. Starlette logs the traceback after this answer is sent; the answer
         # names the request id, which the log and the audit trail carry, and nothing more.
+        # Starlette sends it from outside the app's middleware, so the id header goes here.
         request_id = request.scope.get("state", {}).get("request_id", "")
         detail = f"an internal error occurred (request id {request_id}); it has been logged"
-        return answer(request, 500, detail)
+        return answer(request, 500, detail, {"X-Request-ID": request_id} if request_id else None)
 
     async def invalid_request(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)  # registered for that class alone

@@ -249,6 +249,7 @@ def test_a_fault_of_ours_is_a_clear_500_naming_the_request(app) -> None:  # type
         r = client.get("/api/v1/test-fault", headers={"X-Request-ID": "req-api-1"})
         assert r.status_code == 500 and r.headers["content-type"] == "application/json"
         assert "request id req-api-1" in r.json()["detail"] and "secret" not in r.text
+        assert r.headers["x-request-id"] == "req-api-1"
         r = client.get("/test-fault", headers={"X-Request-ID": "req-page-1"})
         assert r.status_code == 500 and "Something went wrong" in r.text and "req-page-1" in r.text
         assert "secret" not in r.text
