@@ -1,6 +1,6 @@
 """Rows for tests: synthetic queues in bulk (many cases, each with one exhibit awaiting
 examination and its queued task; used by the rescore tests and by ``bench/queue_bench.py``),
-and one case with one exhibit put straight into a state."""
+a case with one exhibit put straight into a state, and an exhibit in a state with its task."""
 
 from __future__ import annotations
 
@@ -124,10 +124,17 @@ def case_with_exhibit(
     )
     session.add(case)
     session.flush()
-    exhibit = Exhibit(case_id=row_id(case), reference="E/1", device_type=device, state=exhibit_state)
+    return case, _exhibit(session, row_id(case), "E/1", device, exhibit_state)
+
+
+def _exhibit(
+    session: Session, case_id: int, reference: str, device: DeviceType, state: ExhibitState
+) -> Exhibit:
+    """An exhibit put straight into ``state``, added and flushed (so it has its id)."""
+    exhibit = Exhibit(case_id=case_id, reference=reference, device_type=device, state=state)
     session.add(exhibit)
     session.flush()
-    return case, exhibit
+    return exhibit
 
 
 def exhibit_with_task(
@@ -141,9 +148,7 @@ def exhibit_with_task(
     """An exhibit of case ``case_id`` already in ``exhibit_state`` and its examination task
     (queued unless ``task`` says otherwise: state, priority, completed_at, ...), added and
     flushed in ``session`` (no custody event or audit: for tests that set up a queue directly)."""
-    exhibit = Exhibit(case_id=case_id, reference=reference, device_type=device, state=exhibit_state)
-    session.add(exhibit)
-    session.flush()
+    exhibit = _exhibit(session, case_id, reference, device, exhibit_state)
     examination = ExaminationTask(exhibit_id=row_id(exhibit), case_id=case_id, device_type=device, **task)
     session.add(examination)
     session.flush()
