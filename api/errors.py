@@ -67,6 +67,11 @@ def answer(request: Request, status: int, detail: Any, headers: dict[str, str] |
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+def _database_reason(exc: Exception) -> str:
+    """The first line of what the database (its driver's error) or the pool said."""
+    return str(getattr(exc, "orig", None) or exc).splitlines()[0]
+
+
 def install(app: FastAPI) -> None:
     async def triage_error(request: Request, exc: Exception) -> Response:
         status = status_for(exc)
@@ -84,7 +89,7 @@ def install(app: FastAPI) -> None:
         # A value the validation let through but the database cannot hold (a NUL in a query
         # filter, say): the transaction is rolled back, so nothing was written. Logged, as it
         # means a check is missing at the edge.
-        reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+        reason = _database_reason(exc)
         log.warning("database refused a value (%s %s): %s", request.method, request.url.path, reason)
         return answer(request, 422, f"a value was refused by the database: {reason}")
 
@@ -93,7 +98,7 @@ def install(app: FastAPI) -> None:
         # stayed busy past the pool's timeout, or it gave up on the transaction (a deadlock, a
         # lock or statement timeout). The request's transaction is rolled back; asking again
         # shortly is the remedy, so 503 with Retry-After rather than a bare 500.
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        reason = _database_reason(exc)
         log.error("database unavailable (%s %s): %s", request.method, request.url.path, reason)
         detail = "the database could not be reached or could not complete the request; try again shortly"
         return answer(request, 503, detail, {"Retry-After": str(RETRY_AFTER_SECONDS)})
