@@ -37,7 +37,7 @@ import urllib.request
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import SecretStr
 from sqlalchemy import func, text
@@ -136,9 +136,26 @@ end
 WARM_UP_SECONDS = 2
 
 
-def _wrk(wrk: str, script: str, port: int, connections: int, seconds: int) -> tuple[str, ...]:
-    """One wrk run of ``script``, a thread and a connection per examiner: its RESULT figures
-    (requests, p50, p95, non-2xx, socket errors, fewest and most answers on a connection)."""
+class WrkResult(NamedTuple):
+    """What the wrk script's ``done`` prints: requests sent, latency median and p95 (ms),
+    non-2xx answers, socket errors, and the fewest and most answers on one connection."""
+
+    requests: int
+    p50: float
+    p95: float
+    non2xx: int
+    errors: int
+    fewest: int
+    most: int
+
+    @property
+    def ok(self) -> int:
+        """Requests answered with a claim."""
+        return self.requests - self.non2xx - self.errors
+
+
+def _wrk(wrk: str, script: str, port: int, connections: int, seconds: int) -> WrkResult:
+    """One wrk run of ``script``, a thread and a connection per examiner."""
     n = str(connections)
     out = subprocess.run(
         [
@@ -165,7 +182,8 @@ def _wrk(wrk: str, script: str, port: int, connections: int, seconds: int) -> tu
     )
     if found is None:
         raise SystemExit(f"wrk printed no result:\n{out}")
-    return found.groups()
+    requests, p50, p95, non2xx, errors, fewest, most = found.groups()
+    return WrkResult(int(requests), float(p50), float(p95), int(non2xx), int(errors), int(fewest), int(most))
 
 
 def _claims_over_http(url: str, engine: Any, examiners: list[Account], workers: int, seconds: int) -> None:
@@ -209,16 +227,13 @@ def _claims_over_http(url: str, engine: Any, examiners: list[Account], workers: 
             # A server that has just started opens its connections and prepares its statements
             # on the first claims; one that has been serving has done so. Warm it up untimed.
             warm = _wrk(wrk, script.name, port, len(examiners), WARM_UP_SECONDS)
-            requests, p50, p95, non2xx, errors, fewest, most = _wrk(
-                wrk, script.name, port, len(examiners), seconds
-            )
+            timed = _wrk(wrk, script.name, port, len(examiners), seconds)
     finally:
         server.terminate()
         server.wait(30)
     with Session(engine) as s:
         after = s.exec(select(func.count()).where(ExaminationTask.state == TaskState.claimed)).one()
-    ok = int(requests) - int(non2xx) - int(errors)
-    answered = ok + int(warm[0]) - int(warm[3]) - int(warm[4])
+    answered = warm.ok + timed.ok
     claimed = after - before
     # Requests still in flight when wrk stops may have claimed without being counted.
     assert answered <= claimed <= answered + 2 * len(examiners), (
@@ -226,8 +241,9 @@ def _claims_over_http(url: str, engine: Any, examiners: list[Account], workers: 
     )
     print(
         f"claim-next through HTTP (triage serve, {workers} workers; wrk, {len(examiners)} examiners "
-        f"back to back, {seconds} s): {ok} claims, median {p50} ms, p95 {p95} ms; "
-        f"{non2xx} non-2xx answers, {errors} socket errors; claims per examiner from {fewest} to {most} "
+        f"back to back, {seconds} s): {timed.ok} claims, median {timed.p50} ms, p95 {timed.p95} ms; "
+        f"{timed.non2xx} non-2xx answers, {timed.errors} socket errors; claims per examiner from "
+        f"{timed.fewest} to {timed.most} "
         "(each connection stays with the API worker process that accepted it)"
     )
 
