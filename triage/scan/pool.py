@@ -124,30 +124,35 @@ class IsolatedPool:
         on_done: Callable[[Any, Any], None],
         on_failed: Callable[[Any, str], None],
     ) -> None:
-        """Run ``(payload, timeout)`` tasks; ``on_failed`` may not submit (use a new run)."""
+        """Run ``(payload, timeout)`` tasks; ``on_failed`` may not submit (use a new run).
+
+        A worker that answers gets its next task before the answer is handled, so that it works
+        on while the parent takes the answer in (it idled 10-70 ms a batch when handed its next
+        task afterwards). A worker has one task at a time: its answer must reach the parent
+        before it starts another that might crash it.
+        """
         pending: dict[int, Any] = {}
         source = iter(tasks)
         next_id = 0
-        exhausted = False
-        while True:
+
+        def hand_out() -> None:
+            nonlocal next_id
             for slot in self._slots:
-                if slot.task is None and not exhausted:
-                    try:
-                        payload, timeout = next(source)
-                    except StopIteration:
-                        exhausted = True
-                        break
+                if slot.task is None and (task := next(source, None)) is not None:
+                    payload, timeout = task
                     slot.task = (next_id, payload)
                     slot.deadline = time.monotonic() + timeout
                     pending[next_id] = payload
                     slot.tasks.put((next_id, payload))
                     next_id += 1
-            if exhausted and not pending:
-                return
+
+        hand_out()
+        while pending:
             try:
                 index, task_id, status, value = self._results.get(timeout=0.2)
             except queue.Empty:
                 self._check_health(pending, on_failed)
+                hand_out()
                 continue
             if status == "init":
                 raise WorkerInitError(value)
@@ -156,6 +161,7 @@ class IsolatedPool:
                 continue  # a late answer from a task already given up on
             payload = pending.pop(task_id)
             slot.task = None
+            hand_out()
             if status == "ok":
                 on_done(payload, value)
             else:
