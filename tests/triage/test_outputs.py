@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from triage.scan.outputs import DFXML_NS, JsonlWriter, write_dfxml
+from triage.scan.outputs import DFXML_NS, JsonlWriter, read_jsonl, write_dfxml
 
 NS = {"d": DFXML_NS}
 
@@ -51,3 +51,14 @@ def test_names_and_errors_from_the_evidence_are_escaped(tmp_path: Path) -> None:
     assert fileobject.findtext("d:libmagic", namespaces=NS) == "text/<plain>&"
     digests = {h.get("type"): h.text for h in fileobject.findall("d:hashdigest", NS)}
     assert digests == {"md5": "a" * 32, "sha256": "b" * 64}
+
+
+def test_every_record_is_written_even_one_orjson_refuses(tmp_path: Path) -> None:
+    # A lone surrogate is not UTF-8: orjson refuses it, the writer falls back to escaping it.
+    records = [{"path": "/a/ü.txt", "size": 1}, {"path": "/b/\udcff.bin", "size": 2}]
+    for name in ("files.jsonl", "files.jsonl.gz"):
+        writer = JsonlWriter(tmp_path / name)
+        for record in records:
+            writer.write(record)
+        writer.close()
+        assert list(read_jsonl(tmp_path / name)) == records

@@ -8,12 +8,13 @@ its worker down is retried file by file, so one poisonous file becomes one error
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from triage import __version__
 from triage.clock import utcnow
@@ -103,34 +104,34 @@ def verify_integrity(
     return report
 
 
-def _tail(spool: Path, walker: Child) -> Iterator[str]:
+def _tail(spool: Path, walker: Child) -> Iterator[bytes]:
     """The spool's lines as the walker writes them, until the walker has finished."""
     while not spool.exists() and not walker.poll(0.05):
         pass
     if not spool.exists():
         return
-    with spool.open(encoding="utf-8") as fh:
-        pending = ""
+    with spool.open("rb") as fh:
+        pending = b""
         while True:
             chunk = fh.readline()
             if chunk:
                 pending += chunk
-                if pending.endswith("\n"):
+                if pending.endswith(b"\n"):
                     yield pending
-                    pending = ""
+                    pending = b""
                 continue
             if walker.poll(0.02):
                 rest = pending + fh.read()
-                yield from (line + "\n" for line in rest.splitlines() if line)
+                yield from (line + b"\n" for line in rest.splitlines() if line)
                 return
 
 
-def _batches(lines: Iterator[str], options: ScanOptions, seen: list[int]) -> Iterator[list[list[Any]]]:
+def _batches(lines: Iterator[bytes], options: ScanOptions, seen: list[int]) -> Iterator[list[list[Any]]]:
     """Group spooled entries into batches by bytes and count; ``seen`` counts files, bytes."""
     batch: list[list[Any]] = []
     size = 0
     for line in lines:
-        row = json.loads(line)
+        row = orjson.loads(line)
         batch.append(row)
         size += int(row[4])
         seen[0] += 1

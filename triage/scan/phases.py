@@ -3,7 +3,6 @@ probing the container, hashing the whole image, and walking the file systems to 
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from triage.evidence.formats import DetectedImage
 from triage.evidence.images import open_image
 from triage.evidence.tsk import open_tsk_image
 from triage.evidence.volumes import fs_type_name, list_partitions, try_open_fs
+from triage.scan.outputs import json_line
 
 HASH_BLOCK = 8 * 1024 * 1024
 
@@ -70,7 +70,7 @@ def walk_to_spool(detected: DetectedImage, include_deleted: bool, spool: str, co
     problems: list[WalkProblem] = []
     files = 0
     total = 0
-    with Path(spool).open("w", encoding="utf-8") as out:
+    with Path(spool).open("wb") as out:
         for part in partitions:
             if part.kind not in ("data", "whole-image"):
                 continue
@@ -85,7 +85,7 @@ def walk_to_spool(detected: DetectedImage, include_deleted: bool, spool: str, co
                 "block_count": int(fs.info.block_count),
             }
             for entry in walk(fs, part.index, include_deleted, problems):
-                out.write(json.dumps([part.offset, *entry.to_tuple()]) + "\n")
+                out.write(json_line([part.offset, *entry.to_tuple()]))
                 files += 1
                 total += entry.size
                 counter.value = files
