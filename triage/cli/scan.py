@@ -28,6 +28,7 @@ from triage.errors import (
 from triage.evidence.paths import not_usable, shown
 from triage.scan import ScanOptions, scan_image
 from triage.scan.outputs import write_dfxml
+from triage.scan.pool import start_fork_server
 
 DEFAULT_CACHE = Path.home() / ".cache" / "htcu-triage" / "hashsets"
 
@@ -106,6 +107,7 @@ def scan(
     """
     if (problem := not_usable(image)) is not None:
         raise _die(ExitCode.unreadable_image, f"{shown(image)}: {problem}")
+    start_fork_server()  # it loads the analysis modules while the hash sets and rules load here
     options = ScanOptions(
         include_deleted=deleted,
         expect_hashes=_parse_expect(expect_hash or []),

@@ -15,6 +15,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from multiprocessing import forkserver
 from typing import Any
 
 from triage.errors import TriageError
@@ -26,6 +27,12 @@ from triage.orphans import on_parent_exit
 # evidence and analysis modules once.
 CTX = mp.get_context("forkserver")
 CTX.set_forkserver_preload(["triage.scan.analyse", "triage.scan.phases"])
+
+
+def start_fork_server() -> None:
+    """Start the fork server now, so that it loads the analysis modules while the caller still
+    prepares (hash sets, rules, the image's probe) rather than when the first child is asked for."""
+    forkserver.ensure_running()
 
 
 def limit_memory(limit_bytes: int) -> None:
