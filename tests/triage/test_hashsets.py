@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from triage.analysis.hashsets import HashSetKind, HashSetStore, load_hashset
+from triage.analysis.hashsets.prefilter import DigestFilter, filter_path
 from triage.errors import HashSetError
 
 MD5 = "9e107d9d372bb6826bd81d3542a419d6"
@@ -20,7 +22,7 @@ def _lookup(
     path: Path, tmp_path: Path, *digests: str, **kw: object
 ) -> tuple[object, tuple[str, bool] | None]:
     info = load_hashset(path, tmp_path / "cache", **kw)  # type: ignore[arg-type]
-    store = HashSetStore(info.store)
+    store = HashSetStore(info.store, info.entries)  # as the scan opens it: with its filter
     try:
         return info, store.lookup(list(digests))
     finally:
@@ -171,3 +173,41 @@ def test_a_failed_build_leaves_no_store_behind(tmp_path: Path) -> None:
     with pytest.raises(HashSetError):
         load_hashset(f, tmp_path / "cache")
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+def _random_set(tmp_path: Path, count: int) -> tuple[Path, list[str]]:
+    rng = random.Random(5)
+    digests = [rng.randbytes(rng.choice((16, 20, 32))).hex() for _ in range(count)]
+    source = tmp_path / "set.txt"
+    source.write_text("\n".join(digests) + "\n")
+    return source, digests
+
+
+def test_the_filter_never_rules_out_a_digest_of_the_set_and_rules_out_most_others(tmp_path: Path) -> None:
+    source, digests = _random_set(tmp_path, 20_000)
+    info = load_hashset(source, tmp_path / "cache")
+    prefilter = DigestFilter.open(info.store)
+    assert prefilter is not None and prefilter.count == info.entries == len(digests)
+    assert all(bytes.fromhex(d) in prefilter for d in digests)
+    store = HashSetStore(info.store, info.entries)
+    assert all(store.lookup([d]) == ("", True) for d in digests[::97])
+    rng = random.Random(11)
+    others = [rng.randbytes(16) for _ in range(20_000)]
+    assert sum(d in prefilter for d in others) < 100  # about 1 in 400 expected
+    assert store.lookup([d.hex() for d in others[:3]]) is None
+
+
+def test_a_damaged_or_foreign_filter_is_not_trusted_and_is_rebuilt(tmp_path: Path) -> None:
+    source, digests = _random_set(tmp_path, 1_000)
+    info = load_hashset(source, tmp_path / "cache")
+    path = filter_path(info.store)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    assert DigestFilter.open(info.store) is None
+    # Without a filter every lookup queries the store, and nothing is missed.
+    assert HashSetStore(info.store, info.entries).lookup([digests[0]]) == ("", True)
+    load_hashset(source, tmp_path / "cache")
+    assert path.read_bytes() == whole
+    # A filter built from another number of digests is not used.
+    assert HashSetStore(info.store, info.entries + 1)._filter is None
+    assert HashSetStore(info.store, info.entries)._filter is not None

@@ -39,7 +39,7 @@ def init_worker(detected: DetectedImage, options: ScanOptions) -> None:
     """Open the image, the hash-set stores and the compiled rules once per process."""
     global _state
     scanner = Scanner(options.rules, options.yara_timeout, options.yara_max_size) if options.rules else None
-    stores = [(info, HashSetStore(info.store)) for info in options.hashsets]
+    stores = [(info, HashSetStore(info.store, info.entries)) for info in options.hashsets]
     _state = _WorkerState(open_tsk_image(detected), options, scanner, stores)
 
 

@@ -1,6 +1,7 @@
 """The indexed store behind every hash set: one SQLite file per source file, keyed by the
 source's SHA-256, with the raw digests as a ``WITHOUT ROWID`` primary key. Built once, then
-opened read-only (immutable) by every worker; a lookup is one B-tree search per digest."""
+opened read-only (immutable) by every worker; a lookup is one B-tree search per digest, after
+the store's Bloom filter (``prefilter``) has ruled out the digests the set cannot hold."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from triage.analysis.hashsets.prefilter import DigestFilter, build_filter
 from triage.analysis.hashsets.readers import READERS_BY_NAME, Reader, sniff
 from triage.analysis.hashsets.records import HashRecord, HashSetKind
 from triage.errors import HashSetError
@@ -98,6 +100,9 @@ def load_hashset(
         entries = HashSetStore(store).count()
     else:
         entries = _build(reader, source, store)
+    found = DigestFilter.open(store)
+    if found is None or found.count != entries:
+        build_filter(store)
     return HashSetInfo(
         name=name or source.name,
         kind=kind or reader.default_kind,
@@ -110,14 +115,22 @@ def load_hashset(
 
 
 class HashSetStore:
-    """Read-only lookups in a built store (safe to open in many processes at once)."""
+    """Read-only lookups in a built store (safe to open in many processes at once).
 
-    def __init__(self, path: Path | str) -> None:
+    Given the store's number of entries (``HashSetInfo.entries``), its filter is used when it
+    was built from exactly that many; without it, or without a filter, every lookup queries.
+    """
+
+    def __init__(self, path: Path | str, entries: int | None = None) -> None:
         self._conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+        found = DigestFilter.open(path) if entries is not None else None
+        self._filter = found if found is not None and found.count == entries else None
 
     def lookup(self, digests: Iterable[str]) -> tuple[str, bool] | None:
         """The (category, alert) of the first digest found, or None."""
         raw = [bytes.fromhex(d) for d in digests if d]
+        if self._filter is not None:
+            raw = [digest for digest in raw if digest in self._filter]
         if not raw:
             return None
         marks = ",".join("?" * len(raw))
