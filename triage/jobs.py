@@ -30,7 +30,7 @@ from triage.models.images import EvidenceImage, VerificationState
 from triage.models.runs import HashSetRecord, RuleSetRecord, RunState, TriageHit, TriageRun
 from triage.models.types import utcnow
 from triage.scan import ScanOptions, scan_image
-from triage.scan.outputs import read_jsonl, write_dfxml
+from triage.scan.outputs import read_jsonl
 from triage.settings import Settings, get_settings
 
 log = logging.getLogger("triage.jobs")
@@ -263,9 +263,8 @@ def _execute(run_id: int, worker_id: str, settings: Settings, engine: Engine) ->
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True, exist_ok=True)
         listing = workdir / "files.jsonl.gz"
-        result = scan_image(image_path, options, listing, progress)
         dfxml = workdir / "dfxml.xml"
-        write_dfxml(listing, result.summary, dfxml)
+        result = scan_image(image_path, options, listing, progress, dfxml=dfxml)
         heart.stopped.set()
         if not _finish(
             engine, claim, RunState.succeeded, summary=dict(result.summary), listing=listing, dfxml=dfxml

@@ -207,11 +207,13 @@ def test_files_over_the_yara_cap_are_incomplete_not_clean(
 
 
 def test_dfxml_output_reads_back_as_fiwalk_does(images: dict[str, Path], tmp_path: Path) -> None:
-    listing = tmp_path / "files.jsonl"
-    result = scan_image(images["gpt"], ScanOptions(), listing)
-    target = tmp_path / "out.xml"
-    write_dfxml(listing, result.summary, target)
-    ours = parse_dfxml(target.read_text())
+    # Written as the scan goes (two partitions: two volumes), and again from the listing.
+    listing, during, after = tmp_path / "files.jsonl", tmp_path / "during.xml", tmp_path / "after.xml"
+    result = scan_image(images["gpt"], ScanOptions(), listing, dfxml=during)
+    write_dfxml(listing, result.summary, after)
+    ours = parse_dfxml(during.read_text())
+    assert ours == parse_dfxml(after.read_text())
+    assert len({offset for offset, _ in ours}) == 2
     theirs = fiwalk(images["gpt"])
     for key, want in theirs.items():
         if "md5" in want:
@@ -270,6 +272,7 @@ def test_cli_exit_codes_and_outputs(
         ((str(images["ext4"]), "--hashset", too_long), 5),
         ((str(images["ext4"]), "--rules", too_long), 6),
         ((str(images["ext4"]), "--out", str(bad_set / "out")), 1),
+        ((str(images["ext4"]), "--dfxml", str(bad_set / "x.xml")), 1),
     ]:
         failed = run(*args)
         assert failed.returncode == code, (args[-1][-20:], failed.stderr)
@@ -277,3 +280,7 @@ def test_cli_exit_codes_and_outputs(
     dfxml_only = tmp_path / "only.xml"
     assert run(str(images["ext4"]), "--dfxml", str(dfxml_only)).returncode == 0
     assert parse_dfxml(dfxml_only.read_text())
+    both, also = tmp_path / "both", tmp_path / "also.xml"
+    assert run(str(images["ext4"]), "--out", str(both), "--dfxml", str(also)).returncode == 0
+    assert also.read_bytes() == (both / "dfxml.xml").read_bytes()
+    assert parse_dfxml(also.read_text()) == parse_dfxml(dfxml_only.read_text())

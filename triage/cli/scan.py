@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 from enum import IntEnum
@@ -27,7 +28,6 @@ from triage.errors import (
 )
 from triage.evidence.paths import not_usable, shown
 from triage.scan import ScanOptions, scan_image
-from triage.scan.outputs import write_dfxml
 from triage.scan.pool import start_fork_server
 
 DEFAULT_CACHE = Path.home() / ".cache" / "htcu-triage" / "hashsets"
@@ -48,6 +48,19 @@ class ExitCode(IntEnum):
 def _die(code: ExitCode, message: str) -> typer.Exit:
     print(f"triage scan: {message.splitlines()[0]}", file=sys.stderr)
     return typer.Exit(int(code))
+
+
+def _check_writable(target: Path) -> None:
+    """Fail before the scan, not after it, when a result cannot be written to ``target``."""
+    existed = target.exists()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("a"):
+            pass
+    except OSError as exc:
+        raise _die(ExitCode.failed, f"{shown(target)}: cannot be written: {exc.strerror}") from None
+    if not existed:
+        target.unlink()
 
 
 def _parse_expect(values: list[str]) -> dict[str, str]:
@@ -137,6 +150,8 @@ def scan(
         raise _die(
             ExitCode.failed, f"{shown(work)}: cannot write the results there: {exc.strerror}"
         ) from None
+    if dfxml is not None:
+        _check_writable(dfxml)
     listing = work / "files.jsonl"
     show = sys.stderr.isatty()
     with Progress(
@@ -156,17 +171,23 @@ def scan(
                 bar.update(task, description=phase, total=total or None, completed=done)
 
         try:
-            result = scan_image(image, options, listing, progress)
+            document = out / "dfxml.xml" if out else dfxml
+            result = scan_image(image, options, listing, progress, dfxml=document)
         except IntegrityError as exc:
             raise _die(ExitCode.integrity_mismatch, str(exc)) from None
         except (CorruptImageError, UnsupportedFormatError, EvidenceError, InvalidInputError) as exc:
             raise _die(ExitCode.unreadable_image, str(exc)) from None
+        except OSError as exc:  # the image was readable: writing a result failed (disk full, ...)
+            where = shown(Path(exc.filename)) if exc.filename else "the results"
+            raise _die(ExitCode.failed, f"{where}: cannot be written: {exc.strerror or exc}") from None
     summary = result.summary
-    if out:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
-        write_dfxml(listing, summary, out / "dfxml.xml")
-    if dfxml:
-        write_dfxml(listing, summary, dfxml)
+    try:
+        if out:
+            (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        if out and dfxml:
+            shutil.copyfile(out / "dfxml.xml", dfxml)
+    except OSError as exc:
+        raise _die(ExitCode.failed, f"cannot write the results: {exc}") from None
     typer.echo(
         f"{summary['files']} files, {summary['bytes']} bytes in {len(summary['partitions'])} partition(s); "
         f"{summary['alert_files']} alert(s), {summary['known_files']} known, "

@@ -23,7 +23,7 @@ from triage.evidence.formats import DetectedImage, ImageFormat, detect
 from triage.scan import phases
 from triage.scan.analyse import error_record, init_worker, process_batch
 from triage.scan.options import ScanOptions
-from triage.scan.outputs import JsonlWriter
+from triage.scan.outputs import DfxmlWriter, JsonlWriter
 from triage.scan.pool import Child, ChildFailed, IsolatedPool, WorkerInitError, run_child
 from triage.scan.summary import SummaryBuilder
 
@@ -161,9 +161,14 @@ def probe_image(detected: DetectedImage, memory_limit: int = ScanOptions().memor
 
 
 def scan_image(
-    path: Path, options: ScanOptions, listing: Path, progress: Progress | None = None
+    path: Path,
+    options: ScanOptions,
+    listing: Path,
+    progress: Progress | None = None,
+    dfxml: Path | None = None,
 ) -> ScanResult:
-    """Scan the image at ``path``; write one record per file to ``listing`` (JSON lines)."""
+    """Scan the image at ``path``; write one record per file to ``listing`` (JSON lines) and,
+    if asked, the DFXML document to ``dfxml``."""
     progress = progress or _no_progress
     started = utcnow()
     detected = detect(path)
@@ -188,65 +193,75 @@ def scan_image(
         seen = [0, 0]  # files and bytes listed so far
         summary = SummaryBuilder()
         writer = JsonlWriter(listing)
+        document = DfxmlWriter(Path(tmp)) if dfxml else None
         done_bytes = 0
         retry: list[list[Any]] = []
 
-        def on_done(batch: list[list[Any]], records: list[dict[str, Any]]) -> None:
+        def take(record: dict[str, Any]) -> None:
             nonlocal done_bytes
-            for record in records:
-                writer.write(record)
-                summary.add(record)
-                done_bytes += int(record["size"])
-            progress("analysing", done_bytes, seen[1])
-
-        def on_failed(batch: list[list[Any]], reason: str) -> None:
-            nonlocal done_bytes
-            if len(batch) > 1:
-                retry.extend(batch)  # find the file that did it, one by one
-                return
-            record = error_record(batch[0], reason.splitlines()[0])
             writer.write(record)
+            if document is not None:
+                document.add(record)
             summary.add(record)
             done_bytes += int(record["size"])
 
-        pool = IsolatedPool(
-            options.processes, init_worker, (detected, options), process_batch, options.memory_limit
-        )
-        try:
-            batches = _batches(_tail(spool, walker), options, seen)
-            pool.run(((b, options.batch_timeout) for b in batches), on_done, on_failed)
-            if retry:
-                pool.run((([row], options.batch_timeout) for row in list(retry)), on_done, on_failed)
-            try:
-                walked = walker.result(lambda n: progress("walking", n, 0))
-            except ChildFailed as exc:
-                raise CorruptImageError(f"{path.name}: the file-system walk failed: {exc}") from exc
-        except WorkerInitError as exc:
-            raise CorruptImageError(f"{path.name}: analysis workers could not open the image: {exc}") from exc
-        finally:
-            walker.close()
-            pool.close()
-            writer.close()
-    if not [p for p in walked["partitions"] if p["status"] == "ok"]:
-        listing.unlink(missing_ok=True)
-        reasons = "; ".join(p["reason"] for p in walked["partitions"] if p["reason"]) or "none found"
-        raise UnsupportedFormatError(f"{path.name}: no readable partition or file system ({reasons})")
+        def on_done(batch: list[list[Any]], records: list[dict[str, Any]]) -> None:
+            for record in records:
+                take(record)
+            progress("analysing", done_bytes, seen[1])
 
-    finished = utcnow()
-    result = summary.to_dict()
-    result.update(
-        {
-            "image": image,
-            "volume_system": walked["volume_system"],
-            "partitions": walked["partitions"],
-            "walk_problems": walked["problems"],
-            "provenance": {
-                "versions": versions(),
-                "options": options.provenance(),
-                "started": started.isoformat().replace("+00:00", "Z"),
-                "finished": finished.isoformat().replace("+00:00", "Z"),
-                "seconds": round((finished - started).total_seconds(), 3),
-            },
-        }
-    )
+        def on_failed(batch: list[list[Any]], reason: str) -> None:
+            if len(batch) > 1:
+                retry.extend(batch)  # find the file that did it, one by one
+                return
+            take(error_record(batch[0], reason.splitlines()[0]))
+
+        try:
+            pool = IsolatedPool(
+                options.processes, init_worker, (detected, options), process_batch, options.memory_limit
+            )
+            try:
+                batches = _batches(_tail(spool, walker), options, seen)
+                pool.run(((b, options.batch_timeout) for b in batches), on_done, on_failed)
+                if retry:
+                    pool.run((([row], options.batch_timeout) for row in list(retry)), on_done, on_failed)
+                try:
+                    walked = walker.result(lambda n: progress("walking", n, 0))
+                except ChildFailed as exc:
+                    raise CorruptImageError(f"{path.name}: the file-system walk failed: {exc}") from exc
+            except WorkerInitError as exc:
+                raise CorruptImageError(
+                    f"{path.name}: analysis workers could not open the image: {exc}"
+                ) from exc
+            finally:
+                walker.close()
+                pool.close()
+                writer.close()
+            if not [p for p in walked["partitions"] if p["status"] == "ok"]:
+                listing.unlink(missing_ok=True)
+                reasons = "; ".join(p["reason"] for p in walked["partitions"] if p["reason"]) or "none found"
+                raise UnsupportedFormatError(f"{path.name}: no readable partition or file system ({reasons})")
+
+            finished = utcnow()
+            result = summary.to_dict()
+            result.update(
+                {
+                    "image": image,
+                    "volume_system": walked["volume_system"],
+                    "partitions": walked["partitions"],
+                    "walk_problems": walked["problems"],
+                    "provenance": {
+                        "versions": versions(),
+                        "options": options.provenance(),
+                        "started": started.isoformat().replace("+00:00", "Z"),
+                        "finished": finished.isoformat().replace("+00:00", "Z"),
+                        "seconds": round((finished - started).total_seconds(), 3),
+                    },
+                }
+            )
+            if document is not None and dfxml is not None:
+                document.finish(result, dfxml)
+        finally:
+            if document is not None:
+                document.close()
     return ScanResult(result, listing)

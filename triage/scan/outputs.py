@@ -6,9 +6,11 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
 
 import orjson
@@ -71,46 +73,93 @@ def _element(tag: str, value: Any, indent: str, **attrs: Any) -> str:
     return f"{indent}<{tag}{attributes}>{escape(str(value))}</{tag}>\n"
 
 
-def write_dfxml(listing: Path, summary: dict[str, Any], target: Path) -> None:
-    """Group the listing's records by partition into ``<volume>`` elements (one pass each)."""
-    partitions = [p for p in summary["partitions"] if p["status"] == "ok"]
-    image = summary["image"]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("w", encoding="utf-8") as out:
-        out.write("<?xml version='1.0' encoding='UTF-8'?>\n")
-        out.write(f"<dfxml xmlns='{DFXML_NS}' xmlns:dc='http://purl.org/dc/elements/1.1/' version='1.0'>\n")
-        out.write("  <metadata>\n    <dc:type>Disk Image</dc:type>\n  </metadata>\n")
-        out.write("  <creator version='1.0'>\n")
-        out.write(_element("program", "htcu-triage", "    "))
-        out.write(_element("version", __version__, "    "))
-        out.write("    <build_environment>\n")
-        for name, version in summary["provenance"]["versions"].items():
-            out.write(f"      <library name={quoteattr(name)} version={quoteattr(str(version))}/>\n")
-        out.write("    </build_environment>\n")
-        out.write("    <execution_environment>\n")
-        out.write(_element("start_time", summary["provenance"]["started"], "      "))
-        out.write("    </execution_environment>\n")
-        out.write("  </creator>\n")
-        out.write("  <source>\n")
-        out.write(_element("image_filename", image["path"], "    "))
-        out.write(_element("imagesize", image["media_size"], "    "))
-        for algo, value in (image.get("computed_hashes") or {}).items():
-            out.write(_element("hashdigest", value, "    ", type=algo))
-        out.write("  </source>\n")
-        object_id = 0
-        for part in partitions:
-            out.write(f"  <volume offset='{part['offset']}'>\n")
-            out.write(_element("partition_offset", part["offset"], "    "))
-            out.write(_element("ftype_str", part["filesystem"], "    "))
-            if part.get("extra", {}).get("block_size"):
-                out.write(_element("block_size", part["extra"]["block_size"], "    "))
-            for record in read_jsonl(listing):
-                if record["partition"] != part["index"]:
+class DfxmlWriter:
+    """DFXML written as the records arrive: each file object goes at once to its partition's
+    fragment under ``folder``; ``finish`` puts the header and the ``<volume>`` elements around
+    the fragments. No listing is read back after the scan (that took 0.3 s of one core for the
+    bench's 20,000 files, and grows with the image). Object ids follow the records' order.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._fragments: dict[int, IO[str]] = {}
+        self._next_id = 0
+
+    def add(self, record: dict[str, Any]) -> None:
+        partition = int(record["partition"])
+        if partition not in self._fragments:
+            path = self._folder / f"dfxml-volume-{partition}.part"
+            self._fragments[partition] = path.open("w+", encoding="utf-8", errors="backslashreplace")
+        self._next_id += 1
+        self._fragments[partition].write(_fileobject(record, self._next_id))
+
+    def finish(self, summary: dict[str, Any], target: Path) -> None:
+        """Write the whole document to ``target``: every partition the walk read, in order."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("w", encoding="utf-8", errors="backslashreplace") as out:
+            out.write(_dfxml_head(summary))
+            for part in summary["partitions"]:
+                if part["status"] != "ok":
                     continue
-                object_id += 1
-                out.write(_fileobject(record, object_id))
-            out.write("  </volume>\n")
-        out.write("</dfxml>\n")
+                out.write(f"  <volume offset='{part['offset']}'>\n")
+                out.write(_element("partition_offset", part["offset"], "    "))
+                out.write(_element("ftype_str", part["filesystem"], "    "))
+                if part.get("extra", {}).get("block_size"):
+                    out.write(_element("block_size", part["extra"]["block_size"], "    "))
+                fragment = self._fragments.get(int(part["index"]))
+                if fragment is not None:
+                    fragment.seek(0)
+                    shutil.copyfileobj(fragment, out)
+                out.write("  </volume>\n")
+            out.write("</dfxml>\n")
+
+    def close(self) -> None:
+        for fragment in self._fragments.values():
+            fragment.close()
+            Path(fragment.name).unlink(missing_ok=True)
+        self._fragments.clear()
+
+
+def write_dfxml(listing: Path, summary: dict[str, Any], target: Path) -> None:
+    """DFXML from a listing already written (``files.jsonl``, plain or gzip)."""
+    with tempfile.TemporaryDirectory(prefix="triage-dfxml-") as folder:
+        writer = DfxmlWriter(Path(folder))
+        try:
+            for record in read_jsonl(listing):
+                writer.add(record)
+            writer.finish(summary, target)
+        finally:
+            writer.close()
+
+
+def _dfxml_head(summary: dict[str, Any]) -> str:
+    """Everything before the first ``<volume>``: the creator and the source image."""
+    image = summary["image"]
+    head = [
+        "<?xml version='1.0' encoding='UTF-8'?>\n",
+        f"<dfxml xmlns='{DFXML_NS}' xmlns:dc='http://purl.org/dc/elements/1.1/' version='1.0'>\n",
+        "  <metadata>\n    <dc:type>Disk Image</dc:type>\n  </metadata>\n",
+        "  <creator version='1.0'>\n",
+        _element("program", "htcu-triage", "    "),
+        _element("version", __version__, "    "),
+        "    <build_environment>\n",
+    ]
+    for name, version in summary["provenance"]["versions"].items():
+        head.append(f"      <library name={quoteattr(name)} version={quoteattr(str(version))}/>\n")
+    head += [
+        "    </build_environment>\n",
+        "    <execution_environment>\n",
+        _element("start_time", summary["provenance"]["started"], "      "),
+        "    </execution_environment>\n",
+        "  </creator>\n",
+        "  <source>\n",
+        _element("image_filename", image["path"], "    "),
+        _element("imagesize", image["media_size"], "    "),
+    ]
+    for algo, value in (image.get("computed_hashes") or {}).items():
+        head.append(_element("hashdigest", value, "    ", type=algo))
+    head.append("  </source>\n")
+    return "".join(head)
 
 
 # A file's elements, each written as ``_element`` would write it; escaped where the value is
