@@ -5,6 +5,7 @@ wrong, with the way home)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -72,7 +73,11 @@ def _database_reason(exc: Exception) -> str:
     return str(getattr(exc, "orig", None) or exc).splitlines()[0]
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, headers_for: Callable[[str], list[tuple[bytes, bytes]]] | None = None) -> None:
+    """Answer every error as :func:`answer` does. ``headers_for(path)`` gives the headers the
+    middleware adds to other responses (the security headers): Starlette sends a 500 from
+    outside the app's middleware, so they are added to it here."""
+
     async def triage_error(request: Request, exc: Exception) -> Response:
         status = status_for(exc)
         detail: Any = str(exc)
@@ -109,7 +114,10 @@ def install(app: FastAPI) -> None:
         # Starlette sends it from outside the app's middleware, so the id header goes here.
         request_id = request.scope.get("state", {}).get("request_id", "")
         detail = f"an internal error occurred (request id {request_id}); it has been logged"
-        return answer(request, 500, detail, {"X-Request-ID": request_id} if request_id else None)
+        headers = {"X-Request-ID": request_id} if request_id else {}
+        for name, value in headers_for(request.url.path) if headers_for else []:
+            headers[name.decode("latin-1")] = value.decode("latin-1")
+        return answer(request, 500, detail, headers)
 
     async def invalid_request(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)  # registered for that class alone

@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_exception_handler(pages.LoginRequired, login_required)
     app.include_router(metrics.router)
-    errors.install(app)
+    errors.install(app, SecurityHeadersMiddleware.headers_for)
     uploads = [
         (f"{API_PREFIX}/hashsets/upload", settings.max_upload_bytes),
         (f"{API_PREFIX}/rulesets/upload", settings.max_upload_bytes),

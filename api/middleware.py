@@ -79,12 +79,14 @@ class SecurityHeadersMiddleware(_HttpMiddleware):
         (b"referrer-policy", b"same-origin"),
     ]
 
+    @classmethod
+    def headers_for(cls, path: str) -> list[tuple[bytes, bytes]]:
+        """The headers every response to ``path`` carries."""
+        added = cls.ALWAYS + (cls.PAGES if errors.page_address(path) else [])
+        return added if path.startswith(cls.STATIC) else [*added, cls.NO_STORE]
+
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"]
-        added = self.ALWAYS + (self.PAGES if errors.page_address(path) else [])
-        if not path.startswith(self.STATIC):
-            added = [*added, self.NO_STORE]
-        await self.app(scope, receive, _adding_headers(send, added))
+        await self.app(scope, receive, _adding_headers(send, self.headers_for(scope["path"])))
 
 
 class BodySizeLimitMiddleware(_HttpMiddleware):

@@ -250,9 +250,15 @@ def test_a_fault_of_ours_is_a_clear_500_naming_the_request(app) -> None:  # type
         assert r.status_code == 500 and r.headers["content-type"] == "application/json"
         assert "request id req-api-1" in r.json()["detail"] and "secret" not in r.text
         assert r.headers["x-request-id"] == "req-api-1"
+        assert r.headers["cache-control"] == "no-store" and r.headers["x-content-type-options"] == "nosniff"
         r = client.get("/test-fault", headers={"X-Request-ID": "req-page-1"})
         assert r.status_code == 500 and "Something went wrong" in r.text and "req-page-1" in r.text
         assert "secret" not in r.text
+        # Sent from outside the app's middleware, yet with the headers every page carries.
+        assert (
+            r.headers["x-frame-options"] == "DENY"
+            and "frame-ancestors 'none'" in r.headers["content-security-policy"]
+        )
 
 
 def test_paths_the_system_cannot_look_up_are_400(
