@@ -211,3 +211,16 @@ def test_a_damaged_or_foreign_filter_is_not_trusted_and_is_rebuilt(tmp_path: Pat
     # A filter built from another number of digests is not used.
     assert HashSetStore(info.store, info.entries + 1)._filter is None
     assert HashSetStore(info.store, info.entries)._filter is not None
+
+
+def test_the_number_of_entries_is_recorded_at_build_not_counted_at_every_open(tmp_path: Path) -> None:
+    source, _ = _random_set(tmp_path, 500)
+    info = load_hashset(source, tmp_path / "cache")
+    conn = sqlite3.connect(info.store)
+    conn.execute("DELETE FROM h WHERE digest IN (SELECT digest FROM h LIMIT 10)")
+    conn.commit()
+    assert HashSetStore(info.store).count() == 500  # the recorded figure: the rows were not counted
+    conn.execute("DROP TABLE meta")  # as a store built before the figure was recorded
+    conn.commit()
+    conn.close()
+    assert HashSetStore(info.store).count() == 490
