@@ -22,6 +22,7 @@ from sqlmodel import Session, select
 
 from triage import audit, custody, hooks, queue, registry, runs  # noqa: F401 - queue registers rescoring
 from triage.analysis.hashers import ALGORITHMS
+from triage.analysis.hashsets.store import ensure_filter
 from triage.context import system_context
 from triage.db import make_engine, session_scope
 from triage.errors import IntegrityError, TriageError
@@ -81,7 +82,9 @@ def _options(session: Session, run: TriageRun, settings: Settings) -> ScanOption
     for hashset_id in run.hashset_ids:
         record = session.get(HashSetRecord, hashset_id)
         if record is not None:
-            options.hashsets.append(registry.hashset_info(record))
+            info = registry.hashset_info(record)
+            ensure_filter(info.store, info.entries)  # registered before filters: built once
+            options.hashsets.append(info)
     if run.ruleset_id is not None:
         ruleset = session.get(RuleSetRecord, run.ruleset_id)
         if ruleset is not None:

@@ -11,6 +11,7 @@ import pytest
 
 from triage.analysis.hashsets import HashSetKind, HashSetStore, load_hashset
 from triage.analysis.hashsets.prefilter import DigestFilter, filter_path
+from triage.analysis.hashsets.store import ensure_filter
 from triage.errors import HashSetError
 
 MD5 = "9e107d9d372bb6826bd81d3542a419d6"
@@ -224,3 +225,18 @@ def test_the_number_of_entries_is_recorded_at_build_not_counted_at_every_open(tm
     conn.commit()
     conn.close()
     assert HashSetStore(info.store).count() == 490
+
+
+def test_a_store_without_a_filter_gets_one_once(tmp_path: Path) -> None:
+    # As a store indexed before filters existed, which the workers open by its recorded path.
+    source, digests = _random_set(tmp_path, 300)
+    info = load_hashset(source, tmp_path / "cache")
+    path = filter_path(info.store)
+    path.unlink()
+    assert HashSetStore(info.store, info.entries)._filter is None
+    ensure_filter(info.store, info.entries)
+    built = path.stat().st_mtime_ns
+    ensure_filter(info.store, info.entries)
+    assert path.stat().st_mtime_ns == built  # a good filter is left as it is
+    store = HashSetStore(info.store, info.entries)
+    assert store._filter is not None and all(store.lookup([d]) is not None for d in digests)

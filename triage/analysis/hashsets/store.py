@@ -105,9 +105,7 @@ def load_hashset(
         entries = HashSetStore(store).count()
     else:
         entries = _build(reader, source, store)
-    found = DigestFilter.open(store)
-    if found is None or found.count != entries:
-        build_filter(store)
+    ensure_filter(store, entries)
     return HashSetInfo(
         name=name or source.name,
         kind=kind or reader.default_kind,
@@ -117,6 +115,14 @@ def load_hashset(
         entries=entries,
         store=str(store),
     )
+
+
+def ensure_filter(store: Path | str, entries: int) -> None:
+    """Build the store's Bloom filter unless one for ``entries`` digests is there already (a
+    store indexed before filters existed gets one the first time it is used)."""
+    found = DigestFilter.open(store)
+    if found is None or found.count != entries:
+        build_filter(store)
 
 
 class HashSetStore:
