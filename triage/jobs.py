@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import socket
+import sqlite3
 import threading
 import time
 import traceback
@@ -83,7 +84,10 @@ def _options(session: Session, run: TriageRun, settings: Settings) -> ScanOption
         record = session.get(HashSetRecord, hashset_id)
         if record is not None:
             info = registry.hashset_info(record)
-            ensure_filter(info.store, info.entries)  # registered before filters: built once
+            try:  # a set registered before filters existed gets one, once
+                ensure_filter(info.store, info.entries)
+            except (OSError, sqlite3.Error) as exc:  # it speeds lookups up; the run goes on without
+                log.warning("hash set %s: no Bloom filter could be built (%s)", info.name, exc)
             options.hashsets.append(info)
     if run.ruleset_id is not None:
         ruleset = session.get(RuleSetRecord, run.ruleset_id)
