@@ -280,6 +280,7 @@ def test_cli_exit_codes_and_outputs(
     dfxml_only = tmp_path / "only.xml"
     assert run(str(images["ext4"]), "--dfxml", str(dfxml_only)).returncode == 0
     assert parse_dfxml(dfxml_only.read_text())
+    assert not list(tmp_path.glob(".only.xml-parts-*"))  # its fragments are gone
     both, also = tmp_path / "both", tmp_path / "also.xml"
     assert run(str(images["ext4"]), "--out", str(both), "--dfxml", str(also)).returncode == 0
     assert also.read_bytes() == (both / "dfxml.xml").read_bytes()

@@ -181,7 +181,9 @@ def scan_image(
     }
     image.update(verify_integrity(detected, options, probed["stored_hashes"], probed["media_size"], progress))
 
-    with tempfile.TemporaryDirectory(prefix="triage-walk-") as tmp:
+    # The walk's spool goes beside the listing, on the results' disk (``/tmp`` may be memory).
+    listing.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{listing.name}-walk-", dir=listing.parent) as tmp:
         spool = Path(tmp) / "entries.jsonl"
         # The walk runs in its own child; analysis starts on its first entries while it goes on.
         walker = Child(
@@ -193,7 +195,7 @@ def scan_image(
         seen = [0, 0]  # files and bytes listed so far
         summary = SummaryBuilder()
         writer = JsonlWriter(listing)
-        document = DfxmlWriter(Path(tmp)) if dfxml else None
+        document = DfxmlWriter(dfxml) if dfxml else None
         done_bytes = 0
         retry: list[list[Any]] = []
 
@@ -259,8 +261,8 @@ def scan_image(
                     },
                 }
             )
-            if document is not None and dfxml is not None:
-                document.finish(result, dfxml)
+            if document is not None:
+                document.finish(result)
         finally:
             if document is not None:
                 document.close()
