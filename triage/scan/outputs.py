@@ -44,8 +44,10 @@ class JsonlWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        # zlib's usual level 6, not gzip's 9: 0.30 against 0.51 s of the parent's CPU for the
+        # bench's 20,000 records, for a listing 2% larger.
         self._fh: gzip.GzipFile | io.BufferedWriter = (
-            gzip.open(path, "wb") if path.suffix == ".gz" else path.open("wb")
+            gzip.open(path, "wb", compresslevel=6) if path.suffix == ".gz" else path.open("wb")
         )
 
     def write(self, record: dict[str, Any]) -> None:
