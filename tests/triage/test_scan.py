@@ -144,9 +144,11 @@ def test_deleted_files_only_with_the_option_and_flagged(images: dict[str, Path],
     assert gone and gone[0]["allocated"] is False
 
 
-def test_bogus_image_is_a_clear_error() -> None:
+def test_bogus_image_is_a_clear_error_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    out = tmp_path / "out"
     with pytest.raises(UnsupportedFormatError, match="no readable partition or file system"):
-        scan_image(TESTDATA / "bogus.001", ScanOptions(), Path("/nonexistent/never-written.jsonl"))
+        scan_image(TESTDATA / "bogus.001", ScanOptions(), out / "files.jsonl", dfxml=out / "dfxml.xml")
+    assert list(out.iterdir()) == []  # no listing, no DFXML, no spool or fragments
 
 
 def test_truncated_e01_is_a_clear_error(images: dict[str, Path], tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ its worker down is retried file by file, so one poisonous file becomes one error
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -183,8 +184,17 @@ def scan_image(
 
     # The walk's spool goes beside the listing, on the results' disk (``/tmp`` may be memory).
     listing.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{listing.name}-walk-", dir=listing.parent) as tmp:
+    # Whatever is opened or started below is closed or stopped on the way out, whatever ends it.
+    with contextlib.ExitStack() as cleanup:
+        tmp = cleanup.enter_context(
+            tempfile.TemporaryDirectory(prefix=f".{listing.name}-walk-", dir=listing.parent)
+        )
         spool = Path(tmp) / "entries.jsonl"
+        writer = JsonlWriter(listing)
+        cleanup.callback(writer.close)
+        document = DfxmlWriter(dfxml) if dfxml else None
+        if document is not None:
+            cleanup.callback(document.close)
         # The walk runs in its own child; analysis starts on its first entries while it goes on.
         walker = Child(
             phases.walk_to_spool,
@@ -192,10 +202,9 @@ def scan_image(
             options.walk_timeout,
             options.memory_limit,
         )
+        cleanup.callback(walker.close)
         seen = [0, 0]  # files and bytes listed so far
         summary = SummaryBuilder()
-        writer = JsonlWriter(listing)
-        document = DfxmlWriter(dfxml) if dfxml else None
         done_bytes = 0
         retry: list[list[Any]] = []
 
@@ -218,52 +227,44 @@ def scan_image(
                 return
             take(error_record(batch[0], reason.splitlines()[0]))
 
+        pool = IsolatedPool(
+            options.processes, init_worker, (detected, options), process_batch, options.memory_limit
+        )
+        cleanup.callback(pool.close)
         try:
-            pool = IsolatedPool(
-                options.processes, init_worker, (detected, options), process_batch, options.memory_limit
-            )
-            try:
-                batches = _batches(_tail(spool, walker), options, seen)
-                pool.run(((b, options.batch_timeout) for b in batches), on_done, on_failed)
-                if retry:
-                    pool.run((([row], options.batch_timeout) for row in list(retry)), on_done, on_failed)
-                try:
-                    walked = walker.result(lambda n: progress("walking", n, 0))
-                except ChildFailed as exc:
-                    raise CorruptImageError(f"{path.name}: the file-system walk failed: {exc}") from exc
-            except WorkerInitError as exc:
-                raise CorruptImageError(
-                    f"{path.name}: analysis workers could not open the image: {exc}"
-                ) from exc
-            finally:
-                walker.close()
-                pool.close()
-                writer.close()
-            if not [p for p in walked["partitions"] if p["status"] == "ok"]:
-                listing.unlink(missing_ok=True)
-                reasons = "; ".join(p["reason"] for p in walked["partitions"] if p["reason"]) or "none found"
-                raise UnsupportedFormatError(f"{path.name}: no readable partition or file system ({reasons})")
+            batches = _batches(_tail(spool, walker), options, seen)
+            pool.run(((b, options.batch_timeout) for b in batches), on_done, on_failed)
+            if retry:
+                pool.run((([row], options.batch_timeout) for row in list(retry)), on_done, on_failed)
+            walked = walker.result(lambda n: progress("walking", n, 0))
+        except ChildFailed as exc:
+            raise CorruptImageError(f"{path.name}: the file-system walk failed: {exc}") from exc
+        except WorkerInitError as exc:
+            raise CorruptImageError(f"{path.name}: analysis workers could not open the image: {exc}") from exc
+        pool.close()  # the analysis processes are done: free their memory now (closing twice is safe)
+        writer.close()
+        if not [p for p in walked["partitions"] if p["status"] == "ok"]:
+            listing.unlink(missing_ok=True)
+            reasons = "; ".join(p["reason"] for p in walked["partitions"] if p["reason"]) or "none found"
+            raise UnsupportedFormatError(f"{path.name}: no readable partition or file system ({reasons})")
 
-            finished = utcnow()
-            result = summary.to_dict()
-            result.update(
-                {
-                    "image": image,
-                    "volume_system": walked["volume_system"],
-                    "partitions": walked["partitions"],
-                    "walk_problems": walked["problems"],
-                    "provenance": {
-                        "versions": versions(),
-                        "options": options.provenance(),
-                        "started": started.isoformat().replace("+00:00", "Z"),
-                        "finished": finished.isoformat().replace("+00:00", "Z"),
-                        "seconds": round((finished - started).total_seconds(), 3),
-                    },
-                }
-            )
-            if document is not None:
-                document.finish(result)
-        finally:
-            if document is not None:
-                document.close()
+        finished = utcnow()
+        result = summary.to_dict()
+        result.update(
+            {
+                "image": image,
+                "volume_system": walked["volume_system"],
+                "partitions": walked["partitions"],
+                "walk_problems": walked["problems"],
+                "provenance": {
+                    "versions": versions(),
+                    "options": options.provenance(),
+                    "started": started.isoformat().replace("+00:00", "Z"),
+                    "finished": finished.isoformat().replace("+00:00", "Z"),
+                    "seconds": round((finished - started).total_seconds(), 3),
+                },
+            }
+        )
+        if document is not None:
+            document.finish(result)
     return ScanResult(result, listing)
