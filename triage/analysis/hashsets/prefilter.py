@@ -30,13 +30,13 @@ def filter_path(store: Path | str) -> Path:
     return Path(f"{store}.filter")
 
 
-def build_filter(store: Path | str) -> Path:
-    """Write the filter of every digest in ``store``; atomically, so a reader sees all or none."""
+def build_filter(store: Path | str, count: int) -> Path:
+    """Write the filter of the ``count`` digests in ``store`` (the number the store recorded
+    when built); atomically, so a reader sees all or none."""
     import numpy as np  # here only: a scan that builds nothing does not load it
 
     conn = sqlite3.connect(f"file:{store}?mode=ro&immutable=1", uri=True)
     try:
-        count = int(conn.execute("SELECT count(*) FROM h").fetchone()[0])
         bits = 1 << min(32, max(16, (count * BITS_PER_DIGEST - 1).bit_length()))  # words are 32 bits
         table = np.zeros(bits // 8, dtype=np.uint8)
         cursor = conn.execute("SELECT digest FROM h")

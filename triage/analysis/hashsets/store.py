@@ -122,7 +122,7 @@ def ensure_filter(store: Path | str, entries: int) -> None:
     store indexed before filters existed gets one the first time it is used)."""
     found = DigestFilter.open(store)
     if found is None or found.count != entries:
-        build_filter(store)
+        build_filter(store, entries)
 
 
 class HashSetStore:
