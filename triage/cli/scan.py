@@ -50,6 +50,13 @@ def _die(code: ExitCode, message: str) -> typer.Exit:
     return typer.Exit(int(code))
 
 
+def _not_written(exc: OSError, target: Path | None = None) -> typer.Exit:
+    """Exit status 1 with one line naming the result that could not be written, and why."""
+    name = target or (Path(exc.filename) if exc.filename else None)
+    where = shown(name) if name else "the results"
+    return _die(ExitCode.failed, f"{where}: cannot be written: {exc.strerror or exc}")
+
+
 def _check_writable(target: Path) -> None:
     """Fail before the scan, not after it, when a result cannot be written to ``target``."""
     existed = target.exists()
@@ -58,7 +65,7 @@ def _check_writable(target: Path) -> None:
         with target.open("a"):
             pass
     except OSError as exc:
-        raise _die(ExitCode.failed, f"{shown(target)}: cannot be written: {exc.strerror}") from None
+        raise _not_written(exc, target) from None
     if not existed:
         target.unlink()
 
@@ -178,8 +185,7 @@ def scan(
         except (CorruptImageError, UnsupportedFormatError, EvidenceError, InvalidInputError) as exc:
             raise _die(ExitCode.unreadable_image, str(exc)) from None
         except OSError as exc:  # the image was readable: writing a result failed (disk full, ...)
-            where = shown(Path(exc.filename)) if exc.filename else "the results"
-            raise _die(ExitCode.failed, f"{where}: cannot be written: {exc.strerror or exc}") from None
+            raise _not_written(exc) from None
     summary = result.summary
     try:
         if out:
@@ -187,7 +193,7 @@ def scan(
         if out and dfxml:
             shutil.copyfile(out / "dfxml.xml", dfxml)
     except OSError as exc:
-        raise _die(ExitCode.failed, f"cannot write the results: {exc}") from None
+        raise _not_written(exc) from None
     typer.echo(
         f"{summary['files']} files, {summary['bytes']} bytes in {len(summary['partitions'])} partition(s); "
         f"{summary['alert_files']} alert(s), {summary['known_files']} known, "
