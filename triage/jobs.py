@@ -83,12 +83,7 @@ def _options(session: Session, run: TriageRun, settings: Settings) -> ScanOption
     for hashset_id in run.hashset_ids:
         record = session.get(HashSetRecord, hashset_id)
         if record is not None:
-            info = registry.hashset_info(record)
-            try:  # a set registered before filters existed gets one, once
-                ensure_filter(info.store, info.entries)
-            except (OSError, sqlite3.Error) as exc:  # it speeds lookups up; the run goes on without
-                log.warning("hash set %s: no Bloom filter could be built (%s)", info.name, exc)
-            options.hashsets.append(info)
+            options.hashsets.append(registry.hashset_info(record))
     if run.ruleset_id is not None:
         ruleset = session.get(RuleSetRecord, run.ruleset_id)
         if ruleset is not None:
@@ -102,12 +97,35 @@ def _options(session: Session, run: TriageRun, settings: Settings) -> ScanOption
     return options
 
 
-def _hits(listing: Path, run_id: int, case_id: int) -> list[TriageHit]:
+def _ensure_filters(options: ScanOptions, heart: _Heartbeat) -> None:
+    """Give each hash set its Bloom filter if it has none (one registered before filters
+    existed, or whose filter was lost). For a set of NSRL size that takes a minute or more, so
+    it runs after the heartbeat has started: a lease that ran out meanwhile would hand the run
+    to another worker, which would start the same build."""
+    heart.progress["phase"] = "preparing"
+    for info in options.hashsets:
+        started = time.monotonic()
+        try:
+            built = ensure_filter(info.store, info.entries)
+        except (OSError, sqlite3.Error) as exc:  # it speeds lookups up; the run goes on without
+            log.warning("hash set %s: no Bloom filter could be built (%s)", info.name, exc)
+            continue
+        if built:
+            log.info(
+                "hash set %s: Bloom filter of %s digests built in %.1f s",
+                info.name,
+                info.entries,
+                time.monotonic() - started,
+            )
+
+
+def _hits(listing: Path, run_id: int) -> list[dict[str, Any]]:
+    """The hits in a run's listing, as TriageHit fields but the case (read with the run's
+    final write, as an exhibit may have moved). Read before that transaction opens."""
     hits = []
     for record in read_jsonl(listing):
         common = dict(
             run_id=run_id,
-            case_id=case_id,
             partition=record["partition"],
             path=record["path"],
             inode=record["inode"],
@@ -120,7 +138,7 @@ def _hits(listing: Path, run_id: int, case_id: int) -> list[TriageHit]:
         for hit in record["hashset_hits"]:
             if hit["kind"] == "known_bad":
                 hits.append(
-                    TriageHit(
+                    dict(
                         source="hashset",
                         name=hit["set"],
                         category=hit["category"],
@@ -129,9 +147,7 @@ def _hits(listing: Path, run_id: int, case_id: int) -> list[TriageHit]:
                     )
                 )
         for match in (record.get("yara") or {}).get("matches", []):
-            hits.append(
-                TriageHit(source="yara", name=match["rule"], category=",".join(match["tags"]), **common)
-            )
+            hits.append(dict(source="yara", name=match["rule"], category=",".join(match["tags"]), **common))
     return hits
 
 
@@ -146,6 +162,8 @@ def _finish(
 ) -> bool:
     """Write the outcome in one transaction, fenced by the claim. False if the run is no longer ours."""
     ctx = system_context()
+    succeeded = state == RunState.succeeded and listing is not None
+    hits = _hits(listing, claim.run_id) if succeeded and listing is not None else []
     with session_scope(engine) as session:
         run = runs.owned(session, claim)
         if run is None:
@@ -164,8 +182,8 @@ def _finish(
             run.files_total = run.files_done = int(summary.get("files", 0))
             run.bytes_total = run.bytes_done = int(summary.get("bytes", 0))
             run.phase = "done"
-        if state == RunState.succeeded and listing is not None:
-            session.add_all(_hits(listing, run.id or 0, exhibit.case_id))
+        if succeeded:
+            session.add_all(TriageHit(case_id=exhibit.case_id, **hit) for hit in hits)
             run.listing_path, run.dfxml_path = str(listing), str(dfxml) if dfxml else None
             computed = (summary or {}).get("image", {}).get("computed_hashes") or {}
             if computed:
@@ -250,6 +268,7 @@ def _execute(run_id: int, worker_id: str, settings: Settings, engine: Engine) ->
             image_path = Path(image.path)
         heart.start()
         deadline = time.monotonic() + settings.run_time_limit_seconds
+        _ensure_filters(options, heart)
 
         def progress(phase: str, done: int, total: int) -> None:
             if heart.lost.is_set():

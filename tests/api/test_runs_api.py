@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -14,8 +16,10 @@ from sqlmodel import Session
 from tests.api.helpers import create_case, create_exhibit, registered_exhibit
 from tests.conftest import TESTDATA, Users
 from tests.factories import case_with_exhibit, exhibit_with_task, row_id
+from triage import jobs, runs
 from triage.models.exhibits import ExhibitState
 from triage.models.queue import TaskState
+from triage.models.runs import RunState
 from triage.models.types import utcnow
 from triage.settings import Settings
 
@@ -141,3 +145,45 @@ def test_metrics_are_served_in_prometheus_format(client: TestClient, users: User
     assert "triage_examination_tasks_completed_total 1.0" in text
     age = float(re.search(r"^triage_oldest_queued_task_age_seconds (\S+)$", text, re.M).group(1))  # type: ignore[union-attr]
     assert 2 * 3600 <= age < 2 * 3600 + 600
+
+
+def test_a_filter_built_before_the_scan_does_not_cost_the_run_its_lease(
+    client: TestClient,
+    users: Users,
+    headers: dict[str, dict[str, str]],
+    settings: Settings,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A hash set registered before stores had Bloom filters: the worker builds the filter
+    # before it scans, which for an NSRL-size set outlasts a lease. The lease must be renewed
+    # meanwhile, or the sweep hands the run to another worker (counting an attempt).
+    body = b"d41d8cd98f00b204e9800998ecf8427e  empty\n"
+    r = client.post("/api/v1/hashsets/upload", files={"file": ("set.md5", body)}, headers=headers["admin"])
+    assert r.status_code == 201, r.text
+    (prefilter,) = (settings.artifact_dir / "hashsets" / "index").glob("*.filter")
+    prefilter.unlink()
+    exhibit = registered_exhibit(client, headers["manager"], users.investigator.id)  # type: ignore[arg-type]
+    client.post(
+        f"/api/v1/exhibits/{exhibit['id']}/images",
+        json={"path": str(TESTDATA / "ext2.E01")},
+        headers=headers["manager"],
+    )
+    (run,) = client.get(f"/api/v1/exhibits/{exhibit['id']}/runs", headers=headers["manager"]).json()
+    lease = 0.6
+    swept: list[object] = []
+    real_ensure = jobs.ensure_filter
+
+    def slow_ensure(store: Path | str, entries: int) -> bool:
+        time.sleep(3 * lease)  # the build outlasts the lease
+        with Session(engine) as s:
+            swept.extend(runs.sweep(s))
+            s.commit()
+        return real_ensure(store, entries)
+
+    monkeypatch.setattr(jobs, "ensure_filter", slow_ensure)
+    quick = settings.model_copy(update={"run_lease_seconds": lease})
+    assert jobs.execute_run(run["id"], "test-worker", quick, engine) == RunState.succeeded
+    assert swept == [] and prefilter.exists()
+    done = client.get(f"/api/v1/runs/{run['id']}", headers=headers["manager"]).json()
+    assert done["state"] == "succeeded" and done["attempts"] == 1

@@ -234,9 +234,9 @@ def test_a_store_without_a_filter_gets_one_once(tmp_path: Path) -> None:
     path = filter_path(info.store)
     path.unlink()
     assert HashSetStore(info.store, info.entries)._filter is None
-    ensure_filter(info.store, info.entries)
+    assert ensure_filter(info.store, info.entries) is True
     built = path.stat().st_mtime_ns
-    ensure_filter(info.store, info.entries)
+    assert ensure_filter(info.store, info.entries) is False
     assert path.stat().st_mtime_ns == built  # a good filter is left as it is
     store = HashSetStore(info.store, info.entries)
     assert store._filter is not None and all(store.lookup([d]) is not None for d in digests)

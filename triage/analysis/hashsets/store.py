@@ -117,12 +117,14 @@ def load_hashset(
     )
 
 
-def ensure_filter(store: Path | str, entries: int) -> None:
+def ensure_filter(store: Path | str, entries: int) -> bool:
     """Build the store's Bloom filter unless one for ``entries`` digests is there already (a
-    store indexed before filters existed gets one the first time it is used)."""
+    store indexed before filters existed gets one the first time it is used). True if built."""
     found = DigestFilter.open(store)
-    if found is None or found.count != entries:
-        build_filter(store, entries)
+    if found is not None and found.count == entries:
+        return False
+    build_filter(store, entries)
+    return True
 
 
 class HashSetStore:
