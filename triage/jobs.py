@@ -74,7 +74,11 @@ class _Heartbeat(threading.Thread):
                 log.exception("run_id=%s heartbeat failed", self.claim.run_id)
 
 
-def _options(session: Session, run: TriageRun, settings: Settings) -> ScanOptions:
+def _options(
+    session: Session, run: TriageRun, settings: Settings
+) -> tuple[ScanOptions, RuleSetRecord | None]:
+    """The scan's options from the run's rows, and its rule set (compiled later, by
+    ``_prepare``, outside the transaction)."""
     options = ScanOptions(
         yara_timeout=settings.yara_timeout_seconds, yara_max_size=settings.yara_max_file_bytes
     )
@@ -84,25 +88,26 @@ def _options(session: Session, run: TriageRun, settings: Settings) -> ScanOption
         record = session.get(HashSetRecord, hashset_id)
         if record is not None:
             options.hashsets.append(registry.hashset_info(record))
-    if run.ruleset_id is not None:
-        ruleset = session.get(RuleSetRecord, run.ruleset_id)
-        if ruleset is not None:
-            options.rules = registry.load_ruleset(ruleset)
+    ruleset = session.get(RuleSetRecord, run.ruleset_id) if run.ruleset_id is not None else None
     image = session.get(EvidenceImage, run.image_id)
     assert image is not None
     for algo in ALGORITHMS:
         value = getattr(image, f"acquisition_{algo}")
         if value:
             options.expect_hashes[algo] = value
-    return options
+    return options, ruleset
 
 
-def _ensure_filters(options: ScanOptions, heart: _Heartbeat) -> None:
-    """Give each hash set its Bloom filter if it has none (one registered before filters
-    existed, or whose filter was lost). For a set of NSRL size that takes a minute or more, so
-    it runs after the heartbeat has started: a lease that ran out meanwhile would hand the run
-    to another worker, which would start the same build."""
+def _prepare(options: ScanOptions, ruleset: RuleSetRecord | None, heart: _Heartbeat) -> None:
+    """What may take long before the scan: compiling the rule set (once per process; a large
+    public set takes seconds) and giving each hash set its Bloom filter if it has none (one
+    registered before filters existed, or whose filter was lost: for a set of NSRL size a
+    minute or more). It runs after the heartbeat has started and outside any transaction: a
+    lease that ran out meanwhile would hand the run to another worker, which would start the
+    same work, and on SQLite an open write transaction locks the database for everyone."""
     heart.progress["phase"] = "preparing"
+    if ruleset is not None:
+        options.rules = registry.load_ruleset(ruleset)
     for info in options.hashsets:
         started = time.monotonic()
         try:
@@ -264,11 +269,11 @@ def _execute(run_id: int, worker_id: str, settings: Settings, engine: Engine) ->
                     ExhibitState.triaging,
                     f"triage run {run_id} attempt {claim.attempt} started",
                 )
-            options = _options(session, run, settings)
+            options, ruleset = _options(session, run, settings)
             image_path = Path(image.path)
         heart.start()
         deadline = time.monotonic() + settings.run_time_limit_seconds
-        _ensure_filters(options, heart)
+        _prepare(options, ruleset, heart)
 
         def progress(phase: str, done: int, total: int) -> None:
             if heart.lost.is_set():

@@ -187,3 +187,29 @@ def test_a_filter_built_before_the_scan_does_not_cost_the_run_its_lease(
     assert swept == [] and prefilter.exists()
     done = client.get(f"/api/v1/runs/{run['id']}", headers=headers["manager"]).json()
     assert done["state"] == "succeeded" and done["attempts"] == 1
+
+
+def test_a_rule_set_changed_on_disk_fails_the_run_and_returns_the_exhibit(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], settings: Settings, engine: Engine
+) -> None:
+    # Rules of this test's own (a worker process caches what it compiled, by the rules' hash).
+    text = b'rule changed_on_disk { strings: $a = "x" condition: $a }'
+    rule = ("files", ("ok.yar", io.BytesIO(text), "text/plain"))
+    r = client.post("/api/v1/rulesets/upload", files=[rule], headers=headers["admin"])
+    assert r.status_code == 201, r.text
+    (copy,) = (settings.artifact_dir / "rules" / r.json()["sha256"]).glob("*.yar")
+    copy.write_bytes(text.replace(b'"x"', b'"y"'))  # changed after registration
+    exhibit = registered_exhibit(client, headers["manager"], users.investigator.id)  # type: ignore[arg-type]
+    client.post(
+        f"/api/v1/exhibits/{exhibit['id']}/images",
+        json={"path": str(TESTDATA / "ext2.E01")},
+        headers=headers["manager"],
+    )
+    (run,) = client.get(f"/api/v1/exhibits/{exhibit['id']}/runs", headers=headers["manager"]).json()
+    assert jobs.execute_run(run["id"], "test-worker", settings, engine) == RunState.failed
+    done = client.get(f"/api/v1/runs/{run['id']}", headers=headers["manager"]).json()
+    assert "no longer matches its registered hash" in done["error"] and done["attempts"] == 1
+    assert (
+        client.get(f"/api/v1/exhibits/{exhibit['id']}", headers=headers["manager"]).json()["state"]
+        == "imaged"
+    )
