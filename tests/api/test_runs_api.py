@@ -7,6 +7,7 @@ import re
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -147,6 +148,18 @@ def test_metrics_are_served_in_prometheus_format(client: TestClient, users: User
     assert 2 * 3600 <= age < 2 * 3600 + 600
 
 
+def _queued_run(client: TestClient, h: dict[str, str], users: Users) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new exhibit with ext2.E01 registered, and the run that registering it queued (no
+    worker runs in these tests: the test runs it with ``jobs.execute_run``)."""
+    exhibit = registered_exhibit(client, h, users.investigator.id)  # type: ignore[arg-type]
+    r = client.post(
+        f"/api/v1/exhibits/{exhibit['id']}/images", json={"path": str(TESTDATA / "ext2.E01")}, headers=h
+    )
+    assert r.status_code == 201, r.text
+    (run,) = client.get(f"/api/v1/exhibits/{exhibit['id']}/runs", headers=h).json()
+    return exhibit, run
+
+
 def test_a_filter_built_before_the_scan_does_not_cost_the_run_its_lease(
     client: TestClient,
     users: Users,
@@ -163,13 +176,7 @@ def test_a_filter_built_before_the_scan_does_not_cost_the_run_its_lease(
     assert r.status_code == 201, r.text
     (prefilter,) = (settings.artifact_dir / "hashsets" / "index").glob("*.filter")
     prefilter.unlink()
-    exhibit = registered_exhibit(client, headers["manager"], users.investigator.id)  # type: ignore[arg-type]
-    client.post(
-        f"/api/v1/exhibits/{exhibit['id']}/images",
-        json={"path": str(TESTDATA / "ext2.E01")},
-        headers=headers["manager"],
-    )
-    (run,) = client.get(f"/api/v1/exhibits/{exhibit['id']}/runs", headers=headers["manager"]).json()
+    _, run = _queued_run(client, headers["manager"], users)
     lease = 0.6
     swept: list[object] = []
     real_ensure = jobs.ensure_filter
@@ -199,13 +206,7 @@ def test_a_rule_set_changed_on_disk_fails_the_run_and_returns_the_exhibit(
     assert r.status_code == 201, r.text
     (copy,) = (settings.artifact_dir / "rules" / r.json()["sha256"]).glob("*.yar")
     copy.write_bytes(text.replace(b'"x"', b'"y"'))  # changed after registration
-    exhibit = registered_exhibit(client, headers["manager"], users.investigator.id)  # type: ignore[arg-type]
-    client.post(
-        f"/api/v1/exhibits/{exhibit['id']}/images",
-        json={"path": str(TESTDATA / "ext2.E01")},
-        headers=headers["manager"],
-    )
-    (run,) = client.get(f"/api/v1/exhibits/{exhibit['id']}/runs", headers=headers["manager"]).json()
+    exhibit, run = _queued_run(client, headers["manager"], users)
     assert jobs.execute_run(run["id"], "test-worker", settings, engine) == RunState.failed
     done = client.get(f"/api/v1/runs/{run['id']}", headers=headers["manager"]).json()
     assert "no longer matches its registered hash" in done["error"] and done["attempts"] == 1
