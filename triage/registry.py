@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from triage import audit
 from triage.analysis.hashsets import HashSetInfo, HashSetKind, load_hashset
-from triage.analysis.hashsets.store import file_sha256
+from triage.analysis.hashsets.store import Progress, file_sha256
 from triage.analysis.yarascan import RuleSet, compile_rules, rule_files
 from triage.context import Context
 from triage.errors import ConflictError, HashSetError, NotFoundError, RulesError
@@ -32,8 +32,10 @@ def register_hashset(
     source: Path,
     name: str | None = None,
     kind: str | None = None,
+    progress: Progress | None = None,
 ) -> HashSetRecord:
-    """Validate and index ``source``; the same content registered twice is a 409."""
+    """Validate and index ``source``; the same content registered twice is a 409.
+    ``progress`` is told how the indexing goes (see ``load_hashset``)."""
     if ctx.actor is not None:
         ctx.require(Role.admin)
     if (problem := not_usable(source)) is not None:
@@ -43,11 +45,22 @@ def register_hashset(
     if existing is not None:
         raise ConflictError(f"this hash set is registered already as #{existing.id} ({existing.name})")
     sources, index = _hashset_dirs(settings)
-    sources.mkdir(parents=True, exist_ok=True)
-    kept = sources / f"{sha}{''.join(source.suffixes[-1:])}"
-    if not kept.exists():
+    # The copy that is indexed and kept (what was registered must stay readable) keeps the
+    # file's own name, in a folder named by its content, so that a complaint about a line
+    # names the file the admin gave; a copy that proves not to be a hash set is not kept.
+    kept = sources / sha / source.name
+    copied = not kept.exists()
+    if copied:
+        kept.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, kept)
-    info = load_hashset(kept, index, kind=HashSetKind(kind) if kind else None, name=name or source.name)
+    try:
+        info = load_hashset(
+            kept, index, kind=HashSetKind(kind) if kind else None, name=name or source.name, progress=progress
+        )
+    except HashSetError:
+        if copied:
+            shutil.rmtree(kept.parent, ignore_errors=True)
+        raise
     record = HashSetRecord(
         name=info.name,
         kind=info.kind.value,

@@ -75,7 +75,7 @@ def test_rule_sets_that_do_not_compile_are_refused_at_upload(
 
 
 def test_hash_sets_upload_and_register_are_admin_only_and_validated(
-    client: TestClient, users: Users, headers: dict[str, dict[str, str]], tmp_path: Path
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], tmp_path: Path, settings: Settings
 ) -> None:
     body = b"d41d8cd98f00b204e9800998ecf8427e  empty\n"
     for role in ("manager", "examiner", "investigator"):
@@ -86,7 +86,9 @@ def test_hash_sets_upload_and_register_are_admin_only_and_validated(
     bad = client.post(
         "/api/v1/hashsets/upload", files={"file": ("bad.txt", b"not a hash\n")}, headers=headers["admin"]
     )
-    assert bad.status_code == 400
+    # The complaint names the file sent, and nothing of it is kept.
+    assert bad.status_code == 400 and bad.json()["detail"].startswith("bad.txt:"), bad.text
+    assert [p.name for p in (settings.artifact_dir / "hashsets" / "sources").glob("*/*")] == ["set.md5"]
     long_name = "é🔒" * 60 + ".md5"  # 364 bytes: more than a file name may have
     r = client.post("/api/v1/hashsets/upload", files={"file": (long_name, b"")}, headers=headers["admin"])
     assert r.status_code == 422 and "file name" in r.text, r.text

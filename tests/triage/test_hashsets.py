@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from triage.analysis.hashsets import HashSetKind, HashSetStore, load_hashset
+from triage.analysis.hashsets import prefilter as prefilter_module
+from triage.analysis.hashsets import store as store_module
 from triage.analysis.hashsets.prefilter import DigestFilter, filter_path
 from triage.analysis.hashsets.store import ensure_filter
 from triage.errors import HashSetError
@@ -240,3 +242,19 @@ def test_a_store_without_a_filter_gets_one_once(tmp_path: Path) -> None:
     assert path.stat().st_mtime_ns == built  # a good filter is left as it is
     store = HashSetStore(info.store, info.entries)
     assert store._filter is not None and all(store.lookup([d]) is not None for d in digests)
+
+
+def test_making_a_set_ready_tells_how_far_it_has_got(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An NSRL-size set takes minutes to index and filter; the commands show this progress.
+    monkeypatch.setattr(store_module, "BATCH", 100)
+    monkeypatch.setattr(prefilter_module, "CHUNK", 100)
+    source, digests = _random_set(tmp_path, 350)
+    source.write_text(source.read_text() + digests[0] + "\n")  # a duplicate: read, not stored
+    told: list[tuple[str, int, int]] = []
+    info = load_hashset(source, tmp_path / "cache", progress=lambda *call: told.append(call))
+    assert info.entries == 350
+    assert [c for c in told if c[0] == "indexing"] == [("indexing", n, 0) for n in (100, 200, 300, 351)]
+    assert [c for c in told if c[0] == "filtering"] == [("filtering", n, 350) for n in (100, 200, 300, 350)]
+    told.clear()
+    load_hashset(source, tmp_path / "cache", progress=lambda *call: told.append(call))
+    assert told == []  # ready already: nothing to do, nothing told

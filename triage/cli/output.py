@@ -5,8 +5,14 @@ scripts, see triage/cli/scan.py.)"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from triage.analysis.hashsets.store import Progress as HashSetProgress
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # a refusal stays one line, however long
@@ -16,3 +22,16 @@ def fail(message: str, code: int = 1, label: str = "error") -> typer.Exit:
     """Print ``label: message`` on stderr and return the exit to raise (``raise fail(...)``)."""
     err.print(f"[red]{label}:[/red] {message}")
     return typer.Exit(code)
+
+
+def hashset_progress(name: str, show: Callable[[str], None]) -> HashSetProgress:
+    """What to tell ``load_hashset`` so that a terminal shows a set being made ready (minutes
+    for one of NSRL size): ``show`` gets one line of text at a time."""
+
+    def told(phase: str, done: int, total: int) -> None:
+        if phase == "indexing":
+            show(f"indexing {name}: {done:,} hashes read")
+        else:
+            show(f"{name}: lookup filter, {done:,} of {total:,} digests")
+
+    return told

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from triage import registry
-from triage.cli.output import console, fail
+from triage.cli.output import console, err, fail, hashset_progress
 from triage.context import system_context
 from triage.db import make_engine, session_scope
 from triage.errors import TriageError
@@ -30,14 +31,20 @@ def hashsets_add(
     """Validate, index and register a hash set file."""
     settings = get_settings()
     try:
-        with session_scope(make_engine(settings.database_url)) as session:
-            record = registry.register_hashset(session, system_context(), settings, path, name, kind)
-            console.print(
-                f"hash set #{record.id} {record.name!r}: {record.format}, {record.kind}, "
-                f"{record.entries} hashes, sha256 {record.sha256}"
-            )
+        # Indexing a set of NSRL size takes minutes: a terminal shows how far it has got.
+        with (
+            Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True) as bar,
+            session_scope(make_engine(settings.database_url)) as session,
+        ):
+            task = bar.add_task(f"reading {path.name}", total=None)
+            told = hashset_progress(path.name, lambda text: bar.update(task, description=text))
+            record = registry.register_hashset(session, system_context(), settings, path, name, kind, told)
     except (TriageError, ValueError) as exc:
         raise fail(str(exc)) from None
+    console.print(
+        f"hash set #{record.id} {record.name!r}: {record.format}, {record.kind}, "
+        f"{record.entries} hashes, sha256 {record.sha256}"
+    )
 
 
 @hashsets_app.command("list")

@@ -17,6 +17,7 @@ from triage.analysis.hashers import ALGORITHMS, algorithm_for
 from triage.analysis.hashsets import HashSetKind, load_hashset
 from triage.analysis.hashsets.records import HEX
 from triage.analysis.yarascan import compile_rules
+from triage.cli.output import hashset_progress
 from triage.errors import (
     CorruptImageError,
     EvidenceError,
@@ -137,29 +138,6 @@ def scan(
     )
     if processes:
         options.processes = processes
-    try:
-        for path in hashset or []:
-            options.hashsets.append(load_hashset(path, hashset_cache))
-        for path in known_good or []:
-            options.hashsets.append(load_hashset(path, hashset_cache, kind=HashSetKind.known_good))
-    except HashSetError as exc:
-        raise _die(ExitCode.bad_hashset, str(exc)) from None
-    if rules:
-        try:
-            options.rules = compile_rules(list(rules))
-        except RulesError as exc:
-            raise _die(ExitCode.bad_rules, str(exc)) from None
-
-    work = out or Path(tempfile.mkdtemp(prefix="triage-scan-"))
-    try:
-        work.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _die(
-            ExitCode.failed, f"{shown(work)}: cannot write the results there: {exc.strerror}"
-        ) from None
-    if dfxml is not None:
-        _check_writable(dfxml)
-    listing = work / "files.jsonl"
     show = sys.stderr.isatty()
     with Progress(
         TextColumn("{task.description}"),
@@ -171,9 +149,42 @@ def scan(
     ) as bar:
         task = bar.add_task("opening", total=None)
 
+        def counting(text: str) -> None:
+            bar.update(task, description=text, total=None, completed=0)
+
+        try:  # a set seen for the first time is indexed: minutes for one of NSRL size
+            for path in hashset or []:
+                told = hashset_progress(path.name, counting)
+                options.hashsets.append(load_hashset(path, hashset_cache, progress=told))
+            for path in known_good or []:
+                told = hashset_progress(path.name, counting)
+                options.hashsets.append(
+                    load_hashset(path, hashset_cache, kind=HashSetKind.known_good, progress=told)
+                )
+        except HashSetError as exc:
+            raise _die(ExitCode.bad_hashset, str(exc)) from None
+        if rules:
+            counting("compiling the rules")
+            try:
+                options.rules = compile_rules(list(rules))
+            except RulesError as exc:
+                raise _die(ExitCode.bad_rules, str(exc)) from None
+
+        work = out or Path(tempfile.mkdtemp(prefix="triage-scan-"))
+        try:
+            work.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _die(
+                ExitCode.failed, f"{shown(work)}: cannot write the results there: {exc.strerror}"
+            ) from None
+        if dfxml is not None:
+            _check_writable(dfxml)
+        listing = work / "files.jsonl"
+        counting("opening")
+
         def progress(phase: str, done: int, total: int) -> None:
             if phase == "walking":
-                bar.update(task, description=f"walking ({done} files)", total=None, completed=0)
+                counting(f"walking ({done} files)")
             else:
                 bar.update(task, description=phase, total=total or None, completed=done)
 

@@ -18,6 +18,7 @@ import os
 import sqlite3
 import struct
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 MAGIC = b"HTCU-DIGEST-FILTER-1\n"
@@ -30,9 +31,10 @@ def filter_path(store: Path | str) -> Path:
     return Path(f"{store}.filter")
 
 
-def build_filter(store: Path | str, count: int) -> Path:
+def build_filter(store: Path | str, count: int, progress: Callable[[int], None] | None = None) -> Path:
     """Write the filter of the ``count`` digests in ``store`` (the number the store recorded
-    when built); atomically, so a reader sees all or none."""
+    when built); atomically, so a reader sees all or none. ``progress(done)`` is told the
+    digests added so far, a million at a time (a set of NSRL size takes a minute or more)."""
     import numpy as np  # here only: a scan that builds nothing does not load it
 
     conn = sqlite3.connect(f"file:{store}?mode=ro&immutable=1", uri=True)
@@ -40,10 +42,14 @@ def build_filter(store: Path | str, count: int) -> Path:
         bits = 1 << min(32, max(16, (count * BITS_PER_DIGEST - 1).bit_length()))  # words are 32 bits
         table = np.zeros(bits // 8, dtype=np.uint8)
         cursor = conn.execute("SELECT digest FROM h")
+        done = 0
         while rows := cursor.fetchmany(CHUNK):
             words = np.frombuffer(b"".join(row[0][:16] for row in rows), dtype="<u4")
             positions = (words & np.uint32(bits - 1)).astype(np.int64)
             np.bitwise_or.at(table, positions >> 3, (1 << (positions & 7)).astype(np.uint8))
+            done += len(rows)
+            if progress is not None:
+                progress(done)
     finally:
         conn.close()
     target = filter_path(store)
