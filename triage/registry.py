@@ -3,6 +3,7 @@ artifact store and versioned by content hash, so a run records exactly what it u
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -59,7 +60,9 @@ def register_hashset(
         )
     except HashSetError:
         if copied:
-            shutil.rmtree(kept.parent, ignore_errors=True)
+            kept.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the folder goes too, unless something else is in it
+                kept.parent.rmdir()
         raise
     record = HashSetRecord(
         name=info.name,
