@@ -63,3 +63,18 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def end_read_transaction(session: Session) -> None:
+    """End the transaction a session holds for what it has only read (an API request's, begun
+    by loading its caller) before work that takes minutes, such as indexing a hash set.
+
+    On SQLite every transaction holds the database's write lock (``BEGIN IMMEDIATE``), so
+    every other writer (workers' heartbeats, claims, intake) would wait and then fail; on
+    PostgreSQL the session would sit idle in a transaction, holding back vacuum, or be ended
+    by a server's ``idle_in_transaction_session_timeout``. The next statement begins a new
+    transaction. Objects loaded stay usable (the application's sessions do not even expire
+    them on commit; elsewhere the next access reloads them)."""
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("the session has unsaved changes: commit or roll them back first")
+    session.commit()

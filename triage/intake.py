@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from triage import audit, custody
 from triage.access import case_visibility_clause, get_case
 from triage.context import Context
+from triage.db import end_read_transaction
 from triage.errors import (
     ConflictError,
     EvidenceError,
@@ -187,6 +188,9 @@ def register_image(
     """Register an image found under an evidence root; nothing is stored if any check fails."""
     actor = ctx.require(*EXHIBIT_WRITERS)
     path = confine(data.path, roots)
+    # Opening the image takes a child process, and a hostile container may run to its time
+    # limit: not inside the request's transaction, which on SQLite holds every writer off.
+    end_read_transaction(session)
     try:
         detected = detect(path)
     except EvidenceError as exc:
@@ -208,6 +212,7 @@ def register_image(
                 f"acquisition_{algo} differs from the {algo} stored inside the image ({value})"
             )
         declared[algo] = declared.get(algo) or value
+    session.refresh(exhibit)  # it may have moved on while the image was opened
     if session.exec(
         select(EvidenceImage.id).where(
             EvidenceImage.exhibit_id == exhibit.id, EvidenceImage.path == str(path)

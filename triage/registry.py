@@ -14,6 +14,7 @@ from triage.analysis.hashsets import HashSetInfo, HashSetKind, load_hashset
 from triage.analysis.hashsets.store import Progress, file_sha256
 from triage.analysis.yarascan import RuleSet, compile_rules, rule_files
 from triage.context import Context
+from triage.db import end_read_transaction
 from triage.errors import ConflictError, HashSetError, NotFoundError, RulesError
 from triage.evidence.paths import not_usable, shown
 from triage.models.accounts import Role
@@ -35,16 +36,18 @@ def register_hashset(
     kind: str | None = None,
     progress: Progress | None = None,
 ) -> HashSetRecord:
-    """Validate and index ``source``; the same content registered twice is a 409.
-    ``progress`` is told how the indexing goes (see ``load_hashset``)."""
+    """Validate and index ``source``, then record it; the same content registered twice is
+    a 409. ``progress`` is told how the indexing goes (see ``load_hashset``).
+
+    Indexing takes minutes at NSRL size, so it runs outside any transaction: the session's
+    read transaction (the caller's load) is ended first, and the database is asked only
+    afterwards. Nothing may be pending in the session."""
     if ctx.actor is not None:
         ctx.require(Role.admin)
     if (problem := not_usable(source)) is not None:
         raise HashSetError(f"{shown(source)}: {problem}")
+    end_read_transaction(session)
     sha = file_sha256(source)
-    existing = session.exec(select(HashSetRecord).where(HashSetRecord.sha256 == sha)).first()
-    if existing is not None:
-        raise ConflictError(f"this hash set is registered already as #{existing.id} ({existing.name})")
     sources, index = _hashset_dirs(settings)
     # The copy that is indexed and kept (what was registered must stay readable) keeps the
     # file's own name, in a folder named by its content, so that a complaint about a line
@@ -54,16 +57,24 @@ def register_hashset(
     if copied:
         kept.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, kept)
+
+    def discard() -> None:
+        if copied:
+            kept.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the folder goes too, unless something else is in it
+                kept.parent.rmdir()
+
     try:
         info = load_hashset(
             kept, index, kind=HashSetKind(kind) if kind else None, name=name or source.name, progress=progress
         )
     except HashSetError:
-        if copied:
-            kept.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):  # the folder goes too, unless something else is in it
-                kept.parent.rmdir()
+        discard()
         raise
+    existing = session.exec(select(HashSetRecord).where(HashSetRecord.sha256 == sha)).first()
+    if existing is not None:  # its store was found ready: indexing it again took no time
+        discard()
+        raise ConflictError(f"this hash set is registered already as #{existing.id} ({existing.name})")
     record = HashSetRecord(
         name=info.name,
         kind=info.kind.value,
@@ -93,9 +104,12 @@ def hashset_info(record: HashSetRecord) -> HashSetInfo:
 def register_ruleset(
     session: Session, ctx: Context, settings: Settings, source: Path, name: str | None = None
 ) -> RuleSetRecord:
-    """Compile the rules (refused if they do not), keep a copy, record their hash."""
+    """Compile the rules (refused if they do not), keep a copy, record their hash. A large
+    set takes seconds to compile, so the session's read transaction is ended first (see
+    ``register_hashset``)."""
     if ctx.actor is not None:
         ctx.require(Role.admin)
+    end_read_transaction(session)
     compiled = compile_rules([source])
     existing = session.exec(select(RuleSetRecord).where(RuleSetRecord.sha256 == compiled.sha256)).first()
     if existing is not None:

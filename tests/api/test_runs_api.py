@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import sqlite3
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -11,13 +12,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from tests.api.helpers import create_case, create_exhibit, registered_exhibit
 from tests.conftest import TESTDATA, Users
 from tests.factories import case_with_exhibit, exhibit_with_task, row_id
-from triage import jobs, runs
+from triage import intake, jobs, registry, runs
 from triage.models.exhibits import ExhibitState
 from triage.models.queue import TaskState
 from triage.models.runs import RunState
@@ -215,4 +217,87 @@ def test_a_rule_set_changed_on_disk_fails_the_run_and_returns_the_exhibit(
     assert (
         client.get(f"/api/v1/exhibits/{exhibit['id']}", headers=headers["manager"]).json()["state"]
         == "imaged"
+    )
+
+
+def _no_transaction_held(engine: Engine) -> bool:
+    """Whether another writer could write now: on SQLite, where every transaction holds the
+    write lock, take it; on PostgreSQL, look for a session idle in a transaction."""
+    if engine.dialect.name == "sqlite":
+        probe = sqlite3.connect(str(engine.url.database), timeout=0.2, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:  # database is locked
+            return False
+        finally:
+            probe.close()
+    with engine.connect() as conn:
+        idle = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    return idle == 0
+
+
+def test_registering_reference_sets_holds_no_transaction_while_indexing_or_compiling(
+    client: TestClient,
+    headers: dict[str, dict[str, str]],
+    engine: Engine,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Indexing a set of NSRL size takes minutes. Inside the request's transaction it held
+    # SQLite's write lock all along (every other writer failed with "database is locked"), and
+    # left a PostgreSQL session idle in a transaction.
+    probes: list[bool] = []
+
+    def probing(real: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            probes.append(_no_transaction_held(engine))
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(registry, "load_hashset", probing(registry.load_hashset))
+    monkeypatch.setattr(registry, "compile_rules", probing(registry.compile_rules))
+    body = b"d41d8cd98f00b204e9800998ecf8427e  empty\n"
+    r = client.post("/api/v1/hashsets/upload", files={"file": ("set.md5", body)}, headers=headers["admin"])
+    assert r.status_code == 201, r.text
+    rule = ("files", ("held.yar", io.BytesIO(b'rule held { strings: $a = "h" condition: $a }'), "text/plain"))
+    r = client.post("/api/v1/rulesets/upload", files=[rule], headers=headers["admin"])
+    assert r.status_code == 201, r.text
+    again = client.post(
+        "/api/v1/hashsets/upload", files={"file": ("copy.md5", body)}, headers=headers["admin"]
+    )
+    assert again.status_code == 409 and "registered already" in again.json()["detail"]
+    assert probes == [True, True, True]
+    kept = settings.artifact_dir / "hashsets" / "sources"
+    assert [p.name for p in kept.glob("*/*")] == ["set.md5"]  # the refused copy is not kept
+
+
+def test_opening_an_image_at_registration_holds_no_transaction(
+    client: TestClient,
+    users: Users,
+    headers: dict[str, dict[str, str]],
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An E01 is opened in a child process that a hostile container may keep busy until its
+    # time limit (300 s): that must not hold SQLite's write lock, or a PostgreSQL transaction.
+    probes: list[bool] = []
+    real_probe = intake.probe_image
+
+    def probing(*args: Any, **kwargs: Any) -> Any:
+        probes.append(_no_transaction_held(engine))
+        return real_probe(*args, **kwargs)
+
+    monkeypatch.setattr(intake, "probe_image", probing)
+    exhibit, run = _queued_run(client, headers["manager"], users)
+    assert probes == [True] and run["state"] == "queued"
+    assert client.get(f"/api/v1/exhibits/{exhibit['id']}", headers=headers["manager"]).json()["state"] == (
+        "triage_queued"
     )
