@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from triage.context import Context
+from triage.db import end_read_transaction
 from triage.models.audit import AuditEvent
 from triage.models.types import utcnow
 
@@ -198,6 +199,9 @@ class ChainReport:
 
 
 def _iter_events(session: Session, batch: int = 1000) -> Iterator[AuditEvent]:
+    """Every event in order, a batch per transaction: a log of millions takes minutes to walk,
+    and on SQLite a transaction holds every writer off. (The log is only ever appended to, so
+    the batches still make one chain.)"""
     last_id = 0
     while True:
         rows = session.exec(
@@ -207,13 +211,15 @@ def _iter_events(session: Session, batch: int = 1000) -> Iterator[AuditEvent]:
             return
         yield from rows
         last_id = rows[-1].id or last_id
+        end_read_transaction(session)
 
 
-def verify_chain(session: Session) -> ChainReport:
-    """Walk the log in order; report the first event whose link or content does not match."""
+def verify_chain(session: Session, batch: int = 1000) -> ChainReport:
+    """Walk the log in order, ``batch`` events a transaction; report the first event whose
+    link or content does not match."""
     prev = GENESIS
     count = 0
-    for event in _iter_events(session):
+    for event in _iter_events(session, batch):
         count += 1
         if event.prev_hash != prev:
             return ChainReport(False, count, event.id, "previous-hash link broken (row removed or reordered)")

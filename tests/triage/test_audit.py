@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from typer.testing import CliRunner
@@ -140,3 +140,15 @@ def test_on_postgresql_the_chain_lock_is_free_once_the_append_returns(engine: En
         event.remove(engine, "after_cursor_execute", probe)
     assert free == [True]
     assert _verify(engine).ok
+
+
+def test_verifying_ends_its_transaction_after_each_batch(engine: Engine) -> None:
+    # A log of millions takes minutes to verify; on SQLite a transaction holds every writer
+    # off, so one transaction for the whole walk stopped the workers and the API meanwhile.
+    _write_events(engine, 25)
+    ended: list[int] = []
+    with Session(engine) as session:
+        event.listen(session, "after_commit", lambda _s: ended.append(1))
+        report = audit.verify_chain(session, batch=10)
+    assert report.ok and report.events == 25
+    assert len(ended) == 3  # after the batches of 10, 10 and 5
