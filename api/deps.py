@@ -62,7 +62,10 @@ async def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> AsyncIt
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# Closed when the route returns (its answer built), not after the answer has been sent: a
+# listing download can take a slow client minutes, and on SQLite the request's transaction
+# holds every writer off (on PostgreSQL it would keep a pooled connection idle in it).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_current_account(

@@ -301,3 +301,32 @@ def test_opening_an_image_at_registration_holds_no_transaction(
     assert client.get(f"/api/v1/exhibits/{exhibit['id']}", headers=headers["manager"]).json()["state"] == (
         "triage_queued"
     )
+
+
+def test_downloading_a_run_s_results_holds_no_transaction(
+    app: Any,
+    client: TestClient,
+    users: Users,
+    headers: dict[str, dict[str, str]],
+    settings: Settings,
+    engine: Engine,
+) -> None:
+    # A listing of a large image is hundreds of megabytes and a slow client takes minutes to
+    # read it: the request's session must be closed before the file is sent, not after.
+    _, run = _queued_run(client, headers["manager"], users)
+    assert jobs.execute_run(run["id"], "test-worker", settings, engine) == RunState.succeeded
+    probes: list[bool] = []
+
+    async def probing(scope: Any, receive: Any, send: Any) -> None:
+        async def probing_send(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                probes.append(_no_transaction_held(engine))
+            await send(message)
+
+        await app(scope, receive, probing_send)
+
+    with TestClient(probing) as downloader:
+        for part in ("files", "dfxml"):
+            r = downloader.get(f"/api/v1/runs/{run['id']}/{part}", headers=headers["manager"])
+            assert r.status_code == 200 and r.content
+    assert probes and all(probes), probes
