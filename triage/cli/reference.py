@@ -33,7 +33,13 @@ def hashsets_add(
     try:
         # Indexing a set of NSRL size takes minutes: a terminal shows how far it has got.
         with (
-            Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True) as bar,
+            Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                console=err,
+                transient=True,
+                disable=not err.is_terminal,  # not even a blank line when not a terminal
+            ) as bar,
             session_scope(make_engine(settings.database_url)) as session,
         ):
             task = bar.add_task(f"reading {path.name}", total=None)
