@@ -33,6 +33,7 @@ def test_hash_sets_and_rules_are_added_and_listed(runner: CliRunner, tmp_path: P
     assert "filter" in runner.invoke(cli, ["hashsets", "list"]).output
     again = runner.invoke(cli, ["hashsets", "add", str(good)])
     assert again.exit_code == 1 and "registered already" in again.output
+    assert again.output.count("\n") == 1, again.output  # one line, nothing else on a pipe
 
     rules = tmp_path / "r.yar"
     rules.write_text('rule one { strings: $a = "abc" condition: $a }')
