@@ -28,7 +28,10 @@ def hashsets_add(
     name: Annotated[str | None, typer.Option(help="default: the file name")] = None,
     kind: Annotated[str | None, typer.Option(help="known_bad or known_good (default: by format)")] = None,
 ) -> None:
-    """Validate, index and register a hash set file."""
+    """Validate, index and register a hash set file.
+
+    Indexing takes minutes for a set of NSRL size; on a terminal its progress is shown.
+    """
     settings = get_settings()
     try:
         # Indexing a set of NSRL size takes minutes: a terminal shows how far it has got.
