@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -188,7 +188,8 @@ def _finish(
             run.bytes_total = run.bytes_done = int(summary.get("bytes", 0))
             run.phase = "done"
         if succeeded:
-            session.add_all(TriageHit(case_id=exhibit.case_id, **hit) for hit in hits)
+            if hits:  # one multi-row statement: as ORM objects, 50,000 hits took 10 s, not 1
+                session.execute(insert(TriageHit), [{"case_id": exhibit.case_id, **hit} for hit in hits])
             run.listing_path, run.dfxml_path = str(listing), str(dfxml) if dfxml else None
             computed = (summary or {}).get("image", {}).get("computed_hashes") or {}
             if computed:

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from tests.api.helpers import create_case, create_exhibit, registered_exhibit
 from tests.conftest import TESTDATA, Users
@@ -22,8 +22,10 @@ from tests.factories import case_with_exhibit, exhibit_with_task, row_id
 from triage import intake, jobs, registry, runs
 from triage.models.exhibits import ExhibitState
 from triage.models.queue import TaskState
-from triage.models.runs import RunState
+from triage.models.runs import RunState, TriageHit
 from triage.models.types import utcnow
+from triage.scan import ScanOptions, scan_image
+from triage.scan.outputs import read_jsonl
 from triage.settings import Settings
 
 
@@ -330,3 +332,28 @@ def test_downloading_a_run_s_results_holds_no_transaction(
             r = downloader.get(f"/api/v1/runs/{run['id']}/{part}", headers=headers["manager"])
             assert r.status_code == 200 and r.content
     assert probes and all(probes), probes
+
+
+def test_a_run_stores_its_hits_under_its_case(
+    client: TestClient,
+    users: Users,
+    headers: dict[str, dict[str, str]],
+    settings: Settings,
+    engine: Engine,
+    tmp_path: Path,
+) -> None:
+    # A hash set holding the digest of every file in ext2.E01 (taken from a scan of it).
+    listing = tmp_path / "files.jsonl"
+    scan_image(TESTDATA / "ext2.E01", ScanOptions(), listing)
+    files = {(r["path"], r["md5"]) for r in read_jsonl(listing)}
+    body = "".join(f"{md5}  {path}\n" for path, md5 in sorted(files)).encode()
+    r = client.post("/api/v1/hashsets/upload", files={"file": ("e01.md5", body)}, headers=headers["admin"])
+    assert r.status_code == 201, r.text
+    exhibit, run = _queued_run(client, headers["manager"], users)
+    assert jobs.execute_run(run["id"], "test-worker", settings, engine) == RunState.succeeded
+    hits = client.get(f"/api/v1/runs/{run['id']}/hits", headers=headers["manager"]).json()["items"]
+    assert {(h["path"], h["md5"]) for h in hits} == files and len(files) >= 3
+    assert all(h["source"] == "hashset" and h["name"] == "e01.md5" and h["alert"] for h in hits)
+    with Session(engine) as s:
+        cases = s.exec(select(TriageHit.case_id).where(TriageHit.run_id == run["id"])).all()
+    assert set(cases) == {exhibit["case_id"]}
