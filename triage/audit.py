@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from triage.context import Context
-from triage.db import end_read_transaction
+from triage.db import AUDIT_PENDING, end_read_transaction
 from triage.models.audit import AuditEvent
 from triage.models.types import utcnow
 
@@ -137,7 +137,7 @@ def record(
     session.info.setdefault(_PENDING, []).append(event)
 
 
-_PENDING = "triage.audit.pending"
+_PENDING = AUDIT_PENDING
 
 
 _TABLE = AuditEvent.__table__  # type: ignore[attr-defined]

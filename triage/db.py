@@ -12,6 +12,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
+AUDIT_PENDING = "triage.audit.pending"
+"""Where ``audit.record`` keeps a session's events until they are chained at commit."""
+
 
 def json_text(value: Any) -> str:
     """How every JSON column is written: compact, by orjson. One serialiser everywhere means
@@ -75,6 +78,8 @@ def end_read_transaction(session: Session) -> None:
     by a server's ``idle_in_transaction_session_timeout``. The next statement begins a new
     transaction. Objects loaded stay usable (the application's sessions do not even expire
     them on commit; elsewhere the next access reloads them)."""
-    if session.new or session.dirty or session.deleted:
+    # Every change here is audited, so audit events waiting for the commit mean a change too
+    # (one made with a statement, which the session's own bookkeeping does not show).
+    if session.new or session.dirty or session.deleted or session.info.get(AUDIT_PENDING):
         raise RuntimeError("the session has unsaved changes: commit or roll them back first")
     session.commit()

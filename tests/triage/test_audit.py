@@ -14,6 +14,7 @@ from tests.conftest import Users
 from triage import audit
 from triage.cli import app as cli
 from triage.context import system_context
+from triage.db import end_read_transaction
 from triage.settings import get_settings
 
 
@@ -152,3 +153,14 @@ def test_verifying_ends_its_transaction_after_each_batch(engine: Engine) -> None
         report = audit.verify_chain(session, batch=10)
     assert report.ok and report.events == 25
     assert len(ended) == 3  # after the batches of 10, 10 and 5
+
+
+def test_a_read_transaction_is_not_ended_over_a_change_waiting_for_its_commit(engine: Engine) -> None:
+    # end_read_transaction commits: it must refuse when the session holds a change, even one
+    # made with a statement (the session's bookkeeping misses those; their audit events don't).
+    with Session(engine) as session:
+        audit.record(session, system_context(), "test.event", "thing", 1, None, {"v": 1})
+        with pytest.raises(RuntimeError, match="unsaved changes"):
+            end_read_transaction(session)
+        session.rollback()
+    assert _verify(engine).events == 0
