@@ -55,6 +55,9 @@ def worker_env(backend: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     migrate.upgrade(url)
     evidence = tmp_path / "evidence"
     evidence.mkdir()
+    # Workers are killed outright here; what they leave in their temporary folder (a fork
+    # server's socket folder, say) stays in the test's own folder, not in /tmp.
+    (tmp_path / "tmp").mkdir()
     (tmp_path / "reference").mkdir()
     env = {
         "TRIAGE_ENVIRONMENT": "test",
@@ -70,6 +73,7 @@ def worker_env(backend: str, tmp_path: Path) -> Iterator[dict[str, str]]:
         "TRIAGE_POLL_INTERVAL_SECONDS": "0.2",
         "TRIAGE_RUN_MAX_ATTEMPTS": "3",
         "TRIAGE_SCAN_PROCESSES": "2",
+        "TMPDIR": str(tmp_path / "tmp"),
     }
     yield env
     if BACKEND_DB[backend] == "postgresql":
@@ -78,7 +82,8 @@ def worker_env(backend: str, tmp_path: Path) -> Iterator[dict[str, str]]:
 
 @pytest.fixture
 def settings_w(worker_env: dict[str, str]) -> Settings:
-    return Settings(**{k.removeprefix("TRIAGE_").lower(): v for k, v in worker_env.items()})  # type: ignore[arg-type]
+    own = {k.removeprefix("TRIAGE_").lower(): v for k, v in worker_env.items() if k.startswith("TRIAGE_")}
+    return Settings(**own)  # type: ignore[arg-type]
 
 
 @pytest.fixture
