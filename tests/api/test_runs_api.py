@@ -245,6 +245,16 @@ def _no_transaction_held(engine: Engine) -> bool:
     return idle == 0
 
 
+def _probing(real: Any, engine: Engine, probes: list[bool]) -> Any:
+    """``real``, first noting in ``probes`` whether another writer could write at that moment."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        probes.append(_no_transaction_held(engine))
+        return real(*args, **kwargs)
+
+    return wrapper
+
+
 def test_registering_reference_sets_holds_no_transaction_while_indexing_or_compiling(
     client: TestClient,
     headers: dict[str, dict[str, str]],
@@ -256,16 +266,8 @@ def test_registering_reference_sets_holds_no_transaction_while_indexing_or_compi
     # SQLite's write lock all along (every other writer failed with "database is locked"), and
     # left a PostgreSQL session idle in a transaction.
     probes: list[bool] = []
-
-    def probing(real: Any) -> Any:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            probes.append(_no_transaction_held(engine))
-            return real(*args, **kwargs)
-
-        return wrapper
-
-    monkeypatch.setattr(registry, "load_hashset", probing(registry.load_hashset))
-    monkeypatch.setattr(registry, "compile_rules", probing(registry.compile_rules))
+    monkeypatch.setattr(registry, "load_hashset", _probing(registry.load_hashset, engine, probes))
+    monkeypatch.setattr(registry, "compile_rules", _probing(registry.compile_rules, engine, probes))
     body = b"d41d8cd98f00b204e9800998ecf8427e  empty\n"
     r = client.post("/api/v1/hashsets/upload", files={"file": ("set.md5", body)}, headers=headers["admin"])
     assert r.status_code == 201, r.text
@@ -291,13 +293,7 @@ def test_opening_an_image_at_registration_holds_no_transaction(
     # An E01 is opened in a child process that a hostile container may keep busy until its
     # time limit (300 s): that must not hold SQLite's write lock, or a PostgreSQL transaction.
     probes: list[bool] = []
-    real_probe = intake.probe_image
-
-    def probing(*args: Any, **kwargs: Any) -> Any:
-        probes.append(_no_transaction_held(engine))
-        return real_probe(*args, **kwargs)
-
-    monkeypatch.setattr(intake, "probe_image", probing)
+    monkeypatch.setattr(intake, "probe_image", _probing(intake.probe_image, engine, probes))
     exhibit, run = _queued_run(client, headers["manager"], users)
     assert probes == [True] and run["state"] == "queued"
     assert client.get(f"/api/v1/exhibits/{exhibit['id']}", headers=headers["manager"]).json()["state"] == (
