@@ -4,9 +4,13 @@ artifact store and versioned by content hash, so a run records exactly what it u
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import threading
 from pathlib import Path
+from typing import TypeVar
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from triage import audit
@@ -48,15 +52,14 @@ def register_hashset(
         raise HashSetError(f"{shown(source)}: {problem}")
     end_read_transaction(session)
     sha = file_sha256(source)
+    _refuse_registered(session, HashSetRecord, sha, "hash set")  # before copying gigabytes again
+    end_read_transaction(session)
     sources, index = _hashset_dirs(settings)
     # The copy that is indexed and kept (what was registered must stay readable) keeps the
     # file's own name, in a folder named by its content, so that a complaint about a line
     # names the file the admin gave; a copy that proves not to be a hash set is not kept.
     kept = sources / sha / source.name
-    copied = not kept.exists()
-    if copied:
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, kept)
+    copied = _copy_into_place(source, kept)
 
     def discard() -> None:
         if copied:
@@ -71,10 +74,6 @@ def register_hashset(
     except HashSetError:
         discard()
         raise
-    existing = session.exec(select(HashSetRecord).where(HashSetRecord.sha256 == sha)).first()
-    if existing is not None:  # its store was found ready: indexing it again took no time
-        discard()
-        raise ConflictError(f"this hash set is registered already as #{existing.id} ({existing.name})")
     record = HashSetRecord(
         name=info.name,
         kind=info.kind.value,
@@ -85,8 +84,56 @@ def register_hashset(
         store_path=info.store,
         created_by=ctx.actor_id,
     )
-    audit.add_created(session, ctx, record, "hashset.register", "hash_set")
+    try:
+        # Registered meanwhile by someone else (the same content, while this one indexed)?
+        _add_unless_registered(session, ctx, record, "hashset.register", "hash set")
+    except ConflictError:
+        if not session.exec(select(HashSetRecord).where(HashSetRecord.source_path == str(kept))).first():
+            discard()  # unless the other registration keeps this very copy
+        raise
     return record
+
+
+Registered = TypeVar("Registered", HashSetRecord, RuleSetRecord)
+
+
+def _refuse_registered(session: Session, model: type[Registered], sha: str, what: str) -> None:
+    existing = session.exec(select(model).where(model.sha256 == sha)).first()
+    if existing is not None:
+        raise ConflictError(f"this {what} is registered already as #{existing.id} ({existing.name})")
+
+
+def _add_unless_registered(
+    session: Session, ctx: Context, record: Registered, action: str, what: str
+) -> None:
+    """Insert and audit ``record``; the same content registered by someone else since it was
+    checked (two admins at once: the unique hash refuses the second) is a 409, not a fault.
+    The session has nothing else pending (its read was ended before the long work), so
+    rolling it back loses nothing but this record."""
+    model = type(record)
+    _refuse_registered(session, model, record.sha256, what)
+    try:
+        audit.add_created(session, ctx, record, action, what.replace(" ", "_"))
+    except IntegrityError:
+        session.rollback()
+        _refuse_registered(session, model, record.sha256, what)
+        raise  # not a duplicate after all: a fault, reported as one
+
+
+def _copy_into_place(source: Path, kept: Path) -> bool:
+    """Copy ``source`` to ``kept`` unless it is there already; True if copied. The copy is
+    written beside and renamed into place, so ``kept`` is always whole: a registration of
+    the same content at the same moment indexes a complete file, never one half written."""
+    if kept.exists():
+        return False
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    partial = kept.with_name(f".{kept.name}.copying-{os.getpid()}-{threading.get_ident()}")
+    try:
+        shutil.copyfile(source, partial)
+        partial.replace(kept)
+    finally:
+        partial.unlink(missing_ok=True)
+    return True
 
 
 def hashset_info(record: HashSetRecord) -> HashSetInfo:
@@ -111,13 +158,11 @@ def register_ruleset(
         ctx.require(Role.admin)
     end_read_transaction(session)
     compiled = compile_rules([source])
-    existing = session.exec(select(RuleSetRecord).where(RuleSetRecord.sha256 == compiled.sha256)).first()
-    if existing is not None:
-        raise ConflictError(f"this rule set is registered already as #{existing.id} ({existing.name})")
+    _refuse_registered(session, RuleSetRecord, compiled.sha256, "rule set")
     target = Path(settings.artifact_dir) / "rules" / compiled.sha256
     target.mkdir(parents=True, exist_ok=True)
     for file in rule_files([source]):
-        shutil.copyfile(file, target / file.name)
+        _copy_into_place(file, target / file.name)
     record = RuleSetRecord(
         name=name or source.name,
         sha256=compiled.sha256,
@@ -126,7 +171,7 @@ def register_ruleset(
         rule_count=compiled.rule_count,
         created_by=ctx.actor_id,
     )
-    audit.add_created(session, ctx, record, "ruleset.register", "rule_set")
+    _add_unless_registered(session, ctx, record, "ruleset.register", "rule set")
     return record
 
 

@@ -1,0 +1,149 @@
+"""Registering hash sets and rule sets: duplicates, and two admins registering at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from triage import registry
+from triage.analysis.hashsets import HashSetInfo
+from triage.context import system_context
+from triage.db import session_scope
+from triage.errors import ConflictError
+from triage.models.runs import HashSetRecord, RuleSetRecord
+from triage.settings import Settings
+
+BODY = "d41d8cd98f00b204e9800998ecf8427e  empty\n"
+
+
+def _register(engine: Engine, settings: Settings, source: Path) -> HashSetRecord:
+    with session_scope(engine) as session:
+        return registry.register_hashset(session, system_context(), settings, source)
+
+
+def _kept(settings: Settings) -> list[str]:
+    sources = Path(settings.artifact_dir) / "hashsets" / "sources"
+    return sorted(p.name for p in sources.glob("*/*"))
+
+
+def test_a_duplicate_under_another_name_is_refused_before_it_is_copied_or_indexed(
+    engine: Engine, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = tmp_path / "nsrl.txt", tmp_path / "renamed.txt"
+    first.write_text(BODY)
+    second.write_text(BODY)
+    record = _register(engine, settings, first)
+    indexed: list[Path] = []
+    monkeypatch.setattr(registry, "load_hashset", lambda source, *a, **k: indexed.append(source))
+    with pytest.raises(ConflictError, match=rf"registered already as #{record.id} \(nsrl.txt\)"):
+        _register(engine, settings, second)
+    assert indexed == [] and _kept(settings) == ["nsrl.txt"]
+
+
+def _registered_first(engine: Engine, monkeypatch: pytest.MonkeyPatch, **theirs: Any) -> None:
+    """Another admin's registration of the same content commits first (``theirs`` overrides
+    fields of their record). On PostgreSQL it lands between this one's duplicate check and
+    its insert, where only the unique content hash can refuse it. On SQLite the check's
+    transaction holds the write lock until the insert, so the latest it can land is while
+    this one indexes or compiles."""
+    if engine.dialect.name == "sqlite":
+        for name in ("load_hashset", "compile_rules"):
+            monkeypatch.setattr(registry, name, _then_theirs(engine, getattr(registry, name), theirs))
+        return
+    real = registry.audit.add_created
+
+    def racing(session: Session, ctx: Any, record: Any, *args: Any) -> None:
+        _commit_theirs(engine, record, theirs)
+        real(session, ctx, record, *args)
+
+    monkeypatch.setattr(registry.audit, "add_created", racing)
+
+
+def _then_theirs(engine: Engine, real: Callable[..., Any], theirs: dict[str, Any]) -> Callable[..., Any]:
+    def working(*args: Any, **kwargs: Any) -> Any:
+        done = real(*args, **kwargs)
+        if isinstance(done, HashSetInfo):
+            _commit_theirs(
+                engine,
+                HashSetRecord(
+                    source_path=done.source,
+                    store_path=done.store,
+                    sha256=done.source_sha256,
+                    name="",
+                    kind=done.kind.value,
+                    format=done.format,
+                    entries=done.entries,
+                ),
+                theirs,
+            )
+        else:
+            _commit_theirs(
+                engine,
+                RuleSetRecord(name="", sha256=done.sha256, path="x", files=[], rule_count=done.rule_count),
+                theirs,
+            )
+        return done
+
+    return working
+
+
+def _commit_theirs(engine: Engine, like: HashSetRecord | RuleSetRecord, theirs: dict[str, Any]) -> None:
+    with Session(engine) as other:
+        other.add(type(like).model_validate({**like.model_dump(), "name": "theirs", **theirs}))
+        other.commit()
+
+
+@pytest.mark.parametrize("same_copy", [True, False], ids=["their record keeps the copy", "it does not"])
+def test_the_same_set_registered_at_the_same_moment_is_a_conflict_not_a_fault(
+    engine: Engine, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, same_copy: bool
+) -> None:
+    # Both pass the duplicate check; the unique content hash refuses the later insert. That
+    # was an IntegrityError: a 500 from the API, a traceback from the CLI.
+    source = tmp_path / "set.md5"
+    source.write_text(BODY)
+    _registered_first(engine, monkeypatch, **({} if same_copy else {"source_path": str(tmp_path / "theirs")}))
+    with pytest.raises(ConflictError, match=r"registered already as #\d+ \(theirs\)"):
+        _register(engine, settings, source)
+    with Session(engine) as session:
+        assert [r.name for r in session.exec(select(HashSetRecord))] == ["theirs"]
+    # The copy stays exactly when the registered set names it.
+    assert _kept(settings) == (["set.md5"] if same_copy else [])
+
+
+def test_a_copy_that_fails_half_way_leaves_nothing_to_be_taken_for_whole(
+    engine: Engine, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A copy written in place and cut short (disk full, killed) would be found by the next
+    # registration of the same content and indexed as if whole.
+    source = tmp_path / "set.md5"
+    source.write_text(BODY * 3)
+
+    def cut_short(src: Path, dst: Path) -> None:
+        Path(dst).write_text(BODY)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(registry.shutil, "copyfile", cut_short)
+    with pytest.raises(OSError, match="No space"):
+        _register(engine, settings, source)
+    sources = Path(settings.artifact_dir) / "hashsets" / "sources"
+    assert [p for p in sources.rglob("*") if p.is_file()] == []
+    monkeypatch.undo()
+    assert _register(engine, settings, source).entries == 1
+
+
+def test_the_same_rule_set_registered_at_the_same_moment_is_a_conflict(
+    engine: Engine, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = tmp_path / "r.yar"
+    rules.write_text('rule one { strings: $a = "abc" condition: $a }')
+    _registered_first(engine, monkeypatch)
+    with pytest.raises(ConflictError, match=r"rule set is registered already as #\d+ \(theirs\)"):  # noqa: PT012
+        with session_scope(engine) as session:
+            registry.register_ruleset(session, system_context(), settings, rules)
+    with Session(engine) as session:
+        assert [r.name for r in session.exec(select(RuleSetRecord))] == ["theirs"]
