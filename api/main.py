@@ -55,10 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(pages.LoginRequired, login_required)
     app.include_router(metrics.router)
     errors.install(app, SecurityHeadersMiddleware.headers_for)
-    uploads = [
-        (f"{API_PREFIX}/hashsets/upload", settings.max_upload_bytes),
-        (f"{API_PREFIX}/rulesets/upload", settings.max_upload_bytes),
-    ]
+    # Hash sets are gigabytes (NSRL, VICS): their uploads, from the API and the admin page, may
+    # be as large as TRIAGE_MAX_UPLOAD_BYTES; every other body is held to TRIAGE_MAX_BODY_BYTES.
+    upload_paths = [f"{API_PREFIX}/hashsets/upload", f"{API_PREFIX}/rulesets/upload", pages.REFERENCE_UPLOADS]
+    uploads = [(path, settings.max_upload_bytes) for path in upload_paths]
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, overrides=uploads)
     app.add_middleware(NulInUrlMiddleware)
     app.add_middleware(RequestIdMiddleware)

@@ -455,6 +455,7 @@ def _admin(
         rulesets=registry.list_rulesets(session),
         roots=settings.resolved_evidence_roots(),
         roles=[r.value for r in Role],
+        max_upload=settings.max_upload_bytes,
         **extra,
     )
 
@@ -522,7 +523,11 @@ def admin_account_action(
     return RedirectResponse(f"/admin?message=Account+{target.username}+{action}d.", status_code=303)
 
 
-@router.post("/admin/reference/{kind}", response_model=None)
+REFERENCE_UPLOADS = "/admin/reference/"
+"""Where the admin page uploads hash sets and rule files (the prefix of the address)."""
+
+
+@router.post(REFERENCE_UPLOADS + "{kind}", response_model=None)
 def admin_upload(
     request: Request,
     kind: str,
