@@ -8,7 +8,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import errors
+from api import errors, uploads
 from api.middleware import (
     BodySizeLimitMiddleware,
     NulInUrlMiddleware,
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
     app.state.login_throttle = LoginThrottle()
+    uploads.remove_stale_staging(settings)
 
     api = APIRouter(prefix=API_PREFIX)
     for module in (auth, accounts, cases, exhibits, runs, queue_routes, backlog, reference, audit):
@@ -58,8 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Hash sets are gigabytes (NSRL, VICS): their uploads, from the API and the admin page, may
     # be as large as TRIAGE_MAX_UPLOAD_BYTES; every other body is held to TRIAGE_MAX_BODY_BYTES.
     upload_paths = [f"{API_PREFIX}/hashsets/upload", f"{API_PREFIX}/rulesets/upload", pages.REFERENCE_UPLOADS]
-    uploads = [(path, settings.max_upload_bytes) for path in upload_paths]
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, overrides=uploads)
+    caps = [(path, settings.max_upload_bytes) for path in upload_paths]
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, overrides=caps)
     app.add_middleware(NulInUrlMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)

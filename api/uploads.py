@@ -4,13 +4,47 @@ own base name only (no path a client could smuggle in)."""
 from __future__ import annotations
 
 import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from fastapi import UploadFile
 
 from triage.errors import FieldValidationError
+from triage.settings import Settings
 
 NAME_MAX = 255  # bytes in one file name on the file systems we write to
+STALE_SECONDS = 24 * 3600  # a staging folder this old was left by a server that was killed
+
+
+def _staging_root(settings: Settings) -> Path:
+    return Path(settings.artifact_dir) / "uploads"
+
+
+@contextmanager
+def staging(settings: Settings) -> Iterator[Path]:
+    """A private folder for one request's uploads, removed afterwards. It is on the artifact
+    disk, beside the copies the registry keeps, so that a registered upload is moved there
+    rather than copied again (hash sets are gigabytes), and not in ``/tmp``, which is often
+    memory."""
+    root = _staging_root(settings)
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix="upload-") as folder:
+        yield Path(folder)
+
+
+def remove_stale_staging(settings: Settings, now: float | None = None) -> None:
+    """Remove the staging folders of uploads that a killed server left (a day old or more;
+    a folder in use is minutes old, whichever worker process holds it)."""
+    root = _staging_root(settings)
+    if not root.is_dir():
+        return
+    cutoff = (now or time.time()) - STALE_SECONDS
+    for folder in root.glob("upload-*"):
+        if folder.is_dir() and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def save_upload(upload: UploadFile, folder: Path) -> Path:

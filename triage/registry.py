@@ -4,6 +4,7 @@ artifact store and versioned by content hash, so a run records exactly what it u
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import threading
@@ -39,9 +40,12 @@ def register_hashset(
     name: str | None = None,
     kind: str | None = None,
     progress: Progress | None = None,
+    disposable: bool = False,
 ) -> HashSetRecord:
     """Validate and index ``source``, then record it; the same content registered twice is
-    a 409. ``progress`` is told how the indexing goes (see ``load_hashset``).
+    a 409. ``progress`` is told how the indexing goes (see ``load_hashset``). A
+    ``disposable`` source (an upload the caller throws away afterwards) is moved into the
+    artifact store, where it is on the same disk, rather than copied.
 
     Indexing takes minutes at NSRL size, so it runs outside any transaction: the session's
     read transaction (the caller's load) is ended first, and the database is asked only
@@ -59,7 +63,7 @@ def register_hashset(
     # file's own name, in a folder named by its content, so that a complaint about a line
     # names the file the admin gave; a copy that proves not to be a hash set is not kept.
     kept = sources / sha / source.name
-    copied = _copy_into_place(source, kept)
+    copied = _copy_into_place(source, kept, move=disposable)
 
     def discard() -> None:
         if copied:
@@ -120,13 +124,21 @@ def _add_unless_registered(
         raise  # not a duplicate after all: a fault, reported as one
 
 
-def _copy_into_place(source: Path, kept: Path) -> bool:
-    """Copy ``source`` to ``kept`` unless it is there already; True if copied. The copy is
-    written beside and renamed into place, so ``kept`` is always whole: a registration of
-    the same content at the same moment indexes a complete file, never one half written."""
+def _copy_into_place(source: Path, kept: Path, move: bool = False) -> bool:
+    """Copy (or ``move``) ``source`` to ``kept`` unless it is there already; True if done.
+    A copy is written beside and renamed into place, so ``kept`` is always whole: a
+    registration of the same content at the same moment indexes a complete file, never one
+    half written."""
     if kept.exists():
         return False
     kept.parent.mkdir(parents=True, exist_ok=True)
+    if move:
+        try:
+            source.replace(kept)
+            return True
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:  # on another disk: copied below
+                raise
     partial = kept.with_name(f".{kept.name}.copying-{os.getpid()}-{threading.get_ident()}")
     try:
         shutil.copyfile(source, partial)

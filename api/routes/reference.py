@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
 from api.deps import CtxDep, RowId, SessionDep, SettingsDep
-from api.uploads import save_upload
+from api.uploads import save_upload, staging
 from triage import registry
 from triage.evidence.paths import confine
 from triage.models.accounts import STAFF_ROLES, Role
@@ -47,9 +45,11 @@ def upload_hashset(
     kind: Annotated[str | None, Form(pattern="^(known_bad|known_good)$")] = None,
 ) -> HashSetPublic:
     ctx.require(Role.admin)
-    with tempfile.TemporaryDirectory() as tmp:
-        saved = save_upload(file, Path(tmp))
-        record = registry.register_hashset(session, ctx, settings, saved, name or saved.name, kind)
+    with staging(settings) as folder:
+        saved = save_upload(file, folder)
+        record = registry.register_hashset(
+            session, ctx, settings, saved, name or saved.name, kind, disposable=True
+        )
     session.commit()
     return HashSetPublic.model_validate(record)
 
@@ -90,10 +90,10 @@ def upload_ruleset(
     name: Annotated[str | None, Form()] = None,
 ) -> RuleSetPublic:
     ctx.require(Role.admin)
-    with tempfile.TemporaryDirectory() as tmp:
+    with staging(settings) as folder:
         for upload in files:
-            save_upload(upload, Path(tmp))
-        record = registry.register_ruleset(session, ctx, settings, Path(tmp), name or "uploaded rules")
+            save_upload(upload, folder)
+        record = registry.register_ruleset(session, ctx, settings, folder, name or "uploaded rules")
     session.commit()
     return RuleSetPublic.model_validate(record)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -16,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from api.deps import Offset, RowId, SessionDep, SettingsDep
 from api.routes.auth import TooManyLogins, sign_in
-from api.uploads import save_upload
+from api.uploads import save_upload, staging
 from triage import access, accounts, backlog, queue, registry, runs, vendors
 from triage.context import Context
 from triage.errors import AuthenticationError, NotFoundError, PermissionDeniedError, TriageError
@@ -542,12 +541,18 @@ def admin_upload(
         return error_page(request, account, PermissionDeniedError("administration is for admins"))
     if file is None or not file.filename:
         return _admin(request, account, session, settings, status=422, error="Choose a file to upload.")
-    with tempfile.TemporaryDirectory() as tmp:
+    with staging(settings) as folder:
         try:
-            target = save_upload(file, Path(tmp))
+            target = save_upload(file, folder)
             if kind == "hashsets":
                 record: Any = registry.register_hashset(
-                    session, _ctx(request, account), settings, target, target.name, hashset_kind or None
+                    session,
+                    _ctx(request, account),
+                    settings,
+                    target,
+                    target.name,
+                    hashset_kind or None,
+                    disposable=True,
                 )
             elif kind == "rulesets":
                 record = registry.register_ruleset(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import sqlite3
 import time
@@ -16,6 +17,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from api import uploads
+from api.main import create_app
+from api.routes import reference as reference_routes
 from tests.api.helpers import create_case, create_exhibit, registered_exhibit
 from tests.conftest import TESTDATA, Users
 from tests.factories import case_with_exhibit, exhibit_with_task, row_id
@@ -102,6 +106,47 @@ def test_hash_sets_upload_and_register_are_admin_only_and_validated(
     assert missing.status_code == 400
     assert len(client.get("/api/v1/hashsets", headers=headers["examiner"]).json()) == 1
     assert client.get("/api/v1/hashsets", headers=headers["investigator"]).status_code == 403
+
+
+def test_an_uploaded_hash_set_is_moved_into_the_store_not_copied_through_tmp(
+    client: TestClient,
+    headers: dict[str, dict[str, str]],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A set of NSRL size is gigabytes: it was saved into /tmp (often memory) and then copied
+    # again into the store. Now it is saved on the artifact disk and moved.
+    copies: list[Path] = []
+    monkeypatch.setattr(registry.shutil, "copyfile", lambda src, dst: copies.append(Path(src)))
+    staged: list[Path] = []
+    real_save = reference_routes.save_upload
+
+    def saving(upload: Any, folder: Path) -> Path:
+        staged.append(real_save(upload, folder))
+        return staged[-1]
+
+    monkeypatch.setattr(reference_routes, "save_upload", saving)
+    body = b"d41d8cd98f00b204e9800998ecf8427e  empty\n"
+    r = client.post("/api/v1/hashsets/upload", files={"file": ("set.md5", body)}, headers=headers["admin"])
+    assert r.status_code == 201, r.text
+    assert copies == []
+    (saved,) = staged
+    assert saved.parent.parent == settings.artifact_dir / "uploads"
+    kept = settings.artifact_dir / "hashsets" / "sources"
+    assert [p.read_bytes() for p in kept.glob("*/set.md5")] == [body]
+    assert list((settings.artifact_dir / "uploads").iterdir()) == []  # the staging folder went
+
+
+def test_staging_folders_a_killed_server_left_are_removed_at_start(settings: Settings) -> None:
+    root = settings.artifact_dir / "uploads"
+    old, fresh = root / "upload-old", root / "upload-fresh"
+    for folder in (old, fresh):
+        folder.mkdir(parents=True)
+        (folder / "set.md5").write_bytes(b"partial")
+    day_and_more = time.time() - uploads.STALE_SECONDS - 60
+    os.utime(old, (day_and_more, day_and_more))
+    create_app(settings)
+    assert sorted(p.name for p in root.iterdir()) == ["upload-fresh"]
 
 
 def test_hash_sets_and_rules_register_by_path_only_from_the_reference_roots(
