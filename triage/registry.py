@@ -104,7 +104,8 @@ Registered = TypeVar("Registered", HashSetRecord, RuleSetRecord)
 def _refuse_registered(session: Session, model: type[Registered], sha: str, what: str) -> None:
     existing = session.exec(select(model).where(model.sha256 == sha)).first()
     if existing is not None:
-        raise ConflictError(f"this {what} is registered already as #{existing.id} ({existing.name})")
+        state = "" if existing.active else ", inactive: activate it instead"
+        raise ConflictError(f"this {what} is registered already as #{existing.id} ({existing.name}{state})")
 
 
 def _add_unless_registered(
@@ -201,6 +202,8 @@ def load_ruleset(record: RuleSetRecord) -> RuleSet:
 
 
 def set_active(session: Session, ctx: Context, record: HashSetRecord | RuleSetRecord, active: bool) -> None:
+    """Take a set out of use for new runs, or back into it; audited. Runs already queued keep
+    what they were given. Sets are never deleted: past runs name them."""
     if ctx.actor is not None:
         ctx.require(Role.admin)
     before = audit.snapshot(record)
@@ -217,6 +220,13 @@ def set_active(session: Session, ctx: Context, record: HashSetRecord | RuleSetRe
         before,
         audit.snapshot(record),
     )
+
+
+def ruleset_in_use(session: Session) -> int | None:
+    """The rule set a new run uses unless told otherwise: the newest active one."""
+    return session.exec(
+        select(RuleSetRecord.id).where(col(RuleSetRecord.active)).order_by(col(RuleSetRecord.id).desc())
+    ).first()
 
 
 def get_hashset(session: Session, hashset_id: int) -> HashSetRecord:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import and_, update
 from sqlmodel import Session, col, select
 
-from triage import audit, custody
+from triage import audit, custody, registry
 from triage.context import Context, system_context
 from triage.errors import ConflictError, FieldValidationError
 from triage.models.accounts import Role
@@ -81,9 +81,7 @@ def start_run(
         if unknown:
             raise FieldValidationError("hashset_ids", f"unknown hash set(s): {unknown}")
     if data.ruleset_id is None:
-        ruleset_id = session.exec(
-            select(RuleSetRecord.id).where(col(RuleSetRecord.active)).order_by(col(RuleSetRecord.id).desc())
-        ).first()
+        ruleset_id = registry.ruleset_in_use(session)
     else:
         if session.get(RuleSetRecord, data.ruleset_id) is None:
             raise FieldValidationError("ruleset_id", f"unknown rule set {data.ruleset_id}")

@@ -56,8 +56,20 @@ def upload_hashset(
 
 @router.post("/hashsets/{hashset_id}/deactivate", response_model=HashSetPublic)
 def deactivate_hashset(hashset_id: RowId, session: SessionDep, ctx: CtxDep) -> HashSetPublic:
+    """New runs stop using the set (runs already queued keep it); admins only, audited."""
+    return _set_hashset_active(session, ctx, hashset_id, False)
+
+
+@router.post("/hashsets/{hashset_id}/activate", response_model=HashSetPublic)
+def activate_hashset(hashset_id: RowId, session: SessionDep, ctx: CtxDep) -> HashSetPublic:
+    """New runs use the set again; admins only, audited."""
+    return _set_hashset_active(session, ctx, hashset_id, True)
+
+
+def _set_hashset_active(session: SessionDep, ctx: CtxDep, hashset_id: int, active: bool) -> HashSetPublic:
+    ctx.require(Role.admin)
     record = registry.get_hashset(session, hashset_id)
-    registry.set_active(session, ctx, record, False)
+    registry.set_active(session, ctx, record, active)
     session.commit()
     return HashSetPublic.model_validate(record)
 
@@ -100,7 +112,20 @@ def upload_ruleset(
 
 @router.post("/rulesets/{ruleset_id}/deactivate", response_model=RuleSetPublic)
 def deactivate_ruleset(ruleset_id: RowId, session: SessionDep, ctx: CtxDep) -> RuleSetPublic:
+    """New runs stop using the rule set; they use the newest active one. Admins only, audited."""
+    return _set_ruleset_active(session, ctx, ruleset_id, False)
+
+
+@router.post("/rulesets/{ruleset_id}/activate", response_model=RuleSetPublic)
+def activate_ruleset(ruleset_id: RowId, session: SessionDep, ctx: CtxDep) -> RuleSetPublic:
+    """Make the rule set eligible again (new runs use the newest active one); admins only,
+    audited."""
+    return _set_ruleset_active(session, ctx, ruleset_id, True)
+
+
+def _set_ruleset_active(session: SessionDep, ctx: CtxDep, ruleset_id: int, active: bool) -> RuleSetPublic:
+    ctx.require(Role.admin)
     record = registry.get_ruleset(session, ruleset_id)
-    registry.set_active(session, ctx, record, False)
+    registry.set_active(session, ctx, record, active)
     session.commit()
     return RuleSetPublic.model_validate(record)

@@ -23,7 +23,7 @@ from triage.models.accounts import Account, Role
 from triage.models.cases import Case
 from triage.models.exhibits import Exhibit
 from triage.models.queue import CompleteRequest, ExaminationTask, OverrideCreate, TaskState
-from triage.models.runs import ACTIVE_RUN_STATES, TriageHit, TriageRun
+from triage.models.runs import ACTIVE_RUN_STATES, HashSetRecord, RuleSetRecord, TriageHit, TriageRun
 from triage.models.vendors import Outsourcing, OutsourcingState, Vendor
 
 COOKIE = "triage_session"
@@ -452,6 +452,7 @@ def _admin(
         page=PAGE_SIZE,
         hashsets=registry.list_hashsets(session),
         rulesets=registry.list_rulesets(session),
+        ruleset_in_use=registry.ruleset_in_use(session),
         roots=settings.resolved_evidence_roots(),
         roles=[r.value for r in Role],
         max_upload=settings.max_upload_bytes,
@@ -520,6 +521,33 @@ def admin_account_action(
         return _admin(request, account, session, settings, status=409, error=str(exc))
     session.commit()
     return RedirectResponse(f"/admin?message=Account+{target.username}+{action}d.", status_code=303)
+
+
+@router.post("/admin/sets/{kind}/{set_id}/{action}", response_model=None)
+def admin_set_action(
+    request: Request,
+    kind: str,
+    set_id: RowId,
+    action: str,
+    account: PageAccount,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    """Take a hash set or rule set out of use for new runs, or back into it."""
+    if kind not in ("hashsets", "rulesets") or action not in ("activate", "deactivate"):
+        return error_page(request, account, NotFoundError(f"no {kind!r} action {action!r}"))
+    try:
+        record: HashSetRecord | RuleSetRecord = (
+            registry.get_hashset(session, set_id)
+            if kind == "hashsets"
+            else registry.get_ruleset(session, set_id)
+        )
+        registry.set_active(session, _ctx(request, account), record, action == "activate")
+    except TriageError as exc:
+        session.rollback()
+        return error_page(request, account, exc)
+    session.commit()
+    return RedirectResponse(f"/admin?message={record.name}+{action}d.", status_code=303)
 
 
 REFERENCE_UPLOADS = "/admin/reference/"

@@ -199,10 +199,16 @@ def test_metrics_are_served_in_prometheus_format(client: TestClient, users: User
     assert 2 * 3600 <= age < 2 * 3600 + 600
 
 
-def _queued_run(client: TestClient, h: dict[str, str], users: Users) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A new exhibit with ext2.E01 registered, and the run that registering it queued (no
-    worker runs in these tests: the test runs it with ``jobs.execute_run``)."""
-    exhibit = registered_exhibit(client, h, users.investigator.id)  # type: ignore[arg-type]
+def _queued_run(
+    client: TestClient, h: dict[str, str], users: Users, case: dict[str, Any] | None = None, ref: str = "JB/1"
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new exhibit (``ref`` of ``case``, or of a new case) with ext2.E01 registered, and the
+    run that registering it queued (no worker runs in these tests: the test runs it with
+    ``jobs.execute_run``)."""
+    if case is None:
+        exhibit = registered_exhibit(client, h, users.investigator.id)  # type: ignore[arg-type]
+    else:
+        exhibit = create_exhibit(client, h, case["id"], ref=ref)
     r = client.post(
         f"/api/v1/exhibits/{exhibit['id']}/images", json={"path": str(TESTDATA / "ext2.E01")}, headers=h
     )
@@ -398,3 +404,60 @@ def test_a_run_stores_its_hits_under_its_case(
     with Session(engine) as s:
         cases = s.exec(select(TriageHit.case_id).where(TriageHit.run_id == run["id"])).all()
     assert set(cases) == {exhibit["case_id"]}
+
+
+def test_admins_take_reference_sets_out_of_use_and_back(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    # There was a way out (deactivate) and none back: a set deactivated by mistake could not
+    # be used again, and registering it again was refused as a duplicate.
+    admin = headers["admin"]
+
+    def upload(kind: str, name: str, body: bytes) -> int:
+        field = "file" if kind == "hashsets" else "files"
+        r = client.post(f"/api/v1/{kind}/upload", files={field: (name, body)}, headers=admin)
+        assert r.status_code == 201, r.text
+        return int(r.json()["id"])
+
+    def toggle(kind: str, set_id: int, action: str, who: str = "admin") -> Any:
+        return client.post(f"/api/v1/{kind}/{set_id}/{action}", headers=headers[who])
+
+    case = create_case(client, headers["manager"], users.investigator.id)  # type: ignore[arg-type]
+    exhibits = iter(range(1, 10))
+
+    def next_run() -> tuple[list[int], int | None]:
+        _, run = _queued_run(client, headers["manager"], users, case, ref=f"JB/{next(exhibits)}")
+        return sorted(run["hashset_ids"]), run["ruleset_id"]
+
+    first = upload("hashsets", "a.md5", b"d41d8cd98f00b204e9800998ecf8427e  empty\n")
+    second = upload("hashsets", "b.md5", b"0cc175b9c0f1b6a831c399e269772661  a\n")
+    older = upload("rulesets", "old.yar", b'rule old { strings: $a = "o" condition: $a }')
+    newer = upload("rulesets", "new.yar", b'rule new { strings: $a = "n" condition: $a }')
+    assert next_run() == ([first, second], newer)
+
+    for who in ("manager", "examiner", "investigator"):
+        assert toggle("hashsets", first, "deactivate", who).status_code == 403
+        assert toggle("rulesets", newer, "deactivate", who).status_code == 403
+    assert toggle("hashsets", 999999, "activate").status_code == 404
+    assert toggle("rulesets", 999999, "activate").status_code == 404
+
+    r = toggle("hashsets", first, "deactivate")
+    assert r.status_code == 200 and r.json()["active"] is False
+    assert toggle("rulesets", newer, "deactivate").json()["active"] is False
+    assert next_run() == ([second], older)  # the newest active rule set
+    again = client.post(
+        "/api/v1/hashsets/upload",
+        files={"file": ("a.md5", b"d41d8cd98f00b204e9800998ecf8427e  empty\n")},
+        headers=admin,
+    )
+    assert again.status_code == 409 and "inactive: activate it instead" in again.json()["detail"]
+
+    assert toggle("hashsets", first, "activate").json()["active"] is True
+    assert toggle("rulesets", newer, "activate").json()["active"] is True
+    assert next_run() == ([first, second], newer)
+
+    events = client.get(
+        "/api/v1/audit", params={"object_type": "hash_set"}, headers=headers["manager"]
+    ).json()
+    actions = [(e["action"], e["object_id"]) for e in events["items"]]
+    assert actions[:2] == [("hash_set.activate", str(first)), ("hash_set.deactivate", str(first))]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from triage.cli import app as cli
+from triage.models.runs import HashSetRecord, RuleSetRecord
 from triage.settings import get_settings
 
 
@@ -56,3 +59,36 @@ def test_paths_that_cannot_be_looked_up_are_refused_in_one_line(runner: CliRunne
         result = runner.invoke(cli, command)
         assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
         assert "cannot be looked up" in result.output or "not a regular file" in result.output, result.output
+
+
+def test_sets_are_taken_out_of_use_and_back_from_the_command_line(
+    runner: CliRunner, tmp_path: Path, engine: Engine
+) -> None:
+    good = tmp_path / "nsrl.txt"
+    good.write_text("d41d8cd98f00b204e9800998ecf8427e\n")
+    assert runner.invoke(cli, ["hashsets", "add", str(good)]).exit_code == 0
+    for name in ("old", "new"):
+        (tmp_path / f"{name}.yar").write_text(f'rule {name} {{ strings: $a = "{name}" condition: $a }}')
+        assert runner.invoke(cli, ["rules", "add", str(tmp_path / f"{name}.yar")]).exit_code == 0
+    with Session(engine) as session:
+        (hashset,) = session.exec(select(HashSetRecord)).all()
+        old, new = session.exec(select(RuleSetRecord).order_by(col(RuleSetRecord.id))).all()
+
+    result = runner.invoke(cli, ["hashsets", "deactivate", str(hashset.id)])
+    assert result.exit_code == 0 and f"hash set #{hashset.id} 'nsrl.txt' deactivated" in result.output
+    assert re.search(rf"{hashset.id}\s.*\bno\b", runner.invoke(cli, ["hashsets", "list"]).output)
+    result = runner.invoke(cli, ["rules", "deactivate", str(new.id)])
+    assert result.exit_code == 0 and f"new runs use rule set #{old.id}" in result.output, result.output
+    again = runner.invoke(cli, ["hashsets", "add", str(good)])
+    assert again.exit_code == 1 and "inactive: activate it instead" in again.output
+
+    assert "activated" in runner.invoke(cli, ["hashsets", "activate", str(hashset.id)]).output
+    result = runner.invoke(cli, ["rules", "activate", str(new.id)])
+    assert result.exit_code == 0 and f"new runs use rule set #{new.id}" in result.output
+    listing = runner.invoke(cli, ["rules", "list"]).output
+    assert re.search(rf"{new.id}\s.*yes\s.*yes", listing) and re.search(rf"{old.id}\s.*yes\s.*no", listing)
+    with Session(engine) as session:
+        assert session.get(HashSetRecord, hashset.id).active  # type: ignore[union-attr]
+
+    missing = runner.invoke(cli, ["rules", "activate", "999999"])
+    assert missing.exit_code == 1 and "rule set 999999 not found" in missing.output

@@ -18,6 +18,7 @@ from triage import queue
 from triage.models.cases import Case, OffenceCategory, RestrictionKind
 from triage.models.exhibits import DeviceType, Exhibit, ExhibitState
 from triage.models.queue import ExaminationTask, TaskState
+from triage.models.runs import HashSetRecord, RuleSetRecord
 
 
 def _wait_for(browser: Any, path: str, exact: bool = True) -> None:
@@ -281,3 +282,37 @@ def test_admin_page_takes_a_hash_set_larger_than_an_ordinary_request(
     # Anything else on the page keeps the ordinary cap.
     r = client.post("/admin/accounts", data={"username": "x" * (2 * 1024 * 1024)})
     assert r.status_code == 413
+
+
+def test_admin_page_takes_sets_out_of_use_and_back(client: TestClient, users: Users, engine: Engine) -> None:
+    client.post("/login", data={"username": "admin", "password": PASSWORD})
+    client.post(
+        "/admin/reference/hashsets", files={"file": ("set.md5", b"d41d8cd98f00b204e9800998ecf8427e  x\n")}
+    )
+    for name in ("old", "new"):
+        rule = f'rule {name} {{ strings: $a = "{name}" condition: $a }}'.encode()
+        client.post("/admin/reference/rulesets", files={"file": (f"{name}.yar", rule)})
+    with Session(engine) as session:
+        (hashset,) = session.exec(select(HashSetRecord)).all()
+        new = session.exec(select(RuleSetRecord).where(RuleSetRecord.name == "new.yar")).one()
+    page = client.get("/admin").text
+    assert "new.yar: 1 rules (new runs use it)" in page and 'aria-label="Deactivate set.md5"' in page
+
+    r = client.post(f"/admin/sets/hashsets/{hashset.id}/deactivate")
+    assert (
+        r.status_code == 200 and "set.md5 deactivated" in r.text and 'aria-label="Activate set.md5"' in r.text
+    )
+    r = client.post(f"/admin/sets/rulesets/{new.id}/deactivate")
+    assert "new.yar: 1 rules (inactive)" in r.text and "old.yar: 1 rules (new runs use it)" in r.text
+    r = client.post(f"/admin/sets/hashsets/{hashset.id}/activate")
+    assert "set.md5 activated" in r.text and 'aria-label="Deactivate set.md5"' in r.text
+    assert client.post("/admin/sets/hashsets/999999/activate").status_code == 404
+    assert client.post(f"/admin/sets/hashsets/{hashset.id}/delete").status_code == 404
+    assert client.post(f"/admin/sets/accounts/{hashset.id}/activate").status_code == 404
+
+    client.post("/logout")
+    client.post("/login", data={"username": "manager", "password": PASSWORD})
+    r = client.post(f"/admin/sets/hashsets/{hashset.id}/deactivate")
+    assert r.status_code == 403 and "<h1>" in r.text
+    with Session(engine) as session:
+        assert session.get(HashSetRecord, hashset.id).active  # type: ignore[union-attr]

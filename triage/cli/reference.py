@@ -74,6 +74,35 @@ def hashsets_list() -> None:
     console.print(table)
 
 
+@hashsets_app.command("deactivate")
+def hashsets_deactivate(hashset_id: int) -> None:
+    """Stop new runs using a hash set (runs already queued keep it; audited)."""
+    _set_active("hashsets", hashset_id, False)
+
+
+@hashsets_app.command("activate")
+def hashsets_activate(hashset_id: int) -> None:
+    """Let new runs use a deactivated hash set again (audited)."""
+    _set_active("hashsets", hashset_id, True)
+
+
+def _set_active(kind: str, set_id: int, active: bool) -> None:
+    settings = get_settings()
+    try:
+        with session_scope(make_engine(settings.database_url)) as session:
+            get = registry.get_hashset if kind == "hashsets" else registry.get_ruleset
+            record = get(session, set_id)
+            registry.set_active(session, system_context(), record, active)
+            in_use = registry.ruleset_in_use(session)
+    except TriageError as exc:
+        raise fail(str(exc)) from None
+    what = "hash set" if kind == "hashsets" else "rule set"
+    done = f"{what} #{set_id} {record.name!r} {'activated' if active else 'deactivated'}"
+    if kind == "rules":  # one rule set a run: say which new runs will use
+        done += f"; new runs use {f'rule set #{in_use}' if in_use is not None else 'no rules'}"
+    console.print(done)
+
+
 @rules_app.command("add")
 def rules_add(path: Path, name: Annotated[str | None, typer.Option()] = None) -> None:
     """Compile and register a YARA rule file or folder (refused if it does not compile)."""
@@ -93,7 +122,8 @@ def rules_add(path: Path, name: Annotated[str | None, typer.Option()] = None) ->
 def rules_list() -> None:
     """List registered rule sets."""
     with session_scope(make_engine(get_settings().database_url)) as session:
-        table = Table("id", "name", "rules", "files", "active", "sha256")
+        table = Table("id", "name", "rules", "files", "active", "new runs use it", "sha256")
+        in_use = registry.ruleset_in_use(session)
         for r in registry.list_rulesets(session):
             table.add_row(
                 str(r.id),
@@ -101,6 +131,20 @@ def rules_list() -> None:
                 str(r.rule_count),
                 str(len(r.files)),
                 "yes" if r.active else "no",
+                "yes" if r.id == in_use else "no",
                 r.sha256[:16],
             )
     console.print(table)
+
+
+@rules_app.command("deactivate")
+def rules_deactivate(ruleset_id: int) -> None:
+    """Stop new runs using a rule set; they use the newest active one (audited)."""
+    _set_active("rules", ruleset_id, False)
+
+
+@rules_app.command("activate")
+def rules_activate(ruleset_id: int) -> None:
+    """Make a deactivated rule set eligible again: new runs use the newest active one
+    (audited)."""
+    _set_active("rules", ruleset_id, True)
