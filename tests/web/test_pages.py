@@ -180,6 +180,18 @@ def test_forms_answer_bad_input_with_a_clear_message(
     client.post("/login", data={"username": "admin", "password": PASSWORD})
     r = client.post("/admin/accounts", data={"username": "x", "role": "examiner", "password": "short"})
     assert r.status_code == 422 and "password" in r.text
+    # No role is chosen for the admin: the form asks for one (it used to start at "admin",
+    # so an account made in haste got every power), and the server refuses none.
+    page = client.get("/admin").text
+    assert (
+        '<select id="new-role" name="role" required><option value="" selected>Choose a role</option>' in page
+    )
+    r = client.post("/admin/accounts", data={"username": "hasty", "password": "a-long-enough-password"})
+    assert (
+        r.status_code == 422
+        and "role" in r.text
+        and "hasty" not in r.text.split("<tbody>")[1].split("</tbody>")[0]
+    )
     assert client.get("/backlog").status_code == 200 and client.get("/vendors").status_code == 200
     with Session(engine) as s:
         assert queue.positions(s)  # nothing above changed the queue by mistake
