@@ -293,13 +293,20 @@ def vendors_page(request: Request, account: PageAccount, session: SessionDep) ->
 def work(request: Request, account: PageAccount, session: SessionDep, message: str = "") -> HTMLResponse:
     if account.role not in (Role.examiner, Role.admin):
         return error_page(request, account, PermissionDeniedError("taking jobs is for examiners"))
+    # Named as examiners know them: the crime reference and the exhibit's own reference.
     mine = session.exec(
-        select(ExaminationTask).where(
-            ExaminationTask.claimed_by == account.id, ExaminationTask.state == TaskState.claimed
-        )
+        select(ExaminationTask, Case.crime_reference, Exhibit.reference)
+        .join(Case, col(Case.id) == ExaminationTask.case_id)
+        .join(Exhibit, col(Exhibit.id) == ExaminationTask.exhibit_id)
+        .where(ExaminationTask.claimed_by == account.id, ExaminationTask.state == TaskState.claimed)
+        .order_by(col(ExaminationTask.id))
     ).all()
     active = session.exec(
-        select(TriageRun).where(col(TriageRun.state).in_(ACTIVE_RUN_STATES)).order_by(col(TriageRun.id))
+        select(TriageRun, Case.crime_reference, Exhibit.reference)
+        .join(Exhibit, col(Exhibit.id) == TriageRun.exhibit_id)
+        .join(Case, col(Case.id) == Exhibit.case_id)
+        .where(col(TriageRun.state).in_(ACTIVE_RUN_STATES))
+        .order_by(col(TriageRun.id))
     ).all()
     return render(request, "work.html", account, mine=mine, active=active, message=message)
 

@@ -17,8 +17,9 @@ from tests.web.conftest import ROOT
 from triage import queue
 from triage.models.cases import Case, OffenceCategory, RestrictionKind
 from triage.models.exhibits import DeviceType, Exhibit, ExhibitState
+from triage.models.images import EvidenceImage
 from triage.models.queue import ExaminationTask, TaskState
-from triage.models.runs import HashSetRecord, RuleSetRecord
+from triage.models.runs import HashSetRecord, RuleSetRecord, RunState, TriageRun
 
 
 def _wait_for(browser: Any, path: str, exact: bool = True) -> None:
@@ -328,3 +329,31 @@ def test_admin_page_takes_sets_out_of_use_and_back(client: TestClient, users: Us
     assert r.status_code == 403 and "<h1>" in r.text
     with Session(engine) as session:
         assert session.get(HashSetRecord, hashset.id).active  # type: ignore[union-attr]
+
+
+def test_my_work_names_jobs_and_runs_by_their_references(
+    client: TestClient, users: Users, engine: Engine
+) -> None:
+    # They read "exhibit 7": a row id examiners never see anywhere else.
+    task_page = _claimed_by_examiner(client, users, engine, "CR/HELD")
+    with Session(engine) as s:
+        exhibit = s.exec(select(Exhibit).where(Exhibit.reference == "CR/HELD-1")).one()
+        image = EvidenceImage(
+            exhibit_id=row_id(exhibit),
+            path="/e/x.E01",
+            format="ewf",
+            size_bytes=1,
+            registered_by=row_id(users.examiner),
+        )
+        s.add(image)
+        s.flush()
+        run = TriageRun(exhibit_id=row_id(exhibit), image_id=row_id(image), state=RunState.running)
+        s.add(run)
+        s.commit()
+        run_id = row_id(run)
+    page = client.get("/work").text
+    assert (
+        f'<a href="{task_page}">Task {task_page.rsplit("/", 1)[1]}: CR/HELD / CR/HELD-1 (laptop)</a>' in page
+    )
+    assert f"Run {run_id} (CR/HELD / CR/HELD-1):" in page
+    assert "<p>laptop; state" in client.get(task_page).text  # no make or model: no gap before the ;
