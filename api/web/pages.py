@@ -30,6 +30,14 @@ COOKIE = "triage_session"
 HOME = {Role.manager: "/queue", Role.admin: "/admin", Role.examiner: "/work", Role.investigator: "/my"}
 PAGE_SIZE = 25
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+
+
+def words(value: object) -> str:
+    """A stored code as people read it: ``no_contact_own_children`` -> "no contact own children"."""
+    return str(getattr(value, "value", value)).replace("_", " ")
+
+
+templates.env.filters["words"] = words
 router = APIRouter(include_in_schema=False)
 
 
@@ -268,14 +276,21 @@ def vendors_page(request: Request, account: PageAccount, session: SessionDep) ->
         return error_page(request, account, PermissionDeniedError("vendors are for managers"))
     today = date.today()
     out = session.exec(
-        select(Outsourcing)
+        select(Outsourcing, Vendor.name, Case.crime_reference, Exhibit.reference)
+        .join(Vendor, col(Vendor.id) == Outsourcing.vendor_id)
+        .join(Exhibit, col(Exhibit.id) == Outsourcing.exhibit_id)
+        .join(Case, col(Case.id) == Exhibit.case_id)
         .where(Outsourcing.state == OutsourcingState.with_vendor)
         .order_by(col(Outsourcing.due_date))
     ).all()
-    names = {v.id: v.name for v in session.exec(select(Vendor)).all()}
     rows = [
-        {"record": o, "vendor": names.get(o.vendor_id, "?"), "overdue": vendors.is_overdue(o, today)}
-        for o in out
+        {
+            "record": o,
+            "vendor": vendor,
+            "exhibit": f"{crime} / {ref}",
+            "overdue": vendors.is_overdue(o, today),
+        }
+        for o, vendor, crime, ref in out
     ]
     return render(
         request,

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from tests.api.helpers import create_case, create_exhibit
-from tests.conftest import TESTDATA, Users, make_account
+from tests.conftest import PASSWORD, TESTDATA, Users, make_account
 from tests.factories import exhibit_with_task, row_id
 from triage import backlog
 from triage.models.accounts import Role
@@ -378,3 +378,22 @@ def test_a_budget_is_set_per_financial_year_and_shown_against_spend(
     r = client.put(f"/api/v1/budgets/{year}", json={"amount_pence": 2**31}, headers=h)
     assert r.status_code == 422, r.text
     assert client.get("/api/v1/backlog", headers=h).json()["spend"]["budget_pence"] == 250_000_00
+
+
+def test_the_vendors_page_names_exhibits_out_by_their_references(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    # It showed the exhibit's row id, which a manager never sees anywhere else.
+    h = headers["manager"]
+    vendor = _vendor(client, h)
+    case = create_case(client, h, users.investigator.id, "CR/2026/0077")  # type: ignore[arg-type]
+    exhibit = create_exhibit(client, h, case["id"], "JB/7")
+    r = client.post(
+        f"/api/v1/exhibits/{exhibit['id']}/outsource", json={"vendor_id": vendor["id"]}, headers=h
+    )
+    assert r.status_code == 201, r.text
+    client.post("/login", data={"username": "manager", "password": PASSWORD})
+    page = client.get("/vendors").text
+    due = (date.today() + timedelta(days=20)).isoformat()
+    assert f"<td>CR/2026/0077 / JB/7</td><td>Acme Forensics</td><td>{date.today()}</td><td>{due}</td>" in page
+    assert "<td>approved</td>" in page

@@ -356,4 +356,5 @@ def test_my_work_names_jobs_and_runs_by_their_references(
         f'<a href="{task_page}">Task {task_page.rsplit("/", 1)[1]}: CR/HELD / CR/HELD-1 (laptop)</a>' in page
     )
     assert f"Run {run_id} (CR/HELD / CR/HELD-1):" in page
-    assert "<p>laptop; state" in client.get(task_page).text  # no make or model: no gap before the ;
+    # No make or model: no gap before the ";"; codes read as words.
+    assert "<p>laptop; state <b>in examination</b>; task claimed.</p>" in client.get(task_page).text
