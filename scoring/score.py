@@ -8,6 +8,31 @@ from datetime import date, datetime
 from scoring.model import CaseFacts, Factor, Override, OverrideKind, Score, TriageFacts
 from scoring.policy import Policy
 
+# How a factor's label names a stored code; a code not listed reads as its words.
+RESTRICTION_WORDS = {
+    "no_contact_own_children": "no contact with own children",
+    "excluded_from_family_home": "excluded from the family home",
+    "supervised_contact_only": "supervised contact only",
+}
+OFFENCE_WORDS = {
+    "iioc": "indecent images of children (IIOC)",
+    "other": "other offence",
+}
+
+
+def _words(code: str, known: dict[str, str]) -> str:
+    return known.get(code, code.replace("_", " "))
+
+
+def restriction_words(code: str) -> str:
+    """A family restriction's kind as the labels (and the pages) name it."""
+    return _words(code, RESTRICTION_WORDS)
+
+
+def offence_words(code: str) -> str:
+    """An offence category as the labels (and the pages) name it."""
+    return _words(code, OFFENCE_WORDS)
+
 
 def restriction_days(case: CaseFacts, today: date) -> int | None:
     """Days a family restriction has been in force today, or None if none is in force."""
@@ -88,10 +113,11 @@ def score(
             "child_protection_plan",
         )
     if (days := restriction_days(case, today)) is not None and (w := weights.get("family_restriction")):
+        kind = restriction_words(str(case.restriction_kind))
         _add(
             factors,
             "family_restriction",
-            f"Family restriction ({case.restriction_kind}) in force for {days} days",
+            f"Family restriction ({kind}) in force for {days} days",
             restriction_points(days, w),
             f"restriction_start {case.restriction_start}",
         )
@@ -139,7 +165,7 @@ def score(
         _add(
             factors,
             "offence_seriousness",
-            f"Offence: {case.offence_category}",
+            f"Offence: {offence_words(case.offence_category)}",
             w["points"].get(case.offence_category, 0),
             "offence_category",
         )

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from api.deps import Offset, RowId, SessionDep, SettingsDep
 from api.routes.auth import TooManyLogins, sign_in
 from api.uploads import save_upload, staging
+from scoring.score import restriction_words
 from triage import access, accounts, backlog, queue, registry, runs, vendors
 from triage.context import Context
 from triage.errors import AuthenticationError, NotFoundError, PermissionDeniedError, TriageError
@@ -38,6 +39,7 @@ def words(value: object) -> str:
 
 
 templates.env.filters["words"] = words
+templates.env.filters["restriction"] = lambda code: restriction_words(str(getattr(code, "value", code)))
 router = APIRouter(include_in_schema=False)
 
 

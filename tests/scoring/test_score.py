@@ -78,10 +78,17 @@ def test_every_factor_names_the_fact_it_came_from() -> None:
         bail_return_date=NOW.date() + timedelta(days=7),
         next_court_date=NOW.date() + timedelta(days=10),
         suspect_access_children_work=True,
+        restriction_kind="excluded_from_family_home",
+        restriction_start=NOW.date() - timedelta(days=40),
     )
     result = scoring.score(case, TriageFacts({"VICS 1 child abuse material": 3}, 2), NOW, POLICY)
     for factor in result.factors:
         assert factor.label and factor.source and factor.points > 0
+        assert "_" not in factor.label, factor.label  # plain English, not the stored code
+    labels = {f.code: f.label for f in result.factors}
+    restriction = "Family restriction (excluded from the family home) in force for 40 days"
+    assert labels["family_restriction"] == restriction
+    assert labels["offence_seriousness"] == "Offence: indecent images of children (IIOC)"
     assert result.policy_version == POLICY.version
     hits = next(f for f in result.factors if f.code == "known_bad_hits")
     assert hits.points == 120  # 3 x 40 for VICS category 1

@@ -148,6 +148,8 @@ def test_investigator_sees_the_expected_date_and_not_found_for_another_case(
     _sign_in(browser, server, "ioc", "/my")
     page = browser.find_element(By.TAG_NAME, "main").text
     assert "CR/MINE" in page and "CR/THEIRS" not in page and "45 days" in page
+    assert "Family restriction (no contact with own children) in force for 45 days" in page
+    assert "awaiting examination" in page  # the device's state, in words
     expected = browser.find_element(By.CSS_SELECTOR, "td.expected").text
     assert expected != "-" and date.fromisoformat(expected) >= date.today()
     browser.get(f"{server}/my/cases/{theirs}")
