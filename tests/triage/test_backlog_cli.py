@@ -76,6 +76,8 @@ def test_queue_lists_the_top_of_the_queue_in_order_with_reasons(
     from tests.factories import queued_cases
     from triage import queue
 
+    empty = runner.invoke(cli, ["queue"])
+    assert empty.exit_code == 0 and empty.output == "Nothing is waiting for examination.\n"
     assert users.investigator.id is not None
     queued_cases(engine, 12, users.investigator.id, seed=3, today=date.today(), restricted_share=0.5)
     with Session(engine) as s:
@@ -87,3 +89,4 @@ def test_queue_lists_the_top_of_the_queue_in_order_with_reasons(
     lines = [line for line in shown.output.splitlines() if any(ref in line.split() for ref in top)]
     assert [next(ref for ref in top if ref in line.split()) for line in lines] == top
     assert "Waiting" in shown.output  # a factor's label, shown with --reasons
+    assert shown.output.endswith("The first 5 of 12 waiting (--limit shows more).\n")

@@ -20,7 +20,10 @@ def show_queue(
     """The examination queue in priority order, with expected examination dates."""
     settings = get_settings()
     with session_scope(make_engine(settings.database_url)) as session:
-        entries, _ = queue.queue_entries(session, 0, limit)
+        entries, total = queue.queue_entries(session, 0, limit)
+        if not entries:
+            console.print("Nothing is waiting for examination.")
+            return
         table = Table("#", "case", "exhibit", "device", "score", "flags", "expected")
         for entry in entries:
             task, score = entry["task"], entry["score"]
@@ -46,6 +49,8 @@ def show_queue(
                 for factor in score.factors:
                     table.add_row("", "", "", "", f"+{factor['points']}", factor["label"], "")
     console.print(table)
+    if total > len(entries):
+        console.print(f"The first {len(entries)} of {total} waiting (--limit shows more).")
 
 
 def rescore() -> None:
