@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -33,13 +34,15 @@ PAGE_SIZE = 25
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
 
-def words(value: object) -> str:
-    """A stored code as people read it: ``no_contact_own_children`` -> "no contact own children"."""
-    return str(getattr(value, "value", value)).replace("_", " ")
+def _code(value: object) -> str:
+    """A stored code, given as an enum member or as its text."""
+    return str(getattr(value, "value", value))
 
 
-templates.env.filters["words"] = words
-templates.env.filters["restriction"] = lambda code: restriction_words(str(getattr(code, "value", code)))
+# Stored codes as people read them: ``in_examination`` -> "in examination"; a family
+# restriction's kind as the score's reasons name it.
+templates.env.filters["words"] = lambda value: _code(value).replace("_", " ")
+templates.env.filters["restriction"] = lambda value: restriction_words(_code(value))
 router = APIRouter(include_in_schema=False)
 
 
@@ -62,6 +65,12 @@ PageAccount = Annotated[Account, Depends(page_account)]
 
 def _ctx(request: Request, account: Account) -> Context:
     return Context(actor=account, request_id=request.state.request_id)
+
+
+def _told(page: str, message: str) -> RedirectResponse:
+    """Back to ``page`` after a form, with a message for it to show (any characters: names
+    of uploaded files may hold '&' or '#')."""
+    return RedirectResponse(f"{page}?{urlencode({'message': message})}", status_code=303)
 
 
 def render(
@@ -336,7 +345,7 @@ def claim(request: Request, account: PageAccount, session: SessionDep, settings:
         return error_page(request, account, exc)
     session.commit()
     if task is None:
-        return RedirectResponse("/work?message=No+job+you+are+qualified+for+is+waiting.", status_code=303)
+        return _told("/work", "No job you are qualified for is waiting.")
     return RedirectResponse(f"/work/tasks/{task.id}", status_code=303)
 
 
@@ -398,7 +407,7 @@ def task_action(
     except TriageError as exc:
         return error_page(request, account, exc)
     session.commit()
-    return RedirectResponse(f"/work?message={message.replace(' ', '+')}", status_code=303)
+    return _told("/work", message)
 
 
 @router.get("/runs/{run_id}/progress.json")
@@ -521,7 +530,7 @@ def admin_create_account(
             return error_page(request, account, exc)
         return _admin(request, account, session, settings, status=422, error=str(exc))
     session.commit()
-    return RedirectResponse(f"/admin?message=Account+{username}+created.", status_code=303)
+    return _told("/admin", f"Account {username} created.")
 
 
 @router.post("/admin/accounts/{account_id}/{action}", response_model=None)
@@ -544,7 +553,7 @@ def admin_account_action(
             return error_page(request, account, exc)
         return _admin(request, account, session, settings, status=409, error=str(exc))
     session.commit()
-    return RedirectResponse(f"/admin?message=Account+{target.username}+{action}d.", status_code=303)
+    return _told("/admin", f"Account {target.username} {action}d.")
 
 
 @router.post("/admin/sets/{kind}/{set_id}/{action}", response_model=None)
@@ -555,7 +564,6 @@ def admin_set_action(
     action: str,
     account: PageAccount,
     session: SessionDep,
-    settings: SettingsDep,
 ) -> Response:
     """Take a hash set or rule set out of use for new runs, or back into it."""
     if kind not in ("hashsets", "rulesets") or action not in ("activate", "deactivate"):
@@ -571,7 +579,7 @@ def admin_set_action(
         session.rollback()
         return error_page(request, account, exc)
     session.commit()
-    return RedirectResponse(f"/admin?message={record.name}+{action}d.", status_code=303)
+    return _told("/admin", f"{record.name} {action}d.")
 
 
 REFERENCE_UPLOADS = "/admin/reference/"
@@ -617,4 +625,4 @@ def admin_upload(
             name = Path(file.filename).name
             return _admin(request, account, session, settings, status=422, error=f"{name}: {exc}")
     session.commit()
-    return RedirectResponse(f"/admin?message={record.name}+registered.", status_code=303)
+    return _told("/admin", f"{record.name} registered.")

@@ -301,6 +301,8 @@ def test_admin_page_takes_a_hash_set_larger_than_an_ordinary_request(
 
 def test_admin_page_takes_sets_out_of_use_and_back(client: TestClient, users: Users, engine: Engine) -> None:
     client.post("/login", data={"username": "admin", "password": PASSWORD})
+    odd = ("a&b #1.md5", b"0cc175b9c0f1b6a831c399e269772661\n")
+    assert "a&amp;b #1.md5 registered." in client.post("/admin/reference/hashsets", files={"file": odd}).text
     client.post(
         "/admin/reference/hashsets", files={"file": ("set.md5", b"d41d8cd98f00b204e9800998ecf8427e  x\n")}
     )
@@ -308,7 +310,7 @@ def test_admin_page_takes_sets_out_of_use_and_back(client: TestClient, users: Us
         rule = f'rule {name} {{ strings: $a = "{name}" condition: $a }}'.encode()
         client.post("/admin/reference/rulesets", files={"file": (f"{name}.yar", rule)})
     with Session(engine) as session:
-        (hashset,) = session.exec(select(HashSetRecord)).all()
+        hashset = session.exec(select(HashSetRecord).where(HashSetRecord.name == "set.md5")).one()
         new = session.exec(select(RuleSetRecord).where(RuleSetRecord.name == "new.yar")).one()
     page = client.get("/admin").text
     assert "new.yar: 1 rules (new runs use it)" in page and 'aria-label="Deactivate set.md5"' in page
