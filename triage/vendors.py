@@ -3,6 +3,7 @@ exhibit comes back only after its image hash is checked again."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from triage import audit, custody
 from triage.context import Context
+from triage.db import end_read_transaction
 from triage.errors import ConflictError, CorruptImageError, InvalidInputError, NotFoundError
 from triage.evidence.formats import detect
 from triage.models.accounts import Role
@@ -159,30 +161,64 @@ def dispatch(
     session: Session, ctx: Context, exhibit: Exhibit, vendor: Vendor, reason: str, today: date | None = None
 ) -> Outsourcing:
     """Send the exhibit to the vendor: 409 with the reason if it may not go."""
+    return dispatch_all(session, ctx, [exhibit], vendor, reason, today)[0]
+
+
+def dispatch_all(
+    session: Session,
+    ctx: Context,
+    exhibits: Sequence[Exhibit],
+    vendor: Vendor,
+    reason: str,
+    today: date | None = None,
+) -> list[Outsourcing]:
+    """Send the exhibits to the vendor, all or none: 409 with the reason if one may not go
+    (the caller rolls back)."""
     actor = ctx.require(*MANAGERS)
     today = today or utcnow().date()
-    why = refusal(session, vendor, exhibit, today)
-    if why:
-        raise ConflictError(why)
-    image = _latest_image(session, exhibit)
-    md5 = (image.computed_md5 or image.acquisition_md5 or _image_md5(image)) if image else None
-    assert exhibit.id is not None and vendor.id is not None
-    record = Outsourcing(
-        exhibit_id=exhibit.id,
-        vendor_id=vendor.id,
-        dispatched_by=actor.id,
-        due_date=today + timedelta(days=vendor.turnaround_days),
-        image_id=image.id if image else None,
-        dispatch_md5=md5,
-        cost_pence=int(vendor.price_pence.get(str(exhibit.device_type), 0)),
-        financial_year=financial_year(today),
-    )
-    audit.add_created(session, ctx, record, "outsourcing.dispatch", "outsourcing")
-    custody.transition(session, ctx, exhibit, ExhibitState.outsourced, f"sent to {vendor.name}: {reason}")
-    custody.move(
-        session, ctx, exhibit, f"vendor: {vendor.name}", f"outsourcing {record.id}, due {record.due_date}"
-    )
-    return record
+    for exhibit in exhibits:  # refused at once, before any image is read
+        if (why := refusal(session, vendor, exhibit, today)) is not None:
+            raise ConflictError(why)
+    images = {exhibit.id: _latest_image(session, exhibit) for exhibit in exhibits}
+    md5s = {
+        key: (image.computed_md5 or image.acquisition_md5) if image else None for key, image in images.items()
+    }
+    if any(image is not None and md5s[key] is None for key, image in images.items()):
+        # An image never hashed (no acquisition hash, not triaged) is read whole, which takes
+        # minutes for a large one: not inside a transaction (on SQLite it would hold the write
+        # lock throughout).
+        end_read_transaction(session)
+        for key, image in images.items():
+            if image is not None and md5s[key] is None:
+                md5s[key] = _image_md5(image)
+    # The vendor's row is locked until the commit, so that two managers sending at once
+    # cannot both take its last places this month; then everything is checked again (each
+    # exhibit sent counts against the capacity of the next).
+    session.refresh(vendor, with_for_update=True)
+    records = []
+    for exhibit in exhibits:
+        session.refresh(exhibit)
+        if (why := refusal(session, vendor, exhibit, today)) is not None:
+            raise ConflictError(why)
+        assert exhibit.id is not None and vendor.id is not None
+        image = images[exhibit.id]
+        record = Outsourcing(
+            exhibit_id=exhibit.id,
+            vendor_id=vendor.id,
+            dispatched_by=actor.id,
+            due_date=today + timedelta(days=vendor.turnaround_days),
+            image_id=image.id if image else None,
+            dispatch_md5=md5s[exhibit.id],
+            cost_pence=int(vendor.price_pence.get(str(exhibit.device_type), 0)),
+            financial_year=financial_year(today),
+        )
+        audit.add_created(session, ctx, record, "outsourcing.dispatch", "outsourcing")
+        custody.transition(session, ctx, exhibit, ExhibitState.outsourced, f"sent to {vendor.name}: {reason}")
+        custody.move(
+            session, ctx, exhibit, f"vendor: {vendor.name}", f"outsourcing {record.id}, due {record.due_date}"
+        )
+        records.append(record)
+    return records
 
 
 def receive(
@@ -193,12 +229,20 @@ def receive(
     ctx.require(*MANAGERS)
     if record.state is not OutsourcingState.with_vendor:
         raise ConflictError(f"outsourcing {record.id} was returned already")
+    image = session.get(EvidenceImage, record.image_id) if record.image_id else None
+    # Hashing the image again takes minutes for a large one: not inside a transaction (on
+    # SQLite it would hold the write lock throughout). Then the record is read again, locked:
+    # another manager may have recorded the return meanwhile.
+    end_read_transaction(session)
+    return_md5 = _image_md5(image) if image else None
+    session.refresh(record, with_for_update=True)
+    if record.state is not OutsourcingState.with_vendor:
+        raise ConflictError(f"outsourcing {record.id} was returned already")
     exhibit = session.get(Exhibit, record.exhibit_id)
     assert exhibit is not None
-    image = session.get(EvidenceImage, record.image_id) if record.image_id else None
     before = audit.snapshot(record)
     record.returned_at, record.report_reference = utcnow(), report_reference
-    record.return_md5 = _image_md5(image) if image else None
+    record.return_md5 = return_md5
     changed = record.dispatch_md5 is not None and record.return_md5 != record.dispatch_md5
     record.state = OutsourcingState.returned_flagged if changed else OutsourcingState.returned
     audit.add_changed(session, ctx, record, before, "outsourcing.return", "outsourcing")

@@ -116,7 +116,7 @@ def outsource_case(
     ).all()
     if not waiting:
         raise ConflictError("this case has no exhibit that can be sent to a vendor now")
-    records = [vendors.dispatch(session, ctx, exhibit, vendor, data.reason) for exhibit in waiting]
+    records = vendors.dispatch_all(session, ctx, waiting, vendor, data.reason)
     session.commit()
     return [_out(r) for r in records]
 

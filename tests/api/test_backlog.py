@@ -4,24 +4,29 @@ figures, and a forecast checked by hand."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import shutil
+import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from tests.api.helpers import create_case, create_exhibit
+from tests.api.helpers import create_case, create_exhibit, probing
 from tests.conftest import PASSWORD, TESTDATA, Users, make_account
 from tests.factories import exhibit_with_task, row_id
-from triage import backlog
+from triage import backlog, vendors
+from triage.context import Context
+from triage.errors import ConflictError
 from triage.models.accounts import Role
 from triage.models.exhibits import DeviceType, Exhibit, ExhibitState
 from triage.models.queue import TaskState
-from triage.models.vendors import Vendor, VendorStatus
+from triage.models.vendors import Outsourcing, Vendor, VendorStatus
 
 NEXT_YEAR = (date.today() + timedelta(days=365)).isoformat()
 
@@ -397,3 +402,122 @@ def test_the_vendors_page_names_exhibits_out_by_their_references(
     due = (date.today() + timedelta(days=20)).isoformat()
     assert f"<td>CR/2026/0077 / JB/7</td><td>Acme Forensics</td><td>{date.today()}</td><td>{due}</td>" in page
     assert "<td>approved</td>" in page
+
+
+def _unhashed_images(client: TestClient, h: dict[str, str], evidence_root: Path, case_id: int) -> list[str]:
+    """Two exhibits of the case, each with a raw image given no acquisition hash and not
+    triaged: sending one reads the whole image to hash it. Their MD5s, in order."""
+    digests = []
+    for n in range(2):
+        image = evidence_root / f"disk{n}.raw"
+        image.write_bytes(TESTDATA.joinpath("iso9660.raw").read_bytes() + bytes([n]) * 512)
+        exhibit = create_exhibit(client, h, case_id, f"U/{n}")
+        r = client.post(
+            f"/api/v1/exhibits/{exhibit['id']}/images",
+            json={"path": image.name, "start_triage": False},
+            headers=h,
+        )
+        assert r.status_code == 201, r.text
+        digests.append(hashlib.md5(image.read_bytes()).hexdigest())  # noqa: S324 - what vendors are given
+    return digests
+
+
+def test_hashing_an_image_for_a_vendor_holds_no_transaction(
+    client: TestClient,
+    users: Users,
+    headers: dict[str, dict[str, str]],
+    evidence_root: Path,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An image is read whole when it is sent (if never hashed) and when it comes back: minutes
+    # for a large one, which held SQLite's write lock (or a PostgreSQL transaction) throughout.
+    h = headers["manager"]
+    vendor = _vendor(client, h)
+    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
+    digests = _unhashed_images(client, h, evidence_root, case["id"])
+    probes: list[bool] = []
+    monkeypatch.setattr(vendors, "_image_md5", probing(vendors._image_md5, engine, probes))
+    sent = client.post(f"/api/v1/cases/{case['id']}/outsource", json={"vendor_id": vendor["id"]}, headers=h)
+    assert sent.status_code == 201, sent.text
+    assert [r["dispatch_md5"] for r in sent.json()] == digests
+    back = client.post(
+        f"/api/v1/outsourcings/{sent.json()[0]['id']}/return", json={"report_reference": "R-1"}, headers=h
+    )
+    assert back.status_code == 200 and back.json()["return_md5"] == digests[0]
+    assert probes == [True, True, True]
+
+
+def test_a_return_recorded_by_someone_else_while_hashing_is_a_conflict(
+    client: TestClient,
+    users: Users,
+    headers: dict[str, dict[str, str]],
+    evidence_root: Path,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    h = headers["manager"]
+    vendor = _vendor(client, h)
+    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
+    _unhashed_images(client, h, evidence_root, case["id"])
+    sent = client.post(f"/api/v1/cases/{case['id']}/outsource", json={"vendor_id": vendor["id"]}, headers=h)
+    outsourcing_id = sent.json()[0]["id"]
+    real = vendors._image_md5
+    theirs = Context(actor=users.manager, request_id="theirs")
+
+    def hashing_while_another_returns(image: Any) -> str:
+        monkeypatch.setattr(vendors, "_image_md5", real)  # theirs hashes as usual
+        with Session(engine, expire_on_commit=False) as other:
+            vendors.receive(other, theirs, other.get_one(Outsourcing, outsourcing_id), "THEIRS", True)
+            other.commit()
+        return real(image)
+
+    monkeypatch.setattr(vendors, "_image_md5", hashing_while_another_returns)
+    r = client.post(
+        f"/api/v1/outsourcings/{outsourcing_id}/return", json={"report_reference": "MINE"}, headers=h
+    )
+    assert r.status_code == 409 and "returned already" in r.json()["detail"]
+    with Session(engine) as s:
+        record = s.get(Outsourcing, outsourcing_id)
+        assert record is not None and record.report_reference == "THEIRS"
+    events = client.get(
+        "/api/v1/audit", params={"action": "outsourcing.return", "object_id": str(outsourcing_id)}, headers=h
+    ).json()
+    assert events["total"] == 1
+
+
+def test_two_managers_sending_at_once_cannot_both_take_a_vendor_s_last_place(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], engine: Engine
+) -> None:
+    h = headers["manager"]
+    vendor_id = _vendor(client, h, capacity_per_month=1)["id"]
+    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
+    first_id, second_id = (create_exhibit(client, h, case["id"], f"C/{n}")["id"] for n in range(2))
+    ctx = Context(actor=users.manager, request_id="race")
+    outcome: dict[str, str] = {}
+
+    def second_manager() -> None:
+        with Session(engine, expire_on_commit=False) as s:
+            try:
+                vendors.dispatch(
+                    s, ctx, s.get_one(Exhibit, second_id), s.get_one(Vendor, vendor_id), "second"
+                )
+                s.commit()
+                outcome["second"] = "sent"
+            except ConflictError as exc:
+                s.rollback()
+                outcome["second"] = str(exc)
+
+    with Session(engine, expire_on_commit=False) as first:
+        vendors.dispatch(
+            first, ctx, first.get_one(Exhibit, first_id), first.get_one(Vendor, vendor_id), "first"
+        )
+        other = threading.Thread(target=second_manager)
+        other.start()
+        other.join(0.5)
+        assert other.is_alive()  # waiting for the first to finish, not counting beside it
+        first.commit()
+    other.join(30)
+    assert "no capacity left this month" in outcome["second"]
+    with Session(engine) as s:
+        assert len(s.exec(select(Outsourcing)).all()) == 1

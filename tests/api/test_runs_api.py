@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import sqlite3
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -13,14 +12,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from api import uploads
 from api.main import create_app
 from api.routes import reference as reference_routes
-from tests.api.helpers import create_case, create_exhibit, registered_exhibit
+from tests.api.helpers import create_case, create_exhibit, no_transaction_held, probing, registered_exhibit
 from tests.conftest import TESTDATA, Users
 from tests.factories import case_with_exhibit, exhibit_with_task, row_id
 from triage import intake, jobs, registry, runs
@@ -273,39 +271,6 @@ def test_a_rule_set_changed_on_disk_fails_the_run_and_returns_the_exhibit(
     )
 
 
-def _no_transaction_held(engine: Engine) -> bool:
-    """Whether another writer could write now: on SQLite, where every transaction holds the
-    write lock, take it; on PostgreSQL, look for a session idle in a transaction."""
-    if engine.dialect.name == "sqlite":
-        probe = sqlite3.connect(str(engine.url.database), timeout=0.2, isolation_level=None)
-        try:
-            probe.execute("BEGIN IMMEDIATE")
-            probe.execute("ROLLBACK")
-            return True
-        except sqlite3.OperationalError:  # database is locked
-            return False
-        finally:
-            probe.close()
-    with engine.connect() as conn:
-        idle = conn.execute(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
-            )
-        ).scalar_one()
-    return idle == 0
-
-
-def _probing(real: Any, engine: Engine, probes: list[bool]) -> Any:
-    """``real``, first noting in ``probes`` whether another writer could write at that moment."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        probes.append(_no_transaction_held(engine))
-        return real(*args, **kwargs)
-
-    return wrapper
-
-
 def test_registering_reference_sets_holds_no_transaction_while_indexing_or_compiling(
     client: TestClient,
     headers: dict[str, dict[str, str]],
@@ -317,8 +282,8 @@ def test_registering_reference_sets_holds_no_transaction_while_indexing_or_compi
     # SQLite's write lock all along (every other writer failed with "database is locked"), and
     # left a PostgreSQL session idle in a transaction.
     probes: list[bool] = []
-    monkeypatch.setattr(registry, "load_hashset", _probing(registry.load_hashset, engine, probes))
-    monkeypatch.setattr(registry, "compile_rules", _probing(registry.compile_rules, engine, probes))
+    monkeypatch.setattr(registry, "load_hashset", probing(registry.load_hashset, engine, probes))
+    monkeypatch.setattr(registry, "compile_rules", probing(registry.compile_rules, engine, probes))
     body = b"d41d8cd98f00b204e9800998ecf8427e  empty\n"
     r = client.post("/api/v1/hashsets/upload", files={"file": ("set.md5", body)}, headers=headers["admin"])
     assert r.status_code == 201, r.text
@@ -344,7 +309,7 @@ def test_opening_an_image_at_registration_holds_no_transaction(
     # An E01 is opened in a child process that a hostile container may keep busy until its
     # time limit (300 s): that must not hold SQLite's write lock, or a PostgreSQL transaction.
     probes: list[bool] = []
-    monkeypatch.setattr(intake, "probe_image", _probing(intake.probe_image, engine, probes))
+    monkeypatch.setattr(intake, "probe_image", probing(intake.probe_image, engine, probes))
     exhibit, run = _queued_run(client, headers["manager"], users)
     assert probes == [True] and run["state"] == "queued"
     assert client.get(f"/api/v1/exhibits/{exhibit['id']}", headers=headers["manager"]).json()["state"] == (
@@ -366,15 +331,15 @@ def test_downloading_a_run_s_results_holds_no_transaction(
     assert jobs.execute_run(run["id"], "test-worker", settings, engine) == RunState.succeeded
     probes: list[bool] = []
 
-    async def probing(scope: Any, receive: Any, send: Any) -> None:
+    async def probing_app(scope: Any, receive: Any, send: Any) -> None:
         async def probing_send(message: Any) -> None:
             if message["type"] == "http.response.body":
-                probes.append(_no_transaction_held(engine))
+                probes.append(no_transaction_held(engine))
             await send(message)
 
         await app(scope, receive, probing_send)
 
-    with TestClient(probing) as downloader:
+    with TestClient(probing_app) as downloader:
         for part in ("files", "dfxml"):
             r = downloader.get(f"/api/v1/runs/{run['id']}/{part}", headers=headers["manager"])
             assert r.status_code == 200 and r.content
