@@ -26,7 +26,7 @@ from triage.models.cases import Case
 from triage.models.exhibits import Exhibit
 from triage.models.queue import CompleteRequest, ExaminationTask, OverrideCreate, TaskState
 from triage.models.runs import ACTIVE_RUN_STATES, HashSetRecord, RuleSetRecord, TriageHit, TriageRun
-from triage.models.vendors import Outsourcing, OutsourcingState, Vendor
+from triage.models.vendors import DispatchRequest, Outsourcing, OutsourcingState, ReturnRequest, Vendor
 
 COOKIE = "triage_session"
 HOME = {Role.manager: "/queue", Role.admin: "/admin", Role.examiner: "/work", Role.investigator: "/my"}
@@ -67,10 +67,10 @@ def _ctx(request: Request, account: Account) -> Context:
     return Context(actor=account, request_id=request.state.request_id)
 
 
-def _told(page: str, message: str) -> RedirectResponse:
+def _told(page: str, message: str, **params: str) -> RedirectResponse:
     """Back to ``page`` after a form, with a message for it to show (any characters: names
-    of uploaded files may hold '&' or '#')."""
-    return RedirectResponse(f"{page}?{urlencode({'message': message})}", status_code=303)
+    of uploaded files may hold '&' or '#') and any other query ``params`` it takes."""
+    return RedirectResponse(f"{page}?{urlencode({**params, 'message': message})}", status_code=303)
 
 
 def render(
@@ -272,19 +272,96 @@ def backlog_page(
     account: PageAccount,
     session: SessionDep,
     extra: Annotated[int, Query(ge=0, le=100_000)] = 10,  # as the API's forecast allows
+    target: Annotated[date | None, Query()] = None,
+    message: str = "",
 ) -> HTMLResponse:
     if account.role not in (Role.manager, Role.admin):
         return error_page(request, account, PermissionDeniedError("the backlog is for managers"))
+    return _backlog(request, account, session, extra, target, message=message)
+
+
+def _backlog(
+    request: Request,
+    account: Account,
+    session: Session,
+    extra: int = 10,
+    target: date | None = None,
+    status: int = 200,
+    **shown: Any,
+) -> HTMLResponse:
+    """The backlog page; with a ``target`` date, which exhibits to send to which vendor to
+    meet it (each with a button that sends it)."""
     now = datetime.now(UTC)
     figures = backlog.figures(session, now)
     forecast = backlog.forecast(session, now, 0, extra)
-    return render(request, "backlog.html", account, figures=figures, forecast=forecast, extra=extra)
+    plan = None
+    if target is not None:
+        if target > now.date():
+            plan = backlog.recommend(session, now, target)
+        else:
+            status, shown["error"] = 422, f"The target date {target} must be in the future."
+    return render(
+        request,
+        "backlog.html",
+        account,
+        status,
+        figures=figures,
+        forecast=forecast,
+        extra=extra,
+        target=target,
+        plan=plan,
+        tomorrow=now.date() + timedelta(days=1),
+        **shown,
+    )
+
+
+@router.post("/backlog/outsource", response_model=None)
+def backlog_outsource(
+    request: Request,
+    account: PageAccount,
+    session: SessionDep,
+    exhibit_id: Annotated[str, Form()] = "",
+    vendor_id: Annotated[str, Form()] = "",
+    target: Annotated[date | None, Form()] = None,
+) -> Response:
+    """Send one exhibit of the recommendation to its vendor (refused with the reason, as in
+    the API)."""
+    if account.role not in (Role.manager, Role.admin):
+        return error_page(request, account, PermissionDeniedError("outsourcing is for managers"))
+    reason = f"to meet the backlog target of {target}" if target else "outsourced to meet the backlog"
+    try:
+        data = DispatchRequest(vendor_id=vendor_id, reason=reason)  # type: ignore[arg-type]
+        exhibit = session.get(Exhibit, int(exhibit_id)) if exhibit_id.isdigit() else None
+        if exhibit is None:
+            raise NotFoundError(f"exhibit {exhibit_id[:20]!r} not found")
+        record = vendors.dispatch(
+            session, _ctx(request, account), exhibit, vendors.get_vendor(session, data.vendor_id), reason
+        )
+    except ValidationError as exc:
+        session.rollback()
+        return _backlog(request, account, session, target=target, status=422, error=_errors(exc))
+    except TriageError as exc:
+        session.rollback()
+        if isinstance(exc, NotFoundError | PermissionDeniedError):
+            return error_page(request, account, exc)
+        return _backlog(request, account, session, target=target, status=409, error=str(exc))
+    session.commit()
+    sent = f"{exhibit.reference} sent to the vendor, due back {record.due_date}."
+    return _told("/backlog", sent, **({"target": target.isoformat()} if target else {}))
 
 
 @router.get("/vendors", response_class=HTMLResponse)
-def vendors_page(request: Request, account: PageAccount, session: SessionDep) -> HTMLResponse:
+def vendors_page(
+    request: Request, account: PageAccount, session: SessionDep, message: str = ""
+) -> HTMLResponse:
     if account.role not in (Role.manager, Role.admin):
         return error_page(request, account, PermissionDeniedError("vendors are for managers"))
+    return _vendors(request, account, session, message=message)
+
+
+def _vendors(
+    request: Request, account: Account, session: Session, status: int = 200, **shown: Any
+) -> HTMLResponse:
     today = date.today()
     out = session.exec(
         select(Outsourcing, Vendor.name, Case.crime_reference, Exhibit.reference)
@@ -307,9 +384,46 @@ def vendors_page(request: Request, account: PageAccount, session: SessionDep) ->
         request,
         "vendors.html",
         account,
+        status,
         vendors=session.exec(select(Vendor).order_by(col(Vendor.name))).all(),
         rows=rows,
+        **shown,
     )
+
+
+@router.post("/vendors/outsourcings/{outsourcing_id}/return", response_model=None)
+def vendors_return(
+    request: Request,
+    outsourcing_id: RowId,
+    account: PageAccount,
+    session: SessionDep,
+    report_reference: Annotated[str, Form()] = "",
+    examined: Annotated[str, Form()] = "",
+) -> Response:
+    """Record an exhibit's return: the vendor's report, and the image hashed again (a
+    changed hash is flagged and the exhibit goes back to the in-house queue)."""
+    if account.role not in (Role.manager, Role.admin):
+        return error_page(request, account, PermissionDeniedError("outsourcing is for managers"))
+    try:
+        data = ReturnRequest(report_reference=report_reference.strip(), examined=examined == "yes")
+        ctx = _ctx(request, account)
+        record = access.get_scoped(session, ctx, Outsourcing, outsourcing_id, "outsourcing")
+        record = vendors.receive(session, ctx, record, data.report_reference, data.examined)
+    except ValidationError as exc:
+        session.rollback()
+        return _vendors(request, account, session, status=422, error=_errors(exc))
+    except TriageError as exc:
+        session.rollback()
+        if isinstance(exc, NotFoundError | PermissionDeniedError):
+            return error_page(request, account, exc)
+        return _vendors(request, account, session, status=409, error=str(exc))
+    session.commit()
+    if record.state is OutsourcingState.returned_flagged:
+        return _told(
+            "/vendors", "Returned, but the image hash changed while away: flagged, and back in the queue."
+        )
+    outcome = "examined" if data.examined else "back in the in-house queue"
+    return _told("/vendors", f"Returned with report {data.report_reference}: {outcome}.")
 
 
 # --- examiner: take next job, the task, live triage progress ---------------------------------

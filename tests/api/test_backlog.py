@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import shutil
 import threading
 from datetime import UTC, date, datetime, timedelta
@@ -24,7 +25,7 @@ from triage import backlog, vendors
 from triage.context import Context
 from triage.errors import ConflictError
 from triage.models.accounts import Role
-from triage.models.exhibits import DeviceType, Exhibit, ExhibitState
+from triage.models.exhibits import CustodyEvent, DeviceType, Exhibit, ExhibitState
 from triage.models.queue import TaskState
 from triage.models.vendors import Outsourcing, Vendor, VendorStatus
 
@@ -521,3 +522,71 @@ def test_two_managers_sending_at_once_cannot_both_take_a_vendor_s_last_place(
     assert "no capacity left this month" in outcome["second"]
     with Session(engine) as s:
         assert len(s.exec(select(Outsourcing)).all()) == 1
+
+
+def test_managers_outsource_and_record_returns_from_the_pages(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], engine: Engine
+) -> None:
+    # The API and CLI could do both; a manager working from the pages could only look.
+    h = headers["manager"]
+    vendor = _vendor(client, h, capacity_per_month=2)
+    case = create_case(client, h, users.investigator.id, "CR/2026/0088")  # type: ignore[arg-type]
+    for n in range(3):
+        exhibit = create_exhibit(client, h, case["id"], f"JB/{n}")
+        r = client.post(
+            f"/api/v1/exhibits/{exhibit['id']}/transitions",
+            json={"to_state": "awaiting_examination", "reason": "cannot be imaged"},
+            headers=headers["examiner"],
+        )
+        assert r.status_code == 200, r.text
+    client.post("/login", data={"username": "manager", "password": PASSWORD})
+    past, target = date.today().isoformat(), (date.today() + timedelta(days=30)).isoformat()
+    r = client.get("/backlog", params={"target": past})
+    assert r.status_code == 422 and f"The target date {past} must be in the future" in r.text
+
+    plan = client.get("/backlog", params={"target": target}).text
+    assert "2 of 3 queued exhibit(s) to send; 1 would still miss the date" in plan  # capacity 2
+    first = re.search(
+        r'name="exhibit_id" value="(\d+)"><input type="hidden" name="vendor_id" value="(\d+)"', plan
+    )
+    assert first is not None
+    exhibit_id, vendor_id = first.groups()
+    assert vendor_id == str(vendor["id"])
+    form = {"exhibit_id": exhibit_id, "vendor_id": vendor_id, "target": target}
+    due = (date.today() + timedelta(days=20)).isoformat()
+    r = client.post("/backlog/outsource", data=form)
+    assert r.status_code == 200 and f"sent to the vendor, due back {due}." in r.text, r.text[-800:]
+    assert "1 of 2 queued exhibit(s) to send" in r.text  # back on the plan, recomputed
+    again = client.post("/backlog/outsource", data=form)
+    assert again.status_code == 409 and 'role="alert"' in again.text
+    assert client.post("/backlog/outsource", data={**form, "vendor_id": "x"}).status_code == 422
+    assert client.post("/backlog/outsource", data={**form, "exhibit_id": "999999"}).status_code == 404
+    with Session(engine) as s:
+        (record,) = s.exec(select(Outsourcing)).all()
+        assert str(record.exhibit_id) == exhibit_id and "target of " + target in _custody_reasons(s, record)
+
+    page = client.get("/vendors").text
+    assert f'action="/vendors/outsourcings/{record.id}/return"' in page
+    r = client.post(
+        f"/vendors/outsourcings/{record.id}/return", data={"report_reference": " ", "examined": "yes"}
+    )
+    assert r.status_code == 422 and "report_reference" in r.text
+    r = client.post(
+        f"/vendors/outsourcings/{record.id}/return", data={"report_reference": "ACME-1", "examined": "yes"}
+    )
+    assert r.status_code == 200 and "Returned with report ACME-1: examined." in r.text
+    assert "Nothing is out with a vendor." in r.text
+    r = client.post(f"/vendors/outsourcings/{record.id}/return", data={"report_reference": "ACME-2"})
+    assert r.status_code == 409 and "returned already" in r.text
+    assert client.get(f"/api/v1/exhibits/{exhibit_id}", headers=h).json()["state"] == "examined"
+
+    client.post("/logout")
+    client.post("/login", data={"username": "examiner", "password": PASSWORD})
+    assert client.post("/backlog/outsource", data=form).status_code == 403
+    r = client.post(f"/vendors/outsourcings/{record.id}/return", data={"report_reference": "X"})
+    assert r.status_code == 403
+
+
+def _custody_reasons(session: Session, record: Outsourcing) -> str:
+    events = session.exec(select(CustodyEvent).where(CustodyEvent.exhibit_id == record.exhibit_id)).all()
+    return " | ".join(e.reason for e in events)
