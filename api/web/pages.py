@@ -26,6 +26,7 @@ from triage.models.cases import Case
 from triage.models.exhibits import Exhibit
 from triage.models.queue import CompleteRequest, ExaminationTask, OverrideCreate, TaskState
 from triage.models.runs import ACTIVE_RUN_STATES, HashSetRecord, RuleSetRecord, TriageHit, TriageRun
+from triage.models.types import INT32_MAX
 from triage.models.vendors import DispatchRequest, Outsourcing, OutsourcingState, ReturnRequest, Vendor
 
 COOKIE = "triage_session"
@@ -331,7 +332,8 @@ def backlog_outsource(
     reason = f"to meet the backlog target of {target}" if target else "outsourced to meet the backlog"
     try:
         data = DispatchRequest(vendor_id=vendor_id, reason=reason)  # type: ignore[arg-type]
-        exhibit = session.get(Exhibit, int(exhibit_id)) if exhibit_id.isdigit() else None
+        known = exhibit_id.isascii() and exhibit_id.isdigit() and 1 <= int(exhibit_id) <= INT32_MAX
+        exhibit = session.get(Exhibit, int(exhibit_id)) if known else None
         if exhibit is None:
             raise NotFoundError(f"exhibit {exhibit_id[:20]!r} not found")
         record = vendors.dispatch(

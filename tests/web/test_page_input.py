@@ -50,8 +50,21 @@ def test_no_page_input_gets_a_server_error(client: TestClient, users: Users) -> 
         good = {"kind": "boost", "reason": "a good reason", "points": "5", "expires_at": "2099-01-01T00:00"}
         for field in [*good, "confirm"]:
             requests.append(("POST", f"/queue/{case_id}/override", {"data": {**good, field: value}}))
-        for prefix in ["/queue?offset=", "/backlog?extra=", "/my/cases/", "/work/tasks/", "/runs/"]:
+        for prefix in [
+            "/queue?offset=",
+            "/backlog?extra=",
+            "/backlog?target=",
+            "/my/cases/",
+            "/work/tasks/",
+            "/runs/",
+        ]:
             requests.append(("GET", prefix + quote(value, safe=""), {}))
+        sending = {"exhibit_id": "1", "vendor_id": "1", "target": "2099-01-01"}
+        for field in sending:
+            requests.append(("POST", "/backlog/outsource", {"data": {**sending, field: value}}))
+        for field in ("report_reference", "examined"):
+            returning = {"report_reference": "R-1", "examined": "yes", field: value}
+            requests.append(("POST", "/vendors/outsourcings/1/return", {"data": returning}))
     client.post("/login", data={"username": "manager", "password": PASSWORD})
     errors = _server_errors(client, requests)
 
@@ -61,6 +74,8 @@ def test_no_page_input_gets_a_server_error(client: TestClient, users: Users) -> 
         for field in account:
             requests.append(("POST", "/admin/accounts", {"data": {**account, field: value}}))
         requests.append(("POST", "/admin/accounts/1/" + quote(value, safe=""), {}))
+        requests.append(("POST", "/admin/sets/hashsets/1/" + quote(value, safe=""), {}))
+        requests.append(("POST", f"/admin/sets/{quote(value, safe='') or 'x'}/1/activate", {}))
         upload = {"file": (value or "x", b"d41d8cd98f00b204e9800998ecf8427e\n")}
         form = {"files": upload, "data": {"hashset_kind": value}}
         requests.append(("POST", "/admin/reference/hashsets", form))
