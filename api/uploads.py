@@ -43,7 +43,11 @@ def remove_stale_staging(settings: Settings, now: float | None = None) -> None:
         return
     cutoff = (now or time.time()) - STALE_SECONDS
     for folder in root.glob("upload-*"):
-        if folder.is_dir() and folder.stat().st_mtime < cutoff:
+        try:
+            stale = folder.is_dir() and folder.stat().st_mtime < cutoff
+        except OSError:  # removed meanwhile by another worker process starting at the same time
+            continue
+        if stale:
             shutil.rmtree(folder, ignore_errors=True)
 
 
