@@ -44,6 +44,7 @@ from triage.models.exhibits import CustodyEvent, Exhibit, ExhibitState
 from triage.models.queue import CaseScore, ExaminationTask, OverrideCreate, PriorityOverride, TaskState
 from triage.models.runs import RunState, TriageHit, TriageRun
 from triage.models.types import EnumString, utcnow
+from triage.models.vendors import Outsourcing, OutsourcingState
 
 MANAGERS = (Role.admin, Role.manager)
 CHILD_RULE_MARKERS = ("child", "csam", "csae", "iioc")
@@ -673,12 +674,19 @@ def queue_entries(session: Session, offset: int, limit: int) -> tuple[list[dict[
 def device_statuses(
     session: Session, case: Case, snapshot: dict[int, tuple[int, date | None]]
 ) -> list[dict[str, Any]]:
-    """Each exhibit of the case with its place in the queue and expected examination date."""
+    """Each exhibit of the case with its place in the queue and expected examination date
+    (for an exhibit out with a vendor, the date the vendor is due to return it)."""
     out = []
     for exhibit in session.exec(
         select(Exhibit).where(Exhibit.case_id == case.id).order_by(col(Exhibit.id))
     ).all():
         task = open_task(session, exhibit.id or 0)
         position, expected = snapshot.get(task.id or 0, (None, None)) if task else (None, None)
+        if exhibit.state == ExhibitState.outsourced:
+            expected = session.exec(
+                select(col(Outsourcing.due_date)).where(
+                    Outsourcing.exhibit_id == exhibit.id, Outsourcing.state == OutsourcingState.with_vendor
+                )
+            ).first()
         out.append({"exhibit": exhibit, "position": position, "expected": expected})
     return out

@@ -590,3 +590,27 @@ def test_managers_outsource_and_record_returns_from_the_pages(
 def _custody_reasons(session: Session, record: Outsourcing) -> str:
     events = session.exec(select(CustodyEvent).where(CustodyEvent.exhibit_id == record.exhibit_id)).all()
     return " | ".join(e.reason for e in events)
+
+
+def test_an_investigator_sees_when_a_vendor_is_due_to_return_their_device(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    # Out with a vendor, a device has no place in the queue: its expected date was blank.
+    h = headers["manager"]
+    vendor = _vendor(client, h, turnaround_days=25)
+    case = create_case(client, h, users.investigator.id)  # type: ignore[arg-type]
+    sent = create_exhibit(client, h, case["id"], "V/1")
+    create_exhibit(client, h, case["id"], "V/2")
+    r = client.post(f"/api/v1/exhibits/{sent['id']}/outsource", json={"vendor_id": vendor["id"]}, headers=h)
+    assert r.status_code == 201, r.text
+    status = client.get(f"/api/v1/cases/{case['id']}/status", headers=headers["investigator"]).json()
+    devices = {d["reference"]: d for d in status["devices"]}
+    assert devices["V/1"]["state"] == "outsourced" and devices["V/1"]["queue_position"] is None
+    assert devices["V/1"]["expected_examination_date"] == (date.today() + timedelta(days=25)).isoformat()
+    assert devices["V/2"]["expected_examination_date"] is None  # registered, not yet waiting
+    client.post(f"/api/v1/outsourcings/{r.json()['id']}/return", json={"report_reference": "R"}, headers=h)
+    status = client.get(f"/api/v1/cases/{case['id']}/status", headers=headers["investigator"]).json()
+    assert {d["reference"]: d["expected_examination_date"] for d in status["devices"]} == {
+        "V/1": None,
+        "V/2": None,
+    }
