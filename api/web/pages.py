@@ -25,13 +25,15 @@ from triage.models.accounts import Account, Role
 from triage.models.cases import Case
 from triage.models.exhibits import Exhibit
 from triage.models.queue import CompleteRequest, ExaminationTask, OverrideCreate, TaskState
-from triage.models.runs import ACTIVE_RUN_STATES, HashSetRecord, RuleSetRecord, TriageHit, TriageRun
+from triage.models.runs import ACTIVE_RUN_STATES, HashSetRecord, RuleSetRecord, RunState, TriageHit, TriageRun
 from triage.models.types import INT32_MAX
 from triage.models.vendors import DispatchRequest, Outsourcing, OutsourcingState, ReturnRequest, Vendor
+from triage.pagination import Page, paginate
 
 COOKIE = "triage_session"
 HOME = {Role.manager: "/queue", Role.admin: "/admin", Role.examiner: "/work", Role.investigator: "/my"}
 PAGE_SIZE = 25
+HITS_PAGE = 100
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
 
@@ -466,18 +468,43 @@ def claim(request: Request, account: PageAccount, session: SessionDep, settings:
 
 
 @router.get("/work/tasks/{task_id}", response_class=HTMLResponse)
-def task_page(request: Request, task_id: RowId, account: PageAccount, session: SessionDep) -> HTMLResponse:
+def task_page(
+    request: Request, task_id: RowId, account: PageAccount, session: SessionDep, offset: Offset = 0
+) -> HTMLResponse:
     try:
         task = access.get_scoped(session, _ctx(request, account), ExaminationTask, task_id, "task")
     except NotFoundError as exc:
         return error_page(request, account, exc)
     exhibit = session.get(Exhibit, task.exhibit_id)
     case = session.get(Case, task.case_id)
+    # What triage found: the latest run that finished (a newer one may be queued or have failed).
     run = session.exec(
-        select(TriageRun).where(TriageRun.exhibit_id == task.exhibit_id).order_by(col(TriageRun.id).desc())
+        select(TriageRun)
+        .where(TriageRun.exhibit_id == task.exhibit_id, TriageRun.state == RunState.succeeded)
+        .order_by(col(TriageRun.id).desc())
     ).first()
-    hits = session.exec(select(TriageHit).where(TriageHit.run_id == run.id).limit(200)).all() if run else []
-    return render(request, "task.html", account, task=task, exhibit=exhibit, case=case, run=run, hits=hits)
+    hits: list[Any] = []
+    total = 0
+    if run is not None:  # every hit, a page at a time: known-bad hash hits first
+        query = (
+            select(TriageHit)
+            .where(TriageHit.run_id == run.id)
+            .order_by(col(TriageHit.source), col(TriageHit.path), col(TriageHit.id))
+        )
+        hits, total = paginate(session, query, Page(offset, HITS_PAGE))
+    return render(
+        request,
+        "task.html",
+        account,
+        task=task,
+        exhibit=exhibit,
+        case=case,
+        run=run,
+        hits=hits,
+        total=total,
+        offset=offset,
+        page=HITS_PAGE,
+    )
 
 
 @router.post("/work/tasks/{task_id}/{action}", response_model=None)

@@ -19,7 +19,7 @@ from triage.models.cases import Case, OffenceCategory, RestrictionKind
 from triage.models.exhibits import DeviceType, Exhibit, ExhibitState
 from triage.models.images import EvidenceImage
 from triage.models.queue import ExaminationTask, TaskState
-from triage.models.runs import HashSetRecord, RuleSetRecord, RunState, TriageRun
+from triage.models.runs import HashSetRecord, RuleSetRecord, RunState, TriageHit, TriageRun
 
 
 def _wait_for(browser: Any, path: str, exact: bool = True) -> None:
@@ -362,3 +362,42 @@ def test_my_work_names_jobs_and_runs_by_their_references(
     assert f"Run {run_id} (CR/HELD / CR/HELD-1):" in page
     # No make or model: no gap before the ";"; codes read as words.
     assert "<p>laptop; state <b>in examination</b>; task claimed.</p>" in client.get(task_page).text
+
+
+def test_the_task_page_pages_through_every_hit_of_the_latest_finished_run(
+    client: TestClient, users: Users, engine: Engine
+) -> None:
+    # It showed the first 200 hits and said nothing of the rest (a seized collection can have
+    # tens of thousands), and took the latest run even when that one had failed.
+    task_page = _claimed_by_examiner(client, users, engine, "CR/HITS")
+    with Session(engine) as s:
+        exhibit = s.exec(select(Exhibit).where(Exhibit.reference == "CR/HITS-1")).one()
+        image = EvidenceImage(
+            exhibit_id=row_id(exhibit),
+            path="/e/h.E01",
+            format="ewf",
+            size_bytes=1,
+            registered_by=row_id(users.examiner),
+        )
+        s.add(image)
+        s.flush()
+        finished = TriageRun(exhibit_id=row_id(exhibit), image_id=row_id(image), state=RunState.succeeded)
+        s.add(finished)
+        s.flush()
+        for n in range(230):
+            source = "yara" if n % 2 else "hashset"
+            s.add(
+                TriageHit(
+                    run_id=row_id(finished),
+                    case_id=exhibit.case_id,
+                    source=source,
+                    name="x",
+                    path=f"/f{n:03}",
+                )
+            )
+        s.add(TriageRun(exhibit_id=row_id(exhibit), image_id=row_id(image), state=RunState.failed))
+        s.commit()
+    first = client.get(task_page).text
+    assert "1-100 of 230" in first and first.count("<td>hashset</td>") == 100  # known-bad hash hits first
+    last = client.get(task_page, params={"offset": 200}).text
+    assert "201-230 of 230" in last and last.count("<td>yara</td>") == 30 and "/f229" in last
