@@ -475,9 +475,20 @@ def task_page(
         task = access.get_scoped(session, _ctx(request, account), ExaminationTask, task_id, "task")
     except NotFoundError as exc:
         return error_page(request, account, exc)
-    exhibit = session.get(Exhibit, task.exhibit_id)
-    case = session.get(Case, task.case_id)
-    # What triage found: the latest run that finished (a newer one may be queued or have failed).
+    return _task(request, account, session, task, offset)
+
+
+def _task(
+    request: Request,
+    account: Account,
+    session: Session,
+    task: ExaminationTask,
+    offset: int = 0,
+    status: int = 200,
+    **shown: Any,
+) -> HTMLResponse:
+    """The task with what triage found: the latest run that finished (a newer one may be
+    queued or have failed) and every hit, a page at a time, known-bad hash hits first."""
     run = session.exec(
         select(TriageRun)
         .where(TriageRun.exhibit_id == task.exhibit_id, TriageRun.state == RunState.succeeded)
@@ -485,7 +496,7 @@ def task_page(
     ).first()
     hits: list[Any] = []
     total = 0
-    if run is not None:  # every hit, a page at a time: known-bad hash hits first
+    if run is not None:
         query = (
             select(TriageHit)
             .where(TriageHit.run_id == run.id)
@@ -496,14 +507,16 @@ def task_page(
         request,
         "task.html",
         account,
+        status,
         task=task,
-        exhibit=exhibit,
-        case=case,
+        exhibit=session.get(Exhibit, task.exhibit_id),
+        case=session.get(Case, task.case_id),
         run=run,
         hits=hits,
         total=total,
         offset=offset,
         page=HITS_PAGE,
+        **shown,
     )
 
 
@@ -528,18 +541,7 @@ def task_action(
                     if outcome.strip()
                     else "Write the outcome of the examination before completing."
                 )
-                return render(
-                    request,
-                    "task.html",
-                    account,
-                    422,
-                    task=task,
-                    exhibit=session.get(Exhibit, task.exhibit_id),
-                    case=session.get(Case, task.case_id),
-                    run=None,
-                    hits=[],
-                    error=problem,
-                )
+                return _task(request, account, session, task, status=422, error=problem)
             queue.complete(session, ctx, task, done.attempt, done.outcome)
             message = "Job completed."
         elif action == "release":

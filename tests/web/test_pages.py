@@ -401,3 +401,7 @@ def test_the_task_page_pages_through_every_hit_of_the_latest_finished_run(
     assert "1-100 of 230" in first and first.count("<td>hashset</td>") == 100  # known-bad hash hits first
     last = client.get(task_page, params={"offset": 200}).text
     assert "201-230 of 230" in last and last.count("<td>yara</td>") == 30 and "/f229" in last
+    refused = client.post(f"{task_page}/complete", data={"outcome": " "})  # the findings stay in view
+    assert (
+        refused.status_code == 422 and "Write the outcome" in refused.text and "1-100 of 230" in refused.text
+    )
