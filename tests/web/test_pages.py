@@ -341,20 +341,8 @@ def test_my_work_names_jobs_and_runs_by_their_references(
     # They read "exhibit 7": a row id examiners never see anywhere else.
     task_page = _claimed_by_examiner(client, users, engine, "CR/HELD")
     with Session(engine) as s:
-        exhibit = s.exec(select(Exhibit).where(Exhibit.reference == "CR/HELD-1")).one()
-        image = EvidenceImage(
-            exhibit_id=row_id(exhibit),
-            path="/e/x.E01",
-            format="ewf",
-            size_bytes=1,
-            registered_by=row_id(users.examiner),
-        )
-        s.add(image)
-        s.flush()
-        run = TriageRun(exhibit_id=row_id(exhibit), image_id=row_id(image), state=RunState.running)
-        s.add(run)
+        run_id, _ = _runs(s, users, "CR/HELD-1", RunState.running)
         s.commit()
-        run_id = row_id(run)
     page = client.get("/work").text
     assert (
         f'<a href="{task_page}">Task {task_page.rsplit("/", 1)[1]}: CR/HELD / CR/HELD-1 (laptop)</a>' in page
@@ -371,31 +359,10 @@ def test_the_task_page_pages_through_every_hit_of_the_latest_finished_run(
     # tens of thousands), and took the latest run even when that one had failed.
     task_page = _claimed_by_examiner(client, users, engine, "CR/HITS")
     with Session(engine) as s:
-        exhibit = s.exec(select(Exhibit).where(Exhibit.reference == "CR/HITS-1")).one()
-        image = EvidenceImage(
-            exhibit_id=row_id(exhibit),
-            path="/e/h.E01",
-            format="ewf",
-            size_bytes=1,
-            registered_by=row_id(users.examiner),
-        )
-        s.add(image)
-        s.flush()
-        finished = TriageRun(exhibit_id=row_id(exhibit), image_id=row_id(image), state=RunState.succeeded)
-        s.add(finished)
-        s.flush()
+        finished, case_id = _runs(s, users, "CR/HITS-1", RunState.succeeded, RunState.failed)
         for n in range(230):
             source = "yara" if n % 2 else "hashset"
-            s.add(
-                TriageHit(
-                    run_id=row_id(finished),
-                    case_id=exhibit.case_id,
-                    source=source,
-                    name="x",
-                    path=f"/f{n:03}",
-                )
-            )
-        s.add(TriageRun(exhibit_id=row_id(exhibit), image_id=row_id(image), state=RunState.failed))
+            s.add(TriageHit(run_id=finished, case_id=case_id, source=source, name="x", path=f"/f{n:03}"))
         s.commit()
     first = client.get(task_page).text
     assert "1-100 of 230" in first and first.count("<td>hashset</td>") == 100  # known-bad hash hits first
@@ -405,3 +372,23 @@ def test_the_task_page_pages_through_every_hit_of_the_latest_finished_run(
     assert (
         refused.status_code == 422 and "Write the outcome" in refused.text and "1-100 of 230" in refused.text
     )
+
+
+def _runs(s: Session, users: Users, exhibit_ref: str, *states: RunState) -> tuple[int, int]:
+    """Runs in these ``states``, oldest first, of an image of the exhibit ``exhibit_ref``: the
+    first run's id and the exhibit's case id."""
+    exhibit = s.exec(select(Exhibit).where(Exhibit.reference == exhibit_ref)).one()
+    image = EvidenceImage(
+        exhibit_id=row_id(exhibit),
+        path="/e/x.E01",
+        format="ewf",
+        size_bytes=1,
+        registered_by=row_id(users.examiner),
+    )
+    s.add(image)
+    s.flush()
+    runs = [TriageRun(exhibit_id=row_id(exhibit), image_id=row_id(image), state=state) for state in states]
+    for run in runs:
+        s.add(run)
+        s.flush()
+    return row_id(runs[0]), exhibit.case_id
