@@ -23,7 +23,7 @@ from triage.context import Context
 from triage.errors import AuthenticationError, NotFoundError, PermissionDeniedError, TriageError
 from triage.models.accounts import Account, Role
 from triage.models.cases import Case
-from triage.models.exhibits import Exhibit
+from triage.models.exhibits import DeviceType, Exhibit
 from triage.models.queue import CompleteRequest, ExaminationTask, OverrideCreate, TaskState
 from triage.models.runs import ACTIVE_RUN_STATES, HashSetRecord, RuleSetRecord, RunState, TriageHit, TriageRun
 from triage.models.types import INT32_MAX
@@ -633,6 +633,7 @@ def _admin(
         ruleset_in_use=registry.ruleset_in_use(session),
         roots=settings.resolved_evidence_roots(),
         roles=[r.value for r in Role],
+        device_kinds=[d.value for d in DeviceType],
         max_upload=settings.max_upload_bytes,
         **extra,
     )
@@ -662,9 +663,18 @@ def admin_create_account(
     full_name: Annotated[str, Form()] = "",
     role: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
+    device_types: Annotated[list[str] | None, Form()] = None,
+    iioc_cleared: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        data = accounts.AccountCreate(username=username, full_name=full_name, role=role, password=password)  # type: ignore[arg-type]
+        data = accounts.AccountCreate(
+            username=username,
+            full_name=full_name,
+            role=role,  # type: ignore[arg-type]
+            password=password,
+            device_types=device_types or [],  # type: ignore[arg-type]
+            iioc_cleared=iioc_cleared == "yes",
+        )
         accounts.create_account(session, _ctx(request, account), data)
     except ValidationError as exc:
         session.rollback()
@@ -687,18 +697,28 @@ def admin_account_action(
     session: SessionDep,
     settings: SettingsDep,
 ) -> Response:
-    if action not in ("disable", "enable"):
+    done = {
+        "disable": "disabled",
+        "enable": "enabled",
+        "clear": "cleared for indecent imagery",
+        "withdraw-clearance": "no longer cleared for indecent imagery",
+    }
+    if action not in done:
         return error_page(request, account, NotFoundError(f"no action {action!r}"))
     try:
         target = accounts.get_account(session, account_id)
-        accounts.set_active(session, _ctx(request, account), target, action == "enable")
+        if action in ("disable", "enable"):
+            accounts.set_active(session, _ctx(request, account), target, action == "enable")
+        else:
+            change = accounts.AccountUpdate(iioc_cleared=action == "clear")
+            accounts.update_account(session, _ctx(request, account), target, change)
     except TriageError as exc:
         session.rollback()
         if isinstance(exc, NotFoundError | PermissionDeniedError):
             return error_page(request, account, exc)
         return _admin(request, account, session, settings, status=409, error=str(exc))
     session.commit()
-    return _told("/admin", f"Account {target.username} {action}d.")
+    return _told("/admin", f"Account {target.username} {done[action]}.")
 
 
 @router.post("/admin/sets/{kind}/{set_id}/{action}", response_model=None)

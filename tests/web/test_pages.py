@@ -15,6 +15,7 @@ from tests.conftest import PASSWORD, Users
 from tests.factories import exhibit_with_task, row_id
 from tests.web.conftest import ROOT
 from triage import queue
+from triage.models.accounts import Account
 from triage.models.cases import Case, OffenceCategory, RestrictionKind
 from triage.models.exhibits import DeviceType, Exhibit, ExhibitState
 from triage.models.images import EvidenceImage
@@ -392,3 +393,36 @@ def _runs(s: Session, users: Users, exhibit_ref: str, *states: RunState) -> tupl
         s.add(run)
         s.flush()
     return row_id(runs[0]), exhibit.case_id
+
+
+def test_admin_page_sets_an_examiner_s_devices_and_clearance(
+    client: TestClient, users: Users, engine: Engine
+) -> None:
+    # Which tasks an examiner gets depends on both; the page could set neither.
+    client.post("/login", data={"username": "admin", "password": PASSWORD})
+    form = {
+        "username": "e.page",
+        "role": "examiner",
+        "password": "a-long-enough-password",
+        "device_types": ["phone", "tablet"],
+        "iioc_cleared": "yes",
+    }
+    r = client.post("/admin/accounts", data=form)
+    assert r.status_code == 200 and "Account e.page created." in r.text
+    with Session(engine) as s:
+        made = s.exec(select(Account).where(Account.username == "e.page")).one()
+        assert made.device_types == ["phone", "tablet"] and made.iioc_cleared
+    assert "<td>phone, tablet</td>" in r.text
+    r = client.post(f"/admin/accounts/{made.id}/withdraw-clearance")
+    assert "Account e.page no longer cleared for indecent imagery." in r.text
+    assert 'aria-label="Clear e.page"' in r.text
+    with Session(engine) as s:
+        assert not s.get_one(Account, made.id).iioc_cleared
+    r = client.post(f"/admin/accounts/{made.id}/clear")
+    assert "Account e.page cleared for indecent imagery." in r.text
+    r = client.post("/admin/accounts", data={**form, "username": "e.bad", "device_types": ["toaster"]})
+    assert r.status_code == 422 and "device_types" in r.text
+    assert client.post(f"/admin/accounts/{made.id}/promote").status_code == 404
+    client.post("/logout")
+    client.post("/login", data={"username": "manager", "password": PASSWORD})
+    assert client.post(f"/admin/accounts/{made.id}/withdraw-clearance").status_code == 403

@@ -78,12 +78,10 @@ class LazyGroup(TyperGroup):
         except ValidationError as exc:
             if exc.title != "Settings":
                 raise
+            from triage.cli.output import in_words
+
             # Each error's field and message; not the input values, which hold the settings.
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
-                for error in exc.errors()
-            )
-            typer.echo(f"triage: invalid settings: {problems}", err=True)
+            typer.echo(f"triage: invalid settings: {in_words(exc, 'settings')}", err=True)
             raise typer.Exit(1) from None
 
 

@@ -6,11 +6,12 @@ import os
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 from sqlmodel import col, select
 
 from triage import accounts, audit, migrate
-from triage.cli.output import console, fail
+from triage.cli.output import console, fail, in_words
 from triage.context import system_context
 from triage.db import make_engine, session_scope
 from triage.errors import TriageError
@@ -66,8 +67,8 @@ def users_create(
             device_types=device_type or [],
             iioc_cleared=iioc_cleared,
         )
-    except ValueError as exc:
-        raise fail(str(exc), 2) from None
+    except ValidationError as exc:
+        raise fail(in_words(exc), 2) from None
     engine = make_engine(get_settings().database_url)
     try:
         with session_scope(engine) as session:
@@ -77,6 +78,62 @@ def users_create(
     console.print(f"created {account.role} account {account.username!r} (id {account.id})")
     if generated:
         console.print(f"password (shown once): {secret}")
+
+
+@users_app.command("update")
+def users_update(
+    username: str,
+    role: Annotated[Role | None, typer.Option(help="a new role")] = None,
+    full_name: Annotated[str | None, typer.Option()] = None,
+    team: Annotated[str | None, typer.Option()] = None,
+    device_type: Annotated[
+        list[DeviceType] | None, typer.Option(help="the device kinds examined, replacing the old list")
+    ] = None,
+    any_device: Annotated[bool, typer.Option(help="examines every kind of device")] = False,
+    iioc_cleared: Annotated[
+        bool | None, typer.Option("--iioc-cleared/--no-iioc-cleared", help="cleared to view indecent imagery")
+    ] = None,
+    password: Annotated[
+        str | None, typer.Option(envvar="TRIAGE_NEW_PASSWORD", help="a new password", show_default=False)
+    ] = None,
+) -> None:
+    """Change an account: role, name, team, the device kinds an examiner examines, clearance
+    for indecent imagery, password (audited). Options not given are left as they are."""
+    if device_type and any_device:
+        raise fail("give --device-type or --any-device, not both", 2)
+    changes: dict[str, object] = {
+        key: value
+        for key, value in {
+            "role": role,
+            "full_name": full_name,
+            "team": team,
+            "device_types": [] if any_device else device_type or None,
+            "iioc_cleared": iioc_cleared,
+            "password": password,
+        }.items()
+        if value is not None
+    }
+    if not changes:
+        raise fail("nothing to change: give at least one option (see --help)", 2)
+    try:
+        data = accounts.AccountUpdate(**changes)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise fail(in_words(exc), 2) from None
+    engine = make_engine(get_settings().database_url)
+    try:
+        with session_scope(engine) as session:
+            account = accounts.find_account(session, username)
+            accounts.update_account(session, system_context(), account, data)
+            summary = _describe(account)
+    except TriageError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"{username}: {summary}")
+
+
+def _describe(account: Account) -> str:
+    devices = ", ".join(account.device_types) if account.device_types else "every kind"
+    cleared = "cleared" if account.iioc_cleared else "not cleared"
+    return f"{account.role}, devices: {devices}, indecent imagery: {cleared}"
 
 
 def _set_active(username: str, active: bool) -> None:
@@ -108,9 +165,17 @@ def users_list() -> None:
     engine = make_engine(get_settings().database_url)
     with session_scope(engine) as session:
         rows = session.exec(select(Account).order_by(col(Account.id))).all()
-        table = Table("id", "username", "role", "team", "active")
+        table = Table("id", "username", "role", "team", "devices", "IIOC cleared", "active")
         for a in rows:
-            table.add_row(str(a.id), a.username, str(a.role), a.team, "yes" if a.is_active else "no")
+            table.add_row(
+                str(a.id),
+                a.username,
+                str(a.role),
+                a.team,
+                ", ".join(a.device_types) or "every kind",
+                "yes" if a.iioc_cleared else "no",
+                "yes" if a.is_active else "no",
+            )
     console.print(table)
 
 
@@ -129,8 +194,8 @@ def users_bootstrap_admin(username: str = "admin") -> None:
             data = accounts.AccountCreate(
                 username=username, password=secret, role=Role.admin, full_name="First administrator"
             )
-        except ValueError as exc:
-            raise fail(f"TRIAGE_ADMIN_PASSWORD: {exc}", 2) from None
+        except ValidationError as exc:
+            raise fail(f"TRIAGE_ADMIN_PASSWORD: {in_words(exc)}", 2) from None
         accounts.create_account(session, system_context(), data)
     console.print(f"created admin account {username!r}")
     if not supplied:

@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from triage.analysis.hashsets.store import Progress as HashSetProgress
 
 console = Console()
@@ -22,6 +24,14 @@ def fail(message: str, code: int = 1, label: str = "error") -> typer.Exit:
     """Print ``label: message`` on stderr and return the exit to raise (``raise fail(...)``)."""
     err.print(f"[red]{label}:[/red] {message}")
     return typer.Exit(code)
+
+
+def in_words(exc: ValidationError, whole: str = "input") -> str:
+    """A validation error on one line: each field and what is wrong with it, never the values
+    given (they may be passwords or secrets)."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or whole}: {error['msg']}" for error in exc.errors()
+    )
 
 
 def hashset_progress(name: str, show: Callable[[str], None]) -> HashSetProgress:
