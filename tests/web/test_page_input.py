@@ -70,10 +70,18 @@ def test_no_page_input_gets_a_server_error(client: TestClient, users: Users) -> 
 
     requests = []
     for value in HOSTILE:
-        account = {"username": "new", "full_name": "N U", "role": "examiner", "password": "long-pw-123456"}
+        account = {
+            "username": "new",
+            "full_name": "N U",
+            "role": "examiner",
+            "password": "long-pw-123456",
+            "device_types": "phone",
+            "iioc_cleared": "yes",
+        }
         for field in account:
             requests.append(("POST", "/admin/accounts", {"data": {**account, field: value}}))
         requests.append(("POST", "/admin/accounts/1/" + quote(value, safe=""), {}))
+        requests.append(("POST", "/admin/accounts/" + (quote(value, safe="") or "x") + "/clear", {}))
         requests.append(("POST", "/admin/sets/hashsets/1/" + quote(value, safe=""), {}))
         requests.append(("POST", f"/admin/sets/{quote(value, safe='') or 'x'}/1/activate", {}))
         upload = {"file": (value or "x", b"d41d8cd98f00b204e9800998ecf8427e\n")}
