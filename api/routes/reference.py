@@ -11,7 +11,7 @@ from api.uploads import save_upload, staging
 from triage import registry
 from triage.evidence.paths import confine
 from triage.models.accounts import STAFF_ROLES, Role
-from triage.models.runs import HashSetPublic, HashSetRegister, RuleSetPublic, RuleSetRegister
+from triage.models.runs import HashSetPublic, HashSetRegister, RuleSetPublic, RuleSetRecord, RuleSetRegister
 
 router = APIRouter(tags=["reference sets"])
 
@@ -77,7 +77,8 @@ def _set_hashset_active(session: SessionDep, ctx: CtxDep, hashset_id: int, activ
 @router.get("/rulesets", response_model=list[RuleSetPublic])
 def list_rulesets(session: SessionDep, ctx: CtxDep) -> list[RuleSetPublic]:
     ctx.require(*STAFF_ROLES)
-    return [RuleSetPublic.model_validate(r) for r in registry.list_rulesets(session)]
+    in_use = registry.ruleset_in_use(session)
+    return [_public(r, in_use) for r in registry.list_rulesets(session)]
 
 
 @router.post("/rulesets", response_model=RuleSetPublic, status_code=201, responses={400: {}, 409: {}})
@@ -90,7 +91,7 @@ def register_ruleset(
     path = confine(data.path, settings.reference_roots, allow_dir=True, what="reference roots")
     record = registry.register_ruleset(session, ctx, settings, path, data.name)
     session.commit()
-    return RuleSetPublic.model_validate(record)
+    return _public(record, registry.ruleset_in_use(session))
 
 
 @router.post("/rulesets/upload", response_model=RuleSetPublic, status_code=201, responses={400: {}, 409: {}})
@@ -107,7 +108,7 @@ def upload_ruleset(
             save_upload(upload, folder)
         record = registry.register_ruleset(session, ctx, settings, folder, name or "uploaded rules")
     session.commit()
-    return RuleSetPublic.model_validate(record)
+    return _public(record, registry.ruleset_in_use(session))
 
 
 @router.post("/rulesets/{ruleset_id}/deactivate", response_model=RuleSetPublic)
@@ -128,4 +129,12 @@ def _set_ruleset_active(session: SessionDep, ctx: CtxDep, ruleset_id: int, activ
     record = registry.get_ruleset(session, ruleset_id)
     registry.set_active(session, ctx, record, active)
     session.commit()
-    return RuleSetPublic.model_validate(record)
+    return _public(record, registry.ruleset_in_use(session))
+
+
+def _public(record: RuleSetRecord, in_use: int | None) -> RuleSetPublic:
+    """The rule set as the API shows it, saying whether new runs use it (``in_use``: the id
+    of the one they do)."""
+    public = RuleSetPublic.model_validate(record)
+    public.in_use = record.id == in_use
+    return public

@@ -410,6 +410,8 @@ def test_admins_take_reference_sets_out_of_use_and_back(
     assert r.status_code == 200 and r.json()["active"] is False
     assert toggle("rulesets", newer, "deactivate").json()["active"] is False
     assert next_run() == ([second], older)  # the newest active rule set
+    in_use = {r["id"]: r["in_use"] for r in client.get("/api/v1/rulesets", headers=admin).json()}
+    assert in_use == {older: True, newer: False}  # the API says which one new runs use
     again = client.post(
         "/api/v1/hashsets/upload",
         files={"file": ("a.md5", b"d41d8cd98f00b204e9800998ecf8427e  empty\n")},
@@ -418,7 +420,8 @@ def test_admins_take_reference_sets_out_of_use_and_back(
     assert again.status_code == 409 and "inactive: activate it instead" in again.json()["detail"]
 
     assert toggle("hashsets", first, "activate").json()["active"] is True
-    assert toggle("rulesets", newer, "activate").json()["active"] is True
+    activated = toggle("rulesets", newer, "activate").json()
+    assert activated["active"] is True and activated["in_use"] is True
     assert next_run() == ([first, second], newer)
 
     events = client.get(

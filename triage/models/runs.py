@@ -207,3 +207,4 @@ class RuleSetPublic(BaseModel):
     rule_count: int
     active: bool
     created_at: datetime
+    in_use: bool = False  # new runs use it: the newest active rule set
