@@ -366,7 +366,7 @@ def vendors_page(
 def _vendors(
     request: Request, account: Account, session: Session, status: int = 200, **shown: Any
 ) -> HTMLResponse:
-    today = date.today()
+    today = datetime.now(UTC).date()  # as the API judges overdue
     out = session.exec(
         select(Outsourcing, Vendor.name, Case.crime_reference, Exhibit.reference)
         .join(Vendor, col(Vendor.id) == Outsourcing.vendor_id)
