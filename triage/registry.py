@@ -140,13 +140,19 @@ def _copy_into_place(source: Path, kept: Path, move: bool = False) -> bool:
         except OSError as exc:
             if exc.errno != errno.EXDEV:  # on another disk: copied below
                 raise
-    partial = kept.with_name(f".{kept.name}.copying-{os.getpid()}-{threading.get_ident()}")
+    _copy_whole(source, kept)
+    return True
+
+
+def _copy_whole(source: Path, target: Path) -> None:
+    """Copy ``source`` over ``target``, written beside it and renamed into place, so that
+    ``target`` is never seen half written (nor left so by a copy cut short)."""
+    partial = target.with_name(f".{target.name}.copying-{os.getpid()}-{threading.get_ident()}")
     try:
         shutil.copyfile(source, partial)
-        partial.replace(kept)
+        partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
-    return True
 
 
 def hashset_info(record: HashSetRecord) -> HashSetInfo:
@@ -174,8 +180,8 @@ def register_ruleset(
     _refuse_registered(session, RuleSetRecord, compiled.sha256, "rule set")
     target = Path(settings.artifact_dir) / "rules" / compiled.sha256
     target.mkdir(parents=True, exist_ok=True)
-    for file in rule_files([source]):
-        _copy_into_place(file, target / file.name)
+    for file in rule_files([source]):  # small files: always written afresh, whole
+        _copy_whole(file, target / file.name)
     record = RuleSetRecord(
         name=name or source.name,
         sha256=compiled.sha256,

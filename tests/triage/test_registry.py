@@ -147,3 +147,20 @@ def test_the_same_rule_set_registered_at_the_same_moment_is_a_conflict(
             registry.register_ruleset(session, system_context(), settings, rules)
     with Session(engine) as session:
         assert [r.name for r in session.exec(select(RuleSetRecord))] == ["theirs"]
+
+
+def test_a_rule_file_left_damaged_by_an_earlier_attempt_is_written_afresh(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    # A copy cut short (by the code before copies were renamed into place, or by a crash) must
+    # not be taken for the rule file: a run would then find the set changed on disk.
+    rules = tmp_path / "r.yar"
+    rules.write_text('rule one { strings: $a = "abc" condition: $a }')
+    compiled = registry.compile_rules([rules])
+    damaged = Path(settings.artifact_dir) / "rules" / compiled.sha256 / "r.yar"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_text("rule one { stri")
+    with session_scope(engine) as session:
+        record = registry.register_ruleset(session, system_context(), settings, rules)
+    assert damaged.read_text() == rules.read_text()
+    assert registry.load_ruleset(record).sha256 == record.sha256
