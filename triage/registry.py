@@ -63,7 +63,7 @@ def register_hashset(
     # file's own name, in a folder named by its content, so that a complaint about a line
     # names the file the admin gave; a copy that proves not to be a hash set is not kept.
     kept = sources / sha / source.name
-    copied = _copy_into_place(source, kept, move=disposable)
+    copied = _copy_into_place(source, kept, sha, move=disposable)
 
     def discard() -> None:
         if copied:
@@ -125,13 +125,14 @@ def _add_unless_registered(
         raise  # not a duplicate after all: a fault, reported as one
 
 
-def _copy_into_place(source: Path, kept: Path, move: bool = False) -> bool:
-    """Copy (or ``move``) ``source`` to ``kept`` unless it is there already; True if done.
-    A copy is written beside and renamed into place, so ``kept`` is always whole: a
-    registration of the same content at the same moment indexes a complete file, never one
-    half written."""
-    if kept.exists():
+def _copy_into_place(source: Path, kept: Path, sha: str, move: bool = False) -> bool:
+    """Copy (or ``move``) ``source``, whose SHA-256 is ``sha``, to ``kept`` unless that holds
+    it already; True if done. A copy is written beside and renamed into place, so ``kept`` is
+    always whole: a registration of the same content at the same moment indexes a complete
+    file, never one half written."""
+    if kept.exists() and file_sha256(kept) == sha:
         return False
+    # Not there, or left damaged by a copy cut short (before copies were renamed into place).
     kept.parent.mkdir(parents=True, exist_ok=True)
     if move:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -164,3 +165,16 @@ def test_a_rule_file_left_damaged_by_an_earlier_attempt_is_written_afresh(
         record = registry.register_ruleset(session, system_context(), settings, rules)
     assert damaged.read_text() == rules.read_text()
     assert registry.load_ruleset(record).sha256 == record.sha256
+
+
+def test_a_kept_hash_set_copy_left_damaged_is_replaced_before_it_is_indexed(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    source = tmp_path / "set.md5"
+    source.write_text(BODY * 2 + "0cc175b9c0f1b6a831c399e269772661  a\n")
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    damaged = Path(settings.artifact_dir) / "hashsets" / "sources" / sha / "set.md5"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_text(BODY)  # cut short: one hash of the two
+    record = _register(engine, settings, source)
+    assert record.entries == 2 and damaged.read_bytes() == source.read_bytes()
