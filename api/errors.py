@@ -16,6 +16,7 @@ from sqlalchemy.exc import DataError as DBDataError
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.exc import OperationalError as DBOperationalError
 from sqlalchemy.exc import TimeoutError as DBPoolTimeout
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.web import pages
@@ -128,7 +129,12 @@ def install(app: FastAPI, headers_for: Callable[[str], list[tuple[bytes, bytes]]
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)  # registered for that class alone
         if for_a_person(request):
-            return answer(request, exc.status_code, exc.detail, dict(exc.headers or {}))
+            # An address no page has (or a method it does not take): no route ran, so no
+            # account was loaded; a signed-in person still gets the page with their way around.
+            account = await run_in_threadpool(pages.signed_in_account, request)
+            return pages.problem_page(
+                request, account, exc.status_code, str(exc.detail), dict(exc.headers or {})
+            )
         return await http_exception_handler(request, exc)
 
     app.add_exception_handler(errors.TriageError, triage_error)

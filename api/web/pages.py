@@ -66,6 +66,20 @@ def page_account(request: Request, session: SessionDep, settings: SettingsDep) -
 PageAccount = Annotated[Account, Depends(page_account)]
 
 
+def signed_in_account(request: Request) -> Account | None:
+    """The account signed in on this browser, for an error page no route served (so no
+    dependency loaded it); None when nobody is, or when it cannot be told (the page is then
+    shown as to anyone signed out)."""
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    try:
+        with Session(request.app.state.engine) as session:
+            return accounts.account_from_token(session, request.app.state.settings, token)
+    except Exception:  # noqa: BLE001 - a way around on an error page, never a second error
+        return None
+
+
 def _ctx(request: Request, account: Account) -> Context:
     return Context(actor=account, request_id=request.state.request_id)
 

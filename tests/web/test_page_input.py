@@ -122,10 +122,11 @@ def test_page_errors_are_pages_and_api_errors_stay_json(client: TestClient, user
 
     r = client.get("/my/cases/not-a-number")
     assert r.status_code == 422 and "<h1>Cannot do that</h1>" in _html(r)
-    r = client.get("/no/such/page")
-    assert r.status_code == 404 and "<h1>Not found</h1>" in _html(r)
+    r = client.get("/no/such/page")  # signed in: the page keeps the way around (it lost it)
+    assert r.status_code == 404 and "<h1>Not found</h1>" in _html(r) and "Sign out" in _html(r)
     r = client.post("/queue")  # a page address with the wrong method
-    assert r.status_code == 405 and "<h1>Cannot do that</h1>" in _html(r)
+    assert r.status_code == 405 and "<h1>Cannot do that</h1>" in _html(r) and "Sign out" in _html(r)
+    assert r.headers["allow"] == "GET"
 
     client.post("/logout")
     client.post("/login", data={"username": "ioc", "password": PASSWORD})
@@ -134,7 +135,11 @@ def test_page_errors_are_pages_and_api_errors_stay_json(client: TestClient, user
     assert r.status_code == 404 and "<h1>Not found</h1>" in page and page.count("999999") == 1, page
     client.post("/logout")
     r = client.get("/no/such/page")  # signed out: still a page, its way home the sign-in page
-    assert r.status_code == 404 and 'href="/"' in _html(r)
+    assert r.status_code == 404 and 'href="/"' in _html(r) and "Sign out" not in _html(r)
+    client.cookies.set("triage_session", "forged")
+    r = client.get("/no/such/page")  # a cookie that is no session: as signed out
+    assert r.status_code == 404 and "Sign out" not in _html(r)
+    client.cookies.clear()
     # PostgreSQL refuses a NUL in the name looked up (the DataError backstop); SQLite finds no one
     r = client.post("/login", data={"username": "nul\x00byte", "password": "x"})
     assert r.status_code in (401, 422) and "<h1>" in _html(r)
