@@ -183,14 +183,14 @@ def dispatch_all(
     md5s = {
         key: (image.computed_md5 or image.acquisition_md5) if image else None for key, image in images.items()
     }
-    if any(image is not None and md5s[key] is None for key, image in images.items()):
+    unhashed = {key: image for key, image in images.items() if image is not None and md5s[key] is None}
+    if unhashed:
         # An image never hashed (no acquisition hash, not triaged) is read whole, which takes
         # minutes for a large one: not inside a transaction (on SQLite it would hold the write
         # lock throughout).
         end_read_transaction(session)
-        for key, image in images.items():
-            if image is not None and md5s[key] is None:
-                md5s[key] = _image_md5(image)
+        for key, unread in unhashed.items():
+            md5s[key] = _image_md5(unread)
     # The vendor's row is locked until the commit, so that two managers sending at once
     # cannot both take its last places this month; then everything is checked again (each
     # exhibit sent counts against the capacity of the next).

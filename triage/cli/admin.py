@@ -131,9 +131,13 @@ def users_update(
 
 
 def _describe(account: Account) -> str:
-    devices = ", ".join(account.device_types) if account.device_types else "every kind"
     cleared = "cleared" if account.iioc_cleared else "not cleared"
-    return f"{account.role}, devices: {devices}, indecent imagery: {cleared}"
+    return f"{account.role}, devices: {_devices(account)}, indecent imagery: {cleared}"
+
+
+def _devices(account: Account) -> str:
+    """The device kinds an examiner examines; none listed means every kind."""
+    return ", ".join(account.device_types) or "every kind"
 
 
 def _set_active(username: str, active: bool) -> None:
@@ -172,7 +176,7 @@ def users_list() -> None:
                 a.username,
                 str(a.role),
                 a.team,
-                ", ".join(a.device_types) or "every kind",
+                _devices(a),
                 "yes" if a.iioc_cleared else "no",
                 "yes" if a.is_active else "no",
             )
