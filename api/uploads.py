@@ -51,15 +51,20 @@ def remove_stale_staging(settings: Settings, now: float | None = None) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def save_upload(upload: UploadFile, folder: Path) -> Path:
+def save_upload(upload: UploadFile, folder: Path, field: str = "file") -> Path:
+    """Save ``upload`` in ``folder`` under its base name; ``field`` is the form field that
+    errors name. Two files of one request with the same name are refused (the second would
+    silently replace the first: two vendors' rule sets may each have an ``index.yar``)."""
     name = Path(upload.filename or "").name
     if not name or name in (".", ".."):
-        raise FieldValidationError("file", "needs a file name")
+        raise FieldValidationError(field, "needs a file name")
     if len(name.encode("utf-8", "surrogatepass")) > NAME_MAX or any(ord(c) < 32 for c in name):
         raise FieldValidationError(
-            "file", f"the file name must be at most {NAME_MAX} bytes, without control characters"
+            field, f"the file name must be at most {NAME_MAX} bytes, without control characters"
         )
     target = folder / name
+    if target.exists():
+        raise FieldValidationError(field, f"two files are named {name}: rename one, or register them apart")
     with target.open("wb") as out:
         shutil.copyfileobj(upload.file, out, 4 * 1024 * 1024)
     return target

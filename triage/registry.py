@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import shutil
+import tempfile
 import threading
 from pathlib import Path
 from typing import TypeVar
@@ -17,7 +19,7 @@ from sqlmodel import Session, col, select
 from triage import audit
 from triage.analysis.hashsets import HashSetInfo, HashSetKind, load_hashset
 from triage.analysis.hashsets.store import Progress, file_sha256
-from triage.analysis.yarascan import RuleSet, compile_rules, rule_files
+from triage.analysis.yarascan import RULE_SUFFIXES, RuleSet, compile_rules, rule_files, rules_sha256
 from triage.context import Context
 from triage.db import end_read_transaction
 from triage.errors import ConflictError, HashSetError, NotFoundError, RulesError
@@ -25,6 +27,8 @@ from triage.evidence.paths import not_usable, shown
 from triage.models.accounts import Role
 from triage.models.runs import HashSetRecord, RuleSetRecord
 from triage.settings import Settings
+
+COPY_BLOCK = 4 * 1024 * 1024
 
 
 def _hashset_dirs(settings: Settings) -> tuple[Path, Path]:
@@ -141,19 +145,28 @@ def _copy_into_place(source: Path, kept: Path, sha: str, move: bool = False) -> 
         except OSError as exc:
             if exc.errno != errno.EXDEV:  # on another disk: copied below
                 raise
-    _copy_whole(source, kept)
+    partial = kept.with_name(f".{kept.name}.copying-{os.getpid()}-{threading.get_ident()}")
+    try:
+        if _copy_hashing(source, partial) != sha:
+            # Still being written (a download, an export): the set would be recorded under
+            # the hash of one version and indexed from another.
+            raise HashSetError(
+                f"{shown(source)}: changed while it was being registered; register it again once complete"
+            )
+        partial.replace(kept)
+    finally:
+        partial.unlink(missing_ok=True)
     return True
 
 
-def _copy_whole(source: Path, target: Path) -> None:
-    """Copy ``source`` over ``target``, written beside it and renamed into place, so that
-    ``target`` is never seen half written (nor left so by a copy cut short)."""
-    partial = target.with_name(f".{target.name}.copying-{os.getpid()}-{threading.get_ident()}")
-    try:
-        shutil.copyfile(source, partial)
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
+def _copy_hashing(source: Path, target: Path) -> str:
+    """Copy ``source`` to ``target`` in one pass, returning the SHA-256 of what was copied."""
+    digest = hashlib.sha256()
+    with source.open("rb") as src, target.open("wb") as out:
+        while block := src.read(COPY_BLOCK):
+            digest.update(block)
+            out.write(block)
+    return digest.hexdigest()
 
 
 def hashset_info(record: HashSetRecord) -> HashSetInfo:
@@ -177,22 +190,54 @@ def register_ruleset(
     if ctx.actor is not None:
         ctx.require(Role.admin)
     end_read_transaction(session)
-    compiled = compile_rules([source])
+    compiled = compile_rules([source])  # refuses a path that is neither a file nor a folder
+    if source.is_file() and source.suffix.lower() not in RULE_SUFFIXES:
+        # Kept in a folder, it would be passed over there like any such file in a folder.
+        *others, last = sorted(RULE_SUFFIXES)
+        raise RulesError(f"a rule file's name must end in {', '.join(others)} or {last}")
     _refuse_registered(session, RuleSetRecord, compiled.sha256, "rule set")
     target = Path(settings.artifact_dir) / "rules" / compiled.sha256
-    target.mkdir(parents=True, exist_ok=True)
-    for file in rule_files([source]):  # small files: always written afresh, whole
-        _copy_whole(file, target / file.name)
+    kept = _keep_rules(source, target, compiled.sha256)
     record = RuleSetRecord(
         name=name or source.name,
         sha256=compiled.sha256,
         path=str(target),
-        files=[Path(f).name for f in compiled.files],
+        files=kept,
         rule_count=compiled.rule_count,
         created_by=ctx.actor_id,
     )
     _add_unless_registered(session, ctx, record, "ruleset.register", "rule set")
     return record
+
+
+def _keep_rules(source: Path, target: Path, sha: str) -> list[str]:
+    """Copy the rule files of ``source`` (whose hash compiled as ``sha``) into ``target`` as
+    they are laid out: a folder's sub-folders are kept, since two vendors' sets may each have
+    an ``index.yar`` and the files' order is part of the hash. They are copied to a private
+    folder first and checked against ``sha``, so that a file saved meanwhile is refused rather
+    than kept under the hash of another version; then each is renamed into place, whole (small
+    files: always written afresh). Returns the files' paths inside ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".registering-"))
+    try:
+        base = source if source.is_dir() else source.parent
+        for file in rule_files([source]):
+            copy = staging / file.relative_to(base)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, copy)
+        if rules_sha256([staging]) != sha:
+            raise RulesError(
+                f"{shown(source)}: changed while it was being registered; register it again once saved"
+            )
+        kept: list[str] = []
+        for copy in rule_files([staging]):
+            inside = copy.relative_to(staging)
+            (target / inside).parent.mkdir(parents=True, exist_ok=True)
+            copy.replace(target / inside)
+            kept.append(inside.as_posix())
+        return kept
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 _compiled: dict[str, RuleSet] = {}

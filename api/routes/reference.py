@@ -105,7 +105,7 @@ def upload_ruleset(
     ctx.require(Role.admin)
     with staging(settings) as folder:
         for upload in files:
-            save_upload(upload, folder)
+            save_upload(upload, folder, "files")
         record = registry.register_ruleset(session, ctx, settings, folder, name or "uploaded rules")
     session.commit()
     return _public(record, registry.ruleset_in_use(session))

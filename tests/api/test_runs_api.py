@@ -80,6 +80,32 @@ def test_rule_sets_that_do_not_compile_are_refused_at_upload(
     assert client.post("/api/v1/rulesets/upload", files=[good], headers=h).status_code == 409  # same content
 
 
+def test_rule_files_of_one_upload_with_the_same_name_are_refused_not_merged(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], settings: Settings
+) -> None:
+    # Two vendors' sets each with an index.yar: saved under one name, the second silently
+    # replaced the first and the set registered without its rules.
+    h = headers["admin"]
+    first = ("files", ("index.yar", io.BytesIO(b'rule a { strings: $a = "a" condition: $a }'), "text/plain"))
+    second = ("files", ("index.yar", io.BytesIO(b'rule b { strings: $b = "b" condition: $b }'), "text/plain"))
+    r = client.post("/api/v1/rulesets/upload", files=[first, second], headers=h)
+    assert r.status_code == 422 and "two files are named index.yar" in r.text
+    assert client.get("/api/v1/rulesets", headers=h).json() == []
+    assert not list((Path(settings.artifact_dir) / "uploads").glob("upload-*"))
+
+
+def test_a_rule_file_registered_by_path_needs_a_rule_file_name(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], settings: Settings
+) -> None:
+    # Kept in its folder, a rules.txt would be passed over by every run, which then failed.
+    reference = Path(settings.reference_roots[0])
+    reference.mkdir(parents=True, exist_ok=True)
+    (reference / "rules.txt").write_text('rule a { strings: $a = "a" condition: $a }')
+    r = client.post("/api/v1/rulesets", json={"path": "rules.txt"}, headers=headers["admin"])
+    assert r.status_code == 400 and "must end in .rule, .rules, .yar or .yara" in r.text
+    assert client.get("/api/v1/rulesets", headers=headers["admin"]).json() == []
+
+
 def test_hash_sets_upload_and_register_are_admin_only_and_validated(
     client: TestClient, users: Users, headers: dict[str, dict[str, str]], tmp_path: Path, settings: Settings
 ) -> None:

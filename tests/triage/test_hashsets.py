@@ -258,3 +258,26 @@ def test_making_a_set_ready_tells_how_far_it_has_got(tmp_path: Path, monkeypatch
     told.clear()
     load_hashset(source, tmp_path / "cache", progress=lambda *call: told.append(call))
     assert told == []  # ready already: nothing to do, nothing told
+
+
+def test_a_set_written_to_while_it_is_indexed_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its store would be named by the hash of the version read first and hold another, and
+    # a scan's provenance would name a set it did not use.
+    f = tmp_path / "growing.md5"
+    f.write_text(f"{MD5}  a\n")
+    real = store_module._build
+
+    def appended_meanwhile(*args: object, **kwargs: object) -> int:
+        entries = real(*args, **kwargs)  # type: ignore[arg-type]
+        with f.open("a") as fh:
+            fh.write(f"{'b' * 32}  b\n")
+        return entries
+
+    monkeypatch.setattr(store_module, "_build", appended_meanwhile)
+    with pytest.raises(HashSetError, match=r"growing\.md5: changed while it was being indexed"):
+        load_hashset(f, tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []
+    monkeypatch.undo()
+    assert load_hashset(f, tmp_path / "cache").entries == 2

@@ -15,7 +15,7 @@ from triage import registry
 from triage.analysis.hashsets import HashSetInfo
 from triage.context import system_context
 from triage.db import session_scope
-from triage.errors import ConflictError
+from triage.errors import ConflictError, HashSetError, RulesError
 from triage.models.runs import HashSetRecord, RuleSetRecord
 from triage.settings import Settings
 
@@ -124,11 +124,11 @@ def test_a_copy_that_fails_half_way_leaves_nothing_to_be_taken_for_whole(
     source = tmp_path / "set.md5"
     source.write_text(BODY * 3)
 
-    def cut_short(src: Path, dst: Path) -> None:
+    def cut_short(src: Path, dst: Path) -> str:
         Path(dst).write_text(BODY)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(registry.shutil, "copyfile", cut_short)
+    monkeypatch.setattr(registry, "_copy_hashing", cut_short)
     with pytest.raises(OSError, match="No space"):
         _register(engine, settings, source)
     sources = Path(settings.artifact_dir) / "hashsets" / "sources"
@@ -178,3 +178,70 @@ def test_a_kept_hash_set_copy_left_damaged_is_replaced_before_it_is_indexed(
     damaged.write_text(BODY)  # cut short: one hash of the two
     record = _register(engine, settings, source)
     assert record.entries == 2 and damaged.read_bytes() == source.read_bytes()
+
+
+def test_a_rule_folder_with_sub_folders_is_kept_as_it_was_compiled(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    # Two vendors' sets side by side, each with an index.yar, and files whose order under the
+    # folder differs from their order by name: kept flat, one index.yar overwrote the other
+    # and runs found the set "changed on disk".
+    root = tmp_path / "rules"
+    (root / "vendor_a").mkdir(parents=True)
+    (root / "vendor_b").mkdir()
+    (root / "vendor_a" / "index.yar").write_text('rule a { strings: $a = "aaa" condition: $a }')
+    (root / "vendor_a" / "zeta.yar").write_text('rule z { strings: $z = "zzz" condition: $z }')
+    (root / "vendor_b" / "index.yar").write_text('rule b { strings: $b = "bbb" condition: $b }')
+    with session_scope(engine) as session:
+        record = registry.register_ruleset(session, system_context(), settings, root)
+    assert record.rule_count == 3
+    registry._compiled.clear()  # as a worker process would: compiled from the kept copy
+    assert registry.load_ruleset(record).rule_count == 3
+
+
+def test_a_rule_file_changed_while_it_is_registered_is_refused(
+    engine: Engine, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = tmp_path / "r.yar"
+    rules.write_text('rule one { strings: $a = "abc" condition: $a }')
+    real = registry.compile_rules
+
+    def then_edited(paths: list[Path]) -> Any:
+        compiled = real(paths)
+        rules.write_text('rule one { strings: $a = "abd" condition: $a }')  # saved by an editor meanwhile
+        return compiled
+
+    monkeypatch.setattr(registry, "compile_rules", then_edited)
+    with pytest.raises(RulesError, match=r"r\.yar: changed while it was being registered"):  # noqa: PT012
+        with session_scope(engine) as session:
+            registry.register_ruleset(session, system_context(), settings, rules)
+    with Session(engine) as session:
+        assert session.exec(select(RuleSetRecord)).first() is None
+    kept = Path(settings.artifact_dir) / "rules"
+    assert [p for p in kept.rglob("*") if p.is_file()] == []
+
+
+def test_a_hash_set_changed_while_it_is_registered_is_refused(
+    engine: Engine, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Hashed, then copied and indexed: a file still being written (a download, an export)
+    # would be recorded under the hash of one version while the store held another.
+    source = tmp_path / "set.md5"
+    source.write_text(BODY)
+    real = registry.file_sha256
+
+    def then_appended(path: Path) -> str:
+        sha = real(path)
+        if path == source:
+            with source.open("a") as fh:
+                fh.write("0cc175b9c0f1b6a831c399e269772661  a\n")
+        return sha
+
+    monkeypatch.setattr(registry, "file_sha256", then_appended)
+    with pytest.raises(HashSetError, match=r"set\.md5: changed while it was being registered"):
+        _register(engine, settings, source)
+    with Session(engine) as session:
+        assert session.exec(select(HashSetRecord)).first() is None
+    assert _kept(settings) == []
+    index = Path(settings.artifact_dir) / "hashsets" / "index"
+    assert not index.exists() or list(index.iterdir()) == []

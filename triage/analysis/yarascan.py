@@ -56,14 +56,28 @@ def rule_files(paths: list[Path]) -> list[Path]:
     return files
 
 
+def _digest_part(path: Path, data: bytes) -> bytes:
+    """What one rule file adds to its set's SHA-256: its name and its content's hash, in the
+    order ``rule_files`` gives (so the set's hash does not depend on the folder it is in)."""
+    return path.name.encode() + b"\0" + hashlib.sha256(data).digest()
+
+
+def rules_sha256(paths: list[Path]) -> str:
+    """The SHA-256 that ``compile_rules`` gives the rules under ``paths``, without compiling."""
+    digest = hashlib.sha256()
+    for path in rule_files(paths):
+        digest.update(_digest_part(path, path.read_bytes()))
+    return digest.hexdigest()
+
+
 def compile_rules(paths: list[Path]) -> RuleSet:
     """Compile every rule file together (one namespace per file) to validate them up front."""
     files = rule_files(paths)
     digest = hashlib.sha256()
     sources: dict[str, str] = {}
     for n, path in enumerate(files):
-        data = path.read_bytes()
-        digest.update(path.name.encode() + b"\0" + hashlib.sha256(data).digest())
+        data = path.read_bytes()  # hashed as read: the hash is of what was compiled
+        digest.update(_digest_part(path, data))
         try:
             sources[f"r{n}_{path.stem}"] = data.decode("utf-8")
         except UnicodeDecodeError as exc:

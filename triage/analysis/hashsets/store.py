@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from triage.analysis.hashsets.prefilter import DigestFilter, build_filter
+from triage.analysis.hashsets.prefilter import DigestFilter, build_filter, filter_path
 from triage.analysis.hashsets.readers import READERS_BY_NAME, Reader, sniff
 from triage.analysis.hashsets.records import HashRecord, HashSetKind
 from triage.errors import HashSetError
@@ -115,6 +115,11 @@ def load_hashset(
         entries = HashSetStore(store).count()
     else:
         entries = _build(reader, source, store, lambda done: told("indexing", done, 0))
+        if file_sha256(source) != sha:  # written to while it was read: the store is of neither
+            discard_store(store)
+            raise HashSetError(
+                f"{shown(source)}: changed while it was being indexed; index it again once complete"
+            )
     ensure_filter(store, entries, lambda done: told("filtering", done, entries))
     return HashSetInfo(
         name=name or source.name,
@@ -125,6 +130,12 @@ def load_hashset(
         entries=entries,
         store=str(store),
     )
+
+
+def discard_store(store: Path | str) -> None:
+    """Remove a store and its filter."""
+    Path(store).unlink(missing_ok=True)
+    filter_path(store).unlink(missing_ok=True)
 
 
 def ensure_filter(store: Path | str, entries: int, progress: Callable[[int], None] | None = None) -> bool:
