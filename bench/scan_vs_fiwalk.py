@@ -242,6 +242,7 @@ def main() -> None:
                 str(rules),
                 "--out",
                 str(out),
+                "--overwrite",
             ],
             sample_memory=True,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -287,3 +288,13 @@ def test_cli_exit_codes_and_outputs(
     assert run(str(images["ext4"]), "--out", str(both), "--dfxml", str(also)).returncode == 0
     assert also.read_bytes() == (both / "dfxml.xml").read_bytes()
     assert parse_dfxml(also.read_text()) == parse_dfxml(dfxml_only.read_text())
+    # Results already there (an earlier scan's, perhaps of another image) are not replaced in
+    # silence: refused before any work, unless --overwrite.
+    earlier = {p.name: p.read_bytes() for p in out.iterdir()}
+    for args in (("--out", str(out)), ("--dfxml", str(also))):
+        again = run(str(images["ext4"]), *args)
+        assert again.returncode == 1 and "holds an earlier scan's results" in again.stderr, again.stderr
+        assert again.stderr.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier
+    assert run(str(images["ext4"]), "--out", str(out), "--overwrite").returncode == 0
+    assert json.loads((out / "summary.json").read_text())["image"]["path"].endswith(images["ext4"].name)

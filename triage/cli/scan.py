@@ -71,6 +71,29 @@ def _check_writable(target: Path) -> None:
         target.unlink()
 
 
+RESULT_FILES = ("files.jsonl", "summary.json", "dfxml.xml")
+
+
+def _refuse_earlier_results(out: Path | None, dfxml: Path | None) -> None:
+    """Exit status 1 if ``out`` or ``dfxml`` holds an earlier scan's results: replaced in
+    silence, they would be lost (perhaps another image's), or left half replaced by a scan
+    that then failed."""
+    places = [out / name for name in RESULT_FILES] if out is not None else []
+    found = [place for place in [*places, dfxml] if place is not None and _exists(place)]
+    if found:
+        raise _die(
+            ExitCode.failed,
+            f"{shown(found[0])}: holds an earlier scan's results; give another place, or --overwrite",
+        )
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long, say: reported when the results are written
+        return False
+
+
 def _parse_expect(values: list[str]) -> dict[str, str]:
     out = {}
     for value in values:
@@ -120,14 +143,30 @@ def scan(
     hashset_cache: Annotated[
         Path, typer.Option(envvar="TRIAGE_HASHSET_CACHE", help="where indexed hash sets are kept")
     ] = DEFAULT_CACHE,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace the results of an earlier scan in --out / --dfxml")
+    ] = False,
 ) -> None:
     """Hash every file of IMAGE, look each up in hash sets and scan it with YARA.
 
     Exit status: 0 success, 3 unreadable image, 4 integrity mismatch, 5 bad hash set, 6 bad rules,
-    1 anything else (such as an output folder that cannot be made).
+    1 anything else (such as an output folder that cannot be made, or results of an earlier scan
+    where this one's would go, unless --overwrite).
     """
     if (problem := not_usable(image)) is not None:
         raise _die(ExitCode.unreadable_image, f"{shown(image)}: {problem}")
+    # Where the results go is checked before any long work (indexing an NSRL-size set).
+    if not overwrite:
+        _refuse_earlier_results(out, dfxml)
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _die(
+                ExitCode.failed, f"{shown(out)}: cannot write the results there: {exc.strerror}"
+            ) from None
+    if dfxml is not None:
+        _check_writable(dfxml)
     start_fork_server()  # it loads the analysis modules while the hash sets and rules load here
     options = ScanOptions(
         include_deleted=deleted,
@@ -170,16 +209,7 @@ def scan(
             except RulesError as exc:
                 raise _die(ExitCode.bad_rules, str(exc)) from None
 
-        work = out or Path(tempfile.mkdtemp(prefix="triage-scan-"))
-        try:
-            work.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _die(
-                ExitCode.failed, f"{shown(work)}: cannot write the results there: {exc.strerror}"
-            ) from None
-        if dfxml is not None:
-            _check_writable(dfxml)
-        listing = work / "files.jsonl"
+        listing = (out or Path(tempfile.mkdtemp(prefix="triage-scan-"))) / "files.jsonl"
         counting("opening")
 
         def progress(phase: str, done: int, total: int) -> None:
