@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
-from triage.analysis.hashsets import HashSetKind, HashSetStore, load_hashset
+from triage.analysis.hashsets import HashSetKind, HashSetStore, load_hashset, readers
 from triage.analysis.hashsets import prefilter as prefilter_module
 from triage.analysis.hashsets import store as store_module
 from triage.analysis.hashsets.prefilter import DigestFilter, filter_path
@@ -126,17 +127,41 @@ def test_vics_booleans_as_strings_and_nested_media(tmp_path: Path) -> None:
     assert found == ("VICS 0 non-pertinent", False)
 
 
+def test_a_vics_set_is_read_one_record_at_a_time(tmp_path: Path) -> None:
+    # National sets and case exports are gigabytes: read whole, a set took about five times
+    # its size in memory (3 GB for a 640 MB file), enough to take down the server indexing it.
+    f = tmp_path / "national.json"
+    media = {"Category": 1, "VictimIdentified": "false", "PhotoDNA": "A" * 400, "Comments": "x" * 200}
+    with f.open("w") as fh:
+        fh.write('{"@odata.context": "http://github.com/ICMEC/ProjectVic/DataModels/2.0.xml", "value": [')
+        fh.write(",".join(json.dumps({**media, "MediaID": n, "MD5": f"{n:032x}"}) for n in range(40_000)))
+        fh.write("]}")
+    reader = readers.sniff(f)
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in reader.read(f))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 40_000
+    assert peak < f.stat().st_size / 4, (peak, f.stat().st_size)
+
+
 @pytest.mark.parametrize(
     "body,match",
     [
         ('{"value": [{"Category": 1, "MD5": "xyz"}]}', "Media #1 MD5"),
         ('{"value": [{"Category": "high", "MD5": "' + MD5 + '"}]}', "not a number"),
         ('{"value": [', "malformed VICS JSON"),
+        ('{"value": [{"Category": 1, "MD5": "' + MD5 + '"}, {"Categ', "malformed VICS JSON"),
+        ('{"odata.metadata": "x", "value": 5}', r"bad\.json: VICS JSON without a 'value' list"),
+        ('{"odata.metadata": "x"}', "without a 'value' list"),
+        ('{"value": [{"Category": 1, "MD5": "\xff"}]}', "malformed VICS JSON"),
     ],
 )
 def test_malformed_vics_is_refused_with_the_place(body: str, match: str, tmp_path: Path) -> None:
     f = tmp_path / "bad.json"
-    f.write_text(body)
+    f.write_bytes(body.encode("latin-1"))
     with pytest.raises(HashSetError, match=match):
         load_hashset(f, tmp_path / "cache")
 

@@ -8,12 +8,13 @@ VICS JSON 1.3/2.0, UK CAID category lists (CSV), CSV with a header, and plain te
 from __future__ import annotations
 
 import csv
-import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import ijson
 
 from triage.analysis.hashsets.records import HEX, LENGTHS, HashRecord, HashSetKind, parse_digest
 from triage.errors import HashSetError
@@ -96,27 +97,48 @@ def _vics_bool(value: Any) -> bool:
     return bool(value)
 
 
-def _vics_media(document: Any) -> Iterator[dict[str, Any]]:
-    values = document.get("value") if isinstance(document, dict) else None
-    if not isinstance(values, list):
-        raise HashSetError("VICS JSON without a 'value' list")
-    for item in values:
-        if not isinstance(item, dict):
-            continue
-        nested = item.get("Media")
-        if isinstance(nested, list):  # case exports: value[].Media[]
-            yield from (m for m in nested if isinstance(m, dict))
-        else:
-            yield item
+FLAT, NESTED = "value.item", "value.item.Media.item"  # where Media records are in the document
+
+
+def _vics_shape(path: Path) -> str:
+    """Whether the Media records are the ``value`` list's items or, in a case export, nested
+    under ``value[].Media[]``: read from the first item, without reading on."""
+    with path.open("rb") as fh:
+        for prefix, event, _value in ijson.parse(fh):
+            if prefix == "value" and event not in ("start_array", "end_array"):
+                break  # "value" is there but is no list
+            if (prefix, event) == ("value.item.Media", "start_array"):
+                return NESTED
+            if (prefix, event) in (("value.item", "end_map"), ("value", "end_array")):
+                return FLAT
+    raise HashSetError(f"{path.name}: VICS JSON without a 'value' list")
+
+
+def _vics_media(path: Path) -> Iterator[dict[str, Any]]:
+    """The Media records, one at a time: a national set or a case export is gigabytes of JSON,
+    which read whole took about five times its size in memory. A file is taken in the shape of
+    its first item (an item of a flat list that holds a Media list is read whole)."""
+    shape = _vics_shape(path)
+    with path.open("rb") as fh:
+        for item in ijson.items(fh, shape, use_float=True):
+            if not isinstance(item, dict):
+                continue
+            nested = item.get("Media") if shape == FLAT else None
+            if isinstance(nested, list):
+                yield from (m for m in nested if isinstance(m, dict))
+            else:
+                yield item
 
 
 def _read_vics(path: Path) -> Iterator[HashRecord]:
     try:
-        with path.open("rb") as fh:
-            document = json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        yield from _vics_records(path)
+    except ijson.JSONError as exc:
         raise HashSetError(f"{path.name}: malformed VICS JSON: {exc}") from exc
-    for n, media in enumerate(_vics_media(document), 1):
+
+
+def _vics_records(path: Path) -> Iterator[HashRecord]:
+    for n, media in enumerate(_vics_media(path), 1):
         raw_category = media.get("Category")
         try:
             category = int(raw_category) if raw_category not in (None, "") else None
