@@ -306,3 +306,35 @@ def test_a_set_written_to_while_it_is_indexed_is_refused(
     assert list((tmp_path / "cache").iterdir()) == []
     monkeypatch.undo()
     assert load_hashset(f, tmp_path / "cache").entries == 2
+
+
+def test_a_utf8_list_whose_first_block_ends_inside_a_character_is_read(tmp_path: Path) -> None:
+    # md5sum output of files with non-ASCII names: the 64 KiB read to tell the format could
+    # end in the middle of a character, and the whole list was refused as no known format.
+    names = "".join(f"{n:032x}  фотография_{n}.jpg\n" for n in range(3000))
+    for pad in range(64):  # a padding comment that puts the cut inside a character
+        data = f"#{'x' * pad}\n{names}".encode()
+        try:
+            data[: 64 * 1024].decode()
+        except UnicodeDecodeError:
+            break
+    else:
+        pytest.fail("no padding cut a character")
+    f = tmp_path / "names.md5"
+    f.write_bytes(data)
+    assert load_hashset(f, tmp_path / "cache").entries == 3000
+
+
+def test_csv_bytes_that_are_not_utf8_past_the_first_block_do_not_stop_the_read(tmp_path: Path) -> None:
+    f = tmp_path / "export.csv"
+    rows = b"".join(b"%032x,f%d.jpg\n" % (n, n) for n in range(5000))
+    f.write_bytes(b"md5,name\n" + rows + MD5.encode() + b",caf\xe9.jpg\n")  # Windows-1252 name
+    info, found = _lookup(f, tmp_path, MD5)
+    assert info.entries == 5001 and found == ("", True)  # type: ignore[attr-defined]
+
+
+def test_a_csv_field_over_the_size_limit_is_refused_with_its_line(tmp_path: Path) -> None:
+    f = tmp_path / "odd.csv"
+    f.write_text(f'md5,comment\n{MD5},ok\n{"a" * 32},"{"x" * 200_000}"\n')
+    with pytest.raises(HashSetError, match=r"odd\.csv:3: field larger than field limit"):
+        load_hashset(f, tmp_path / "cache")

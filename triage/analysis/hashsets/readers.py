@@ -165,10 +165,17 @@ def _vics_records(path: Path) -> Iterator[HashRecord]:
 # --- CSV (generic and UK CAID) ------------------------------------------------------------
 
 
+def _text(head: bytes) -> str:
+    """The first bytes of a file as text: the last character may be cut in two by the end of
+    the read, and a name column may be in a Windows code page, so bytes that are not UTF-8 are
+    replaced (a hash or a header never has any)."""
+    return head.decode("utf-8-sig", "replace")
+
+
 def _csv_header(head: bytes) -> list[str] | None:
     try:
-        first = head.decode("utf-8-sig").splitlines()[0]
-    except (UnicodeDecodeError, IndexError):
+        first = _text(head).splitlines()[0]
+    except IndexError:
         return None
     if "," not in first and ";" not in first and "\t" not in first:
         return None
@@ -208,7 +215,7 @@ def _sniff_caid(path: Path, head: bytes) -> bool:
     category = next((i for i, c in enumerate(header) if c in CATEGORY_COLUMNS), None)
     if category is None:
         return False
-    lines = head.decode("utf-8-sig", "replace").splitlines()[1:20]
+    lines = _text(head).splitlines()[1:20]
     rows = list(csv.reader(lines, dialect=_dialect(lines[0] if lines else ",")))
     values = [r[category] for r in rows if len(r) > category and r[category].strip()]
     # Letter grades (A/B/C, "Cat A") mark a CAID list; plain numbers could be anything.
@@ -220,7 +227,9 @@ def _sniff_caid(path: Path, head: bytes) -> bool:
 
 
 def _read_csv_rows(path: Path, categorise: Callable[[str, int], tuple[str, bool]]) -> Iterator[HashRecord]:
-    with path.open("r", encoding="utf-8-sig", newline="") as fh:
+    # Bytes that are not UTF-8 (a name column in a Windows code page) are replaced, as in
+    # plain lists: hashes and categories are ASCII, and a bad one is refused with its line.
+    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
         first = fh.readline()
         fh.seek(0)
         reader = csv.reader(fh, dialect=_dialect(first))
@@ -229,14 +238,17 @@ def _read_csv_rows(path: Path, categorise: Callable[[str, int], tuple[str, bool]
         cat_col = next((i for i, c in enumerate(header) if c in CATEGORY_COLUMNS), None)
         if not hash_cols:
             raise HashSetError(f"{path.name}: no hash column in the CSV header {header}")
-        for line_no, row in enumerate(reader, 2):
-            if not row or all(not c.strip() for c in row):
-                continue
-            raw_category = row[cat_col] if cat_col is not None and cat_col < len(row) else ""
-            label, alert = categorise(raw_category, line_no)
-            for i in hash_cols:
-                if i < len(row) and row[i].strip():
-                    yield HashRecord(parse_digest(row[i], f"{path.name}:{line_no}"), label, alert)
+        try:
+            for line_no, row in enumerate(reader, 2):
+                if not row or all(not c.strip() for c in row):
+                    continue
+                raw_category = row[cat_col] if cat_col is not None and cat_col < len(row) else ""
+                label, alert = categorise(raw_category, line_no)
+                for i in hash_cols:
+                    if i < len(row) and row[i].strip():
+                        yield HashRecord(parse_digest(row[i], f"{path.name}:{line_no}"), label, alert)
+        except csv.Error as exc:  # a field over the csv module's size limit, say
+            raise HashSetError(f"{path.name}:{reader.line_num}: {exc}") from exc
 
 
 def _read_csv(path: Path) -> Iterator[HashRecord]:
@@ -259,11 +271,7 @@ def _read_caid(path: Path) -> Iterator[HashRecord]:
 
 
 def _sniff_plain(path: Path, head: bytes) -> bool:
-    try:
-        lines = head.decode("utf-8-sig").splitlines()
-    except UnicodeDecodeError:
-        return False
-    for line in lines[:50]:
+    for line in _text(head).splitlines()[:50]:
         token = line.strip().split(maxsplit=1)[0] if line.strip() else ""
         if not token or token.startswith("#"):
             continue
