@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from triage import audit
 from triage.analysis.hashsets import HashSetInfo, HashSetKind, load_hashset
 from triage.analysis.hashsets.store import Progress, file_sha256
-from triage.analysis.yarascan import RULE_SUFFIXES, RuleSet, compile_rules, rule_files, rules_sha256
+from triage.analysis.yarascan import RULE_SUFFIXES, RuleSet, compile_rules
 from triage.context import Context
 from triage.db import end_read_transaction
 from triage.errors import ConflictError, HashSetError, NotFoundError, RulesError
@@ -196,8 +196,9 @@ def register_ruleset(
         *others, last = sorted(RULE_SUFFIXES)
         raise RulesError(f"a rule file's name must end in {', '.join(others)} or {last}")
     _refuse_registered(session, RuleSetRecord, compiled.sha256, "rule set")
+    end_read_transaction(session)  # the kept copy is compiled too
     target = Path(settings.artifact_dir) / "rules" / compiled.sha256
-    kept = _keep_rules(source, target, compiled.sha256)
+    kept = _keep_rules(source, target, compiled)
     record = RuleSetRecord(
         name=name or source.name,
         sha256=compiled.sha256,
@@ -210,32 +211,32 @@ def register_ruleset(
     return record
 
 
-def _keep_rules(source: Path, target: Path, sha: str) -> list[str]:
-    """Copy the rule files of ``source`` (whose hash compiled as ``sha``) into ``target`` as
-    they are laid out: a folder's sub-folders are kept, since two vendors' sets may each have
-    an ``index.yar`` and the files' order is part of the hash. They are copied to a private
-    folder first and checked against ``sha``, so that a file saved meanwhile is refused rather
-    than kept under the hash of another version; then each is renamed into place, whole (small
-    files: always written afresh). Returns the files' paths inside ``target``."""
+def _keep_rules(source: Path, target: Path, compiled: RuleSet) -> list[str]:
+    """Copy the rule files of ``source`` and the files they include into ``target`` as they
+    are laid out: a folder's sub-folders are kept, since two vendors' sets may each have an
+    ``index.yar``, includes are relative to the including file, and the files' order is part
+    of the hash. They are copied to a private folder first and compiled there, so that a file
+    saved meanwhile is refused rather than kept under the hash of another version; then each
+    is renamed into place, whole (small files: always written afresh). Returns the paths of
+    the rule files given, inside ``target``, in the order they are compiled."""
+    base = source if source.is_dir() else source.parent
+    given = [Path(f).relative_to(base) for f in compiled.files]
+    included = [Path(f).relative_to(base.resolve()) for f in compiled.included]
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".registering-"))
     try:
-        base = source if source.is_dir() else source.parent
-        for file in rule_files([source]):
-            copy = staging / file.relative_to(base)
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(file, copy)
-        if rules_sha256([staging]) != sha:
+        for inside in [*given, *included]:
+            (staging / inside).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(base / inside, staging / inside)
+        if compile_rules([staging / inside for inside in given], root=staging).sha256 != compiled.sha256:
             raise RulesError(
                 f"{shown(source)}: changed while it was being registered; register it again once saved"
             )
-        kept: list[str] = []
-        for copy in rule_files([staging]):
+        for copy in sorted(p for p in staging.rglob("*") if p.is_file()):
             inside = copy.relative_to(staging)
             (target / inside).parent.mkdir(parents=True, exist_ok=True)
             copy.replace(target / inside)
-            kept.append(inside.as_posix())
-        return kept
+        return [inside.as_posix() for inside in given]
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -246,7 +247,8 @@ _compiled: dict[str, RuleSet] = {}
 def load_ruleset(record: RuleSetRecord) -> RuleSet:
     """Compile a registered rule set once per process and check it is what was registered."""
     if record.sha256 not in _compiled:
-        ruleset = compile_rules([Path(record.path)])
+        kept = Path(record.path)
+        ruleset = compile_rules([kept / name for name in record.files], root=kept)
         if ruleset.sha256 != record.sha256:
             raise RulesError(f"rule set #{record.id} on disk no longer matches its registered hash")
         _compiled[record.sha256] = ruleset

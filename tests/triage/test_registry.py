@@ -206,8 +206,8 @@ def test_a_rule_file_changed_while_it_is_registered_is_refused(
     rules.write_text('rule one { strings: $a = "abc" condition: $a }')
     real = registry.compile_rules
 
-    def then_edited(paths: list[Path]) -> Any:
-        compiled = real(paths)
+    def then_edited(paths: list[Path], **kwargs: Any) -> Any:
+        compiled = real(paths, **kwargs)
         rules.write_text('rule one { strings: $a = "abd" condition: $a }')  # saved by an editor meanwhile
         return compiled
 
@@ -245,3 +245,30 @@ def test_a_hash_set_changed_while_it_is_registered_is_refused(
     assert _kept(settings) == []
     index = Path(settings.artifact_dir) / "hashsets" / "index"
     assert not index.exists() or list(index.iterdir()) == []
+
+
+def test_a_rule_file_is_kept_with_the_files_it_includes(
+    engine: Engine, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An index that includes a sub-folder's files (as public sets are laid out): only the
+    # index was kept, so runs could not compile it, or compiled whatever their current folder
+    # held under that name.
+    root = tmp_path / "public"
+    (root / "malware").mkdir(parents=True)
+    (root / "index.yar").write_text(
+        'include "./malware/family.yar"\nrule idx { strings: $a = "idx" condition: $a }'
+    )
+    (root / "malware" / "family.yar").write_text('rule fam { strings: $a = "fam" condition: $a }')
+    (root / "notes.txt").write_text("not a rule file: not kept")
+    with session_scope(engine) as session:
+        record = registry.register_ruleset(session, system_context(), settings, root / "index.yar")
+    assert record.files == ["index.yar"] and record.rule_count == 2
+    kept = Path(record.path)
+    assert sorted(p.relative_to(kept).as_posix() for p in kept.rglob("*") if p.is_file()) == [
+        "index.yar",
+        "malware/family.yar",
+    ]
+    registry._compiled.clear()
+    monkeypatch.chdir(tmp_path)
+    (root / "malware" / "family.yar").unlink()  # the admin's copy is gone: the kept one is used
+    assert registry.load_ruleset(record).rule_count == 2

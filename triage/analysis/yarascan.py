@@ -30,6 +30,7 @@ class RuleSet:
     sha256: str
     files: tuple[str, ...]
     rule_count: int
+    included: tuple[str, ...] = ()  # files the rules ``include``
 
 
 @dataclass
@@ -62,36 +63,94 @@ def _digest_part(path: Path, data: bytes) -> bytes:
     return path.name.encode() + b"\0" + hashlib.sha256(data).digest()
 
 
-def rules_sha256(paths: list[Path]) -> str:
-    """The SHA-256 that ``compile_rules`` gives the rules under ``paths``, without compiling."""
-    digest = hashlib.sha256()
-    for path in rule_files(paths):
-        digest.update(_digest_part(path, path.read_bytes()))
-    return digest.hexdigest()
+def _rule_text(path: Path, data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RulesError(f"{shown(path)}: not UTF-8 text: {exc}") from exc
 
 
-def compile_rules(paths: list[Path]) -> RuleSet:
-    """Compile every rule file together (one namespace per file) to validate them up front."""
+class _Includes:
+    """Reads the files that rules ``include``, as the yara command does: relative to the file
+    that includes them, not to the current folder (a worker's is not the admin's). Each must
+    lie inside one of ``roots`` (the folders given, or the given files' folders), so that a
+    registered set's kept copy holds it; each is part of the set's hash. yara-python names
+    the including file only by how it was itself included, so one include name that means two
+    files is refused rather than guessed."""
+
+    def __init__(self, roots: list[Path], top: dict[str, Path]) -> None:
+        self.roots = [root.resolve() for root in roots]
+        self.top = top  # namespace: the rule file given
+        self.resolved: dict[str, Path] = {}  # include name: the file it was read from
+        self.files: list[Path] = []
+        self.parts: list[bytes] = []
+        self.problem = ""
+
+    def __call__(self, requested: str, includer: str | None, namespace: str) -> str | None:
+        try:
+            return self._read(requested, includer, namespace)
+        except RulesError as exc:  # yara-python would only say the callback failed
+            self.problem = self.problem or str(exc)
+            return None
+
+    def _read(self, requested: str, includer: str | None, namespace: str) -> str:
+        parent = self.top.get(namespace) if includer is None else self.resolved.get(includer)
+        if parent is None:
+            raise RulesError(f"include {requested!r}: cannot tell which file includes it")
+        try:
+            target = (parent.parent / requested).resolve()
+        except (OSError, RuntimeError) as exc:
+            raise RulesError(f"{shown(parent)}: include {requested!r} cannot be looked up: {exc}") from exc
+        if not any(target.is_relative_to(root) for root in self.roots):
+            raise RulesError(
+                f"{shown(parent)}: include {requested!r} is outside the rules given; give the folder "
+                "that holds both"
+            )
+        if self.resolved.setdefault(requested, target) != target:
+            raise RulesError(
+                f"include {requested!r} names two files ({shown(self.resolved[requested])} and "
+                f"{shown(target)}); give them different names"
+            )
+        if (problem := not_usable(target)) is not None:
+            raise RulesError(f"{shown(parent)}: include {requested!r}: {problem}")
+        data = target.read_bytes()
+        if target not in self.files:
+            self.files.append(target)
+        self.parts.append(b"include\0" + requested.encode() + b"\0" + hashlib.sha256(data).digest())
+        return _rule_text(target, data)
+
+
+def compile_rules(paths: list[Path], root: Path | None = None) -> RuleSet:
+    """Compile every rule file together (one namespace per file) to validate them up front.
+    Files they ``include`` are read as ``_Includes`` says, inside ``root`` if given (else the
+    folders given, or the given files' folders), and listed in ``RuleSet.included``."""
     files = rule_files(paths)
     digest = hashlib.sha256()
     sources: dict[str, str] = {}
+    top: dict[str, Path] = {}
     for n, path in enumerate(files):
         data = path.read_bytes()  # hashed as read: the hash is of what was compiled
         digest.update(_digest_part(path, data))
-        try:
-            sources[f"r{n}_{path.stem}"] = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise RulesError(f"{path}: not UTF-8 text: {exc}") from exc
+        namespace = f"r{n}_{path.stem}"
+        sources[namespace] = _rule_text(path, data)
+        top[namespace] = path
+    includes = _Includes([root] if root else [p if p.is_dir() else p.parent for p in paths], top)
     try:
-        rules = yara.compile(sources=sources, externals=EXTERNALS)
-    except yara.SyntaxError as exc:
-        raise RulesError(f"rules do not compile: {exc}") from exc
-    except yara.Error as exc:
-        raise RulesError(f"rules do not compile: {exc}") from exc
+        rules = yara.compile(sources=sources, externals=EXTERNALS, include_callback=includes)
+    except yara.Error as exc:  # yara.SyntaxError included
+        raise RulesError(includes.problem or f"rules do not compile: {exc}") from exc
+    for part in includes.parts:
+        digest.update(part)
     buffer = io.BytesIO()
     rules.save(file=buffer)
     count = sum(1 for _ in rules)
-    return RuleSet(buffer.getvalue(), digest.hexdigest(), tuple(str(f) for f in files), count)
+    return RuleSet(
+        buffer.getvalue(),
+        digest.hexdigest(),
+        tuple(str(f) for f in files),
+        count,
+        tuple(str(f) for f in includes.files),
+    )
 
 
 class Scanner:

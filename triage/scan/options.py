@@ -45,6 +45,7 @@ class ScanOptions:
             {
                 "sha256": self.rules.sha256,
                 "files": list(self.rules.files),
+                "included": list(self.rules.included),
                 "rules": self.rules.rule_count,
             }
             if self.rules

@@ -1,0 +1,102 @@
+"""Compiling YARA rule sets: the files they include, and what the set's hash covers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from triage.analysis.yarascan import RuleSet, Scanner, compile_rules
+from triage.errors import RulesError
+
+
+def _rule(name: str, text: str, include: str = "") -> str:
+    head = f'include "{include}"\n' if include else ""
+    return f'{head}rule {name} {{ strings: $a = "{text}" condition: $a }}\n'
+
+
+@pytest.fixture
+def public_set(tmp_path: Path) -> Path:
+    """A public set's layout: an index that includes files of a sub-folder, which include
+    files relative to themselves."""
+    root = tmp_path / "rules"
+    (root / "malware" / "common").mkdir(parents=True)
+    (root / "index.yar").write_text(_rule("index", "idx", include="./malware/family.yar"))
+    (root / "malware" / "family.yar").write_text(_rule("family", "fam", include="common/shared.yar"))
+    (root / "malware" / "common" / "shared.yar").write_text(_rule("shared", "shr"))
+    return root
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path) -> Iterator[Path]:
+    """The process runs in another folder (a worker's is never the admin's), which holds a
+    file of the same name as an include."""
+    other = tmp_path / "elsewhere"
+    (other / "malware").mkdir(parents=True)
+    (other / "malware" / "family.yar").write_text(_rule("impostor", "imp"))
+    before = Path.cwd()
+    os.chdir(other)
+    try:
+        yield other
+    finally:
+        os.chdir(before)
+
+
+def _matches(rules: RuleSet, data: bytes) -> set[str]:
+    result = Scanner(rules).scan(data, path="/x", filetype="", size=len(data))
+    return {m["rule"] for m in result.matches}
+
+
+def test_includes_are_read_relative_to_the_including_file_not_the_current_folder(
+    public_set: Path, elsewhere: Path
+) -> None:
+    # They were read relative to the current folder: refused ("can't open include file"),
+    # or worse, compiled from another file of the same name there.
+    rules = compile_rules([public_set / "index.yar"])
+    assert rules.rule_count == 3
+    assert _matches(rules, b"..idx..fam..shr..") == {"index", "family", "shared"}
+    assert _matches(rules, b"imp") == set()
+    assert [Path(f).relative_to(public_set.resolve()).as_posix() for f in rules.included] == [
+        "malware/family.yar",
+        "malware/common/shared.yar",
+    ]
+
+
+def test_an_included_file_is_part_of_the_sets_hash(public_set: Path) -> None:
+    before = compile_rules([public_set / "index.yar"]).sha256
+    (public_set / "malware" / "common" / "shared.yar").write_text(_rule("shared", "changed"))
+    assert compile_rules([public_set / "index.yar"]).sha256 != before
+
+
+def test_an_include_outside_the_rules_given_is_refused(public_set: Path, tmp_path: Path) -> None:
+    (tmp_path / "outside.yar").write_text(_rule("outside", "out"))
+    (public_set / "index.yar").write_text(_rule("index", "idx", include="../outside.yar"))
+    with pytest.raises(
+        RulesError, match=r"index\.yar: include '\.\./outside\.yar' is outside the rules given"
+    ):
+        compile_rules([public_set / "index.yar"])
+
+
+def test_a_missing_include_names_the_file_that_includes_it(public_set: Path) -> None:
+    (public_set / "malware" / "common" / "shared.yar").unlink()
+    with pytest.raises(RulesError, match=r"family\.yar: include 'common/shared\.yar': no such file"):
+        compile_rules([public_set])
+
+
+def test_one_include_name_for_two_files_is_refused_not_guessed(tmp_path: Path) -> None:
+    # yara-python names the including file only by its include name: with one name for two
+    # files, the includes of the second could not be placed.
+    root = tmp_path / "rules"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "inc.yar").write_text(_rule("inc", "inc", include="x.yar"))  # a/x.yar
+    (root / "a" / "x.yar").write_text(_rule("ax", "ax"))
+    (root / "x.yar").write_text(_rule("rootx", "rootx"))
+    (root / "top.yar").write_text('include "a/inc.yar"\ninclude "x.yar"\n' + _rule("top", "top"))
+    with pytest.raises(
+        RulesError, match=r"include 'x\.yar' names two files \(.*/a/x\.yar and .*/rules/x\.yar\)"
+    ):
+        compile_rules([root / "top.yar"])
+    (root / "top.yar").write_text('include "a/inc.yar"\n' + _rule("top", "top"))  # a/x.yar alone: fine
+    assert compile_rules([root / "top.yar"]).rule_count == 3
