@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from triage.evidence.names import name_text
 from triage.scan.outputs import DFXML_NS, JsonlWriter, read_jsonl, write_dfxml
 
 NS = {"d": DFXML_NS}
@@ -62,3 +63,38 @@ def test_every_record_is_written_even_one_orjson_refuses(tmp_path: Path) -> None
             writer.write(record)
         writer.close()
         assert list(read_jsonl(tmp_path / name)) == records
+
+
+def test_text_that_xml_cannot_hold_is_written_as_bytes_in_hex(tmp_path: Path) -> None:
+    # An error message or an image path with a control character, U+FFFE or a lone surrogate
+    # (an image path that is not UTF-8) made the whole document unreadable.
+    listing = tmp_path / "files.jsonl"
+    writer = JsonlWriter(listing)
+    writer.write(
+        {
+            "partition": 0,
+            "path": "/tab\there.txt",
+            "inode": 1,
+            "size": 0,
+            "allocated": True,
+            "error": "read failed at \x01\x1b\ufffe",
+        }
+    )
+    writer.close()
+    summary = _summary()
+    summary["image"]["path"] = "/evidence/caf\udce9.raw"
+    target = tmp_path / "out.xml"
+    write_dfxml(listing, summary, target)
+    root = ET.parse(target).getroot()  # raises if not well-formed
+    assert root.findtext("d:source/d:image_filename", namespaces=NS) == "/evidence/caf\\xE9.raw"
+    assert "read failed at \\x01\\x1B\\xEF\\xBF\\xBE" in target.read_text()
+    assert root.findtext("d:volume/d:fileobject/d:filename", namespaces=NS) == "tab\there.txt"
+
+
+def test_names_from_the_evidence_are_escaped_as_fiwalk_escapes_them() -> None:
+    assert name_text(b"plain-name.txt") == "plain-name.txt"
+    assert name_text("фото.jpg".encode()) == "фото.jpg"
+    assert name_text(b"caf\xe9") == "caf\\xE9"
+    assert name_text(b"a\\b\x00\x7f") == "a\\x5Cb\\x00\x7f"  # DEL is an XML character: kept
+    assert name_text(b"\xef\xbf\xbf\xed\xa0\x80") == "\\xEF\\xBF\\xBF\\xED\\xA0\\x80"
+    assert name_text("already\ttext") == "already\\x09text"

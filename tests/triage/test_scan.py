@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -298,3 +299,40 @@ def test_cli_exit_codes_and_outputs(
     assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier
     assert run(str(images["ext4"]), "--out", str(out), "--overwrite").returncode == 0
     assert json.loads((out / "summary.json").read_text())["image"]["path"].endswith(images["ext4"].name)
+
+
+NAMES = [
+    b"caf\xe9.txt",  # Windows-1252, not UTF-8
+    b"caf\xe8.txt",  # another name that 'replace' decoding made the same
+    b"ctrl\x01\x1b.txt",  # control characters: XML 1.0 cannot hold them
+    b"nl\nname.txt",
+    b"back\\slash.txt",
+    b"\xef\xbf\xbe.txt",  # U+FFFE: valid UTF-8, no XML character
+    b"sur\xed\xa0\x80.txt",  # an encoded surrogate: not UTF-8
+    "фото😀.jpg".encode(),  # plain UTF-8: kept as it is
+]
+
+
+def test_names_that_are_not_text_are_kept_apart_and_written_as_fiwalk_writes_them(
+    images: dict[str, Path], tmp_path: Path
+) -> None:
+    # A hostile or foreign file system: names were decoded with replacement characters (two
+    # names became one) and control characters made the DFXML unreadable as a whole.
+    src = tmp_path / "names"
+    src.mkdir()
+    for n, raw in enumerate(NAMES):
+        with open(os.fsencode(src) + b"/" + raw, "wb") as fh:  # noqa: PTH123 - a name of bytes
+            fh.write(b"file %d" % n)
+    image = tmp_path / "names.img"
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", str(src), str(image), "8M"], check=True)
+    document = tmp_path / "names.xml"
+    listing = tmp_path / "names.jsonl"
+    scan_image(image, ScanOptions(), listing, dfxml=document)
+    ours = parse_dfxml(document.read_bytes())  # well-formed, whatever the names
+    theirs = fiwalk(image)
+    assert ours.keys() == theirs.keys()
+    assert all(ours[key]["md5"] == theirs[key]["md5"] for key in theirs)
+    paths = sorted(r["path"] for r in read_jsonl(listing) if r["path"] != "/$OrphanFiles")
+    assert len(set(paths)) == len(NAMES)
+    assert sorted(path for _, path in ours) == paths  # the listing names files as the DFXML does
+    assert "/caf\\xE9.txt" in paths and "/ctrl\\x01\\x1B.txt" in paths and "/фото😀.jpg" in paths

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytsk3
 
+from triage.evidence.names import name_text
+
 MAX_DEPTH = 128
 NTFS_DATA = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_DATA)
 DEFAULT_ATTR = int(pytsk3.TSK_FS_ATTR_TYPE_DEFAULT)
@@ -84,10 +86,6 @@ def macb(meta: Any) -> dict[str, str | None]:
     }
 
 
-def _name(raw: bytes | str) -> str:
-    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-
-
 # NTFS's $BadClus:$Bad is a sparse stream as large as the volume that records bad clusters;
 # it holds no file content and TSK will not read it, so it is not listed.
 _SKIPPED_STREAMS = {("/$BadClus", "$Bad")}
@@ -99,7 +97,7 @@ def _data_streams(entry: Any, path: str) -> list[tuple[int, str, int]]:
     try:
         for attr in entry:
             if int(attr.info.type) == NTFS_DATA and attr.info.name:
-                name = _name(attr.info.name)
+                name = name_text(attr.info.name)
                 if name and name != "$Data" and (path, name) not in _SKIPPED_STREAMS:
                     streams.append((int(attr.info.id), name, int(attr.info.size)))
     except (OSError, TypeError):
@@ -138,7 +136,7 @@ def walk(
             name_info = entry.info.name
             if name_info is None:
                 continue
-            name = _name(name_info.name)
+            name = name_text(name_info.name)
             if name in (".", ".."):
                 continue
             path = f"{prefix}/{name}"

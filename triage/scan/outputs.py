@@ -16,6 +16,7 @@ from xml.sax.saxutils import escape, quoteattr
 import orjson
 
 from triage import __version__
+from triage.evidence.names import xml_safe
 
 DFXML_NS = "http://www.forensicswiki.org/wiki/Category:Digital_Forensics_XML"
 _TIME_TAGS = (
@@ -71,8 +72,8 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _element(tag: str, value: Any, indent: str, **attrs: Any) -> str:
-    attributes = "".join(f" {k}={quoteattr(str(v))}" for k, v in attrs.items())
-    return f"{indent}<{tag}{attributes}>{escape(str(value))}</{tag}>\n"
+    attributes = "".join(f" {k}={quoteattr(xml_safe(str(v)))}" for k, v in attrs.items())
+    return f"{indent}<{tag}{attributes}>{escape(xml_safe(str(value)))}</{tag}>\n"
 
 
 class DfxmlWriter:
@@ -149,7 +150,7 @@ def _dfxml_head(summary: dict[str, Any]) -> str:
         "    <build_environment>\n",
     ]
     for name, version in summary["provenance"]["versions"].items():
-        head.append(f"      <library name={quoteattr(name)} version={quoteattr(str(version))}/>\n")
+        head.append(f"      <library name={quoteattr(name)} version={quoteattr(xml_safe(str(version)))}/>\n")
     head += [
         "    </build_environment>\n",
         "    <execution_environment>\n",
@@ -176,7 +177,7 @@ def _fileobject(record: dict[str, Any], object_id: int) -> str:
     ind = "      "
     parts = [
         "    <fileobject>\n"
-        f"{ind}<filename>{escape(record['path'].lstrip('/'))}</filename>\n"
+        f"{ind}<filename>{escape(xml_safe(record['path'].lstrip('/')))}</filename>\n"
         f"{ind}<partition>{escape(str(record['partition']))}</partition>\n"
         f"{ind}<id>{object_id}</id>\n"
         f"{ind}<name_type>r</name_type>\n"
@@ -194,8 +195,8 @@ def _fileobject(record: dict[str, Any], object_id: int) -> str:
         if digest:
             parts.append(f"{opening}{escape(str(digest))}</hashdigest>\n")
     if record.get("mime"):
-        parts.append(f"{ind}<libmagic>{escape(str(record['mime']))}</libmagic>\n")
+        parts.append(f"{ind}<libmagic>{escape(xml_safe(str(record['mime'])))}</libmagic>\n")
     if record.get("error"):
-        parts.append(f"{ind}<!-- error: {escape(record['error']).replace('--', '- -')} -->\n")
+        parts.append(f"{ind}<!-- error: {escape(xml_safe(record['error'])).replace('--', '- -')} -->\n")
     parts.append("    </fileobject>\n")
     return "".join(parts)
