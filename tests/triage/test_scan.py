@@ -298,6 +298,7 @@ def test_cli_exit_codes_and_outputs(
         assert again.stderr.count("\n") == 1
     assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier
     assert run(str(images["ext4"]), "--out", str(out), "--overwrite").returncode == 0
+    assert run(str(images["ext4"]), "--dfxml", os.devnull).returncode == 0  # no results there
     assert json.loads((out / "summary.json").read_text())["image"]["path"].endswith(images["ext4"].name)
 
 

@@ -79,7 +79,7 @@ def _refuse_earlier_results(out: Path | None, dfxml: Path | None) -> None:
     silence, they would be lost (perhaps another image's), or left half replaced by a scan
     that then failed."""
     places = [out / name for name in RESULT_FILES] if out is not None else []
-    found = [place for place in [*places, dfxml] if place is not None and _exists(place)]
+    found = [place for place in [*places, dfxml] if place is not None and _is_file(place)]
     if found:
         raise _die(
             ExitCode.failed,
@@ -87,9 +87,11 @@ def _refuse_earlier_results(out: Path | None, dfxml: Path | None) -> None:
         )
 
 
-def _exists(path: Path) -> bool:
+def _is_file(path: Path) -> bool:
+    """Whether results could be there: a regular file (``/dev/null`` or a pipe never holds
+    any)."""
     try:
-        return path.exists()
+        return path.is_file()
     except OSError:  # a name too long, say: reported when the results are written
         return False
 
