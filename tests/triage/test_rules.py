@@ -100,3 +100,14 @@ def test_one_include_name_for_two_files_is_refused_not_guessed(tmp_path: Path) -
         compile_rules([root / "top.yar"])
     (root / "top.yar").write_text('include "a/inc.yar"\n' + _rule("top", "top"))  # a/x.yar alone: fine
     assert compile_rules([root / "top.yar"]).rule_count == 3
+
+
+def test_a_file_that_another_includes_is_compiled_once(public_set: Path) -> None:
+    # The folder of a public set: its index includes the other files, which are in the folder
+    # too. Compiled on their own as well, every rule of theirs ran twice and matched twice.
+    rules = compile_rules([public_set])
+    assert [Path(f).name for f in rules.files] == ["index.yar"]
+    assert rules.rule_count == 3
+    result = Scanner(rules).scan(b"..fam..", path="/x", filetype="", size=7)
+    assert [m["rule"] for m in result.matches] == ["family"]
+    assert rules.sha256 == compile_rules([public_set / "index.yar"]).sha256

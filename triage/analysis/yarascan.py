@@ -123,8 +123,19 @@ class _Includes:
 def compile_rules(paths: list[Path], root: Path | None = None) -> RuleSet:
     """Compile every rule file together (one namespace per file) to validate them up front.
     Files they ``include`` are read as ``_Includes`` says, inside ``root`` if given (else the
-    folders given, or the given files' folders), and listed in ``RuleSet.included``."""
+    folders given, or the given files' folders), and listed in ``RuleSet.included``. A file
+    that another includes is not compiled on its own as well: a public set's folder holds
+    index files that include the others, whose rules would otherwise be compiled twice and
+    every match reported twice."""
     files = rule_files(paths)
+    roots = [root] if root else [p if p.is_dir() else p.parent for p in paths]
+    compiled = _compile(files, roots)
+    included = {Path(f) for f in compiled.included}
+    standalone = [f for f in files if f.resolve() not in included]
+    return _compile(standalone, roots) if len(standalone) < len(files) else compiled
+
+
+def _compile(files: list[Path], roots: list[Path]) -> RuleSet:
     digest = hashlib.sha256()
     sources: dict[str, str] = {}
     top: dict[str, Path] = {}
@@ -134,7 +145,7 @@ def compile_rules(paths: list[Path], root: Path | None = None) -> RuleSet:
         namespace = f"r{n}_{path.stem}"
         sources[namespace] = _rule_text(path, data)
         top[namespace] = path
-    includes = _Includes([root] if root else [p if p.is_dir() else p.parent for p in paths], top)
+    includes = _Includes(roots, top)
     try:
         rules = yara.compile(sources=sources, externals=EXTERNALS, include_callback=includes)
     except yara.Error as exc:  # yara.SyntaxError included
