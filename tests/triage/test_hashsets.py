@@ -338,3 +338,16 @@ def test_a_csv_field_over_the_size_limit_is_refused_with_its_line(tmp_path: Path
     f.write_text(f'md5,comment\n{MD5},ok\n{"a" * 32},"{"x" * 200_000}"\n')
     with pytest.raises(HashSetError, match=r"odd\.csv:3: field larger than field limit"):
         load_hashset(f, tmp_path / "cache")
+
+
+def test_utf16_lists_from_windows_tools_are_read(tmp_path: Path) -> None:
+    # Excel's "Unicode text" and PowerShell's Out-File write UTF-16 with a byte order mark.
+    plain = tmp_path / "list.txt"
+    plain.write_text(f"{MD5}  photo.jpg\r\n{'b' * 32}  other.jpg\r\n", encoding="utf-16")
+    info, found = _lookup(plain, tmp_path, MD5)
+    assert info.format == "plain" and info.entries == 2 and found == ("", True)  # type: ignore[attr-defined]
+    table = tmp_path / "export.txt"
+    table.write_text(f"MD5\tCategory\r\n{MD5}\tA\r\n", encoding="utf-16-be")
+    table.write_bytes(b"\xfe\xff" + table.read_bytes())
+    info, found = _lookup(table, tmp_path / "other", MD5)
+    assert info.format == "caid" and found == ("CAID A", True)  # type: ignore[attr-defined]

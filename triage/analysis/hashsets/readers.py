@@ -7,12 +7,13 @@ VICS JSON 1.3/2.0, UK CAID category lists (CSV), CSV with a header, and plain te
 
 from __future__ import annotations
 
+import codecs
 import csv
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import ijson
 
@@ -165,11 +166,23 @@ def _vics_records(path: Path) -> Iterator[HashRecord]:
 # --- CSV (generic and UK CAID) ------------------------------------------------------------
 
 
+def _encoding(head: bytes) -> str:
+    """UTF-16 where the file starts with its byte order mark (Windows tools write it: "Unicode
+    text" from Excel, PowerShell's ``Out-File``), else UTF-8 (with or without its mark)."""
+    return "utf-16" if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+
+
 def _text(head: bytes) -> str:
     """The first bytes of a file as text: the last character may be cut in two by the end of
-    the read, and a name column may be in a Windows code page, so bytes that are not UTF-8 are
+    the read, and a name column may be in a Windows code page, so what does not decode is
     replaced (a hash or a header never has any)."""
-    return head.decode("utf-8-sig", "replace")
+    return head.decode(_encoding(head), "replace")
+
+
+def _open_text(path: Path, **kwargs: Any) -> TextIO:
+    with path.open("rb") as fh:
+        head = fh.read(2)
+    return path.open("r", encoding=_encoding(head), errors="replace", **kwargs)
 
 
 def _csv_header(head: bytes) -> list[str] | None:
@@ -229,7 +242,7 @@ def _sniff_caid(path: Path, head: bytes) -> bool:
 def _read_csv_rows(path: Path, categorise: Callable[[str, int], tuple[str, bool]]) -> Iterator[HashRecord]:
     # Bytes that are not UTF-8 (a name column in a Windows code page) are replaced, as in
     # plain lists: hashes and categories are ASCII, and a bad one is refused with its line.
-    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+    with _open_text(path, newline="") as fh:
         first = fh.readline()
         fh.seek(0)
         reader = csv.reader(fh, dialect=_dialect(first))
@@ -280,7 +293,7 @@ def _sniff_plain(path: Path, head: bytes) -> bool:
 
 
 def _read_plain(path: Path) -> Iterator[HashRecord]:
-    with path.open("r", encoding="utf-8-sig", errors="replace") as fh:
+    with _open_text(path) as fh:
         for line_no, line in enumerate(fh, 1):
             text = line.strip()
             if not text or text.startswith("#"):
