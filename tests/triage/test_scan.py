@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from tests.images.planted import KNOWN_BAD, KNOWN_GOOD, YARA_HIT
 from tests.oracle import fiwalk, mismatches, parse_dfxml
 from triage.analysis.hashsets import HashSetKind, load_hashset
 from triage.analysis.yarascan import compile_rules
-from triage.errors import CorruptImageError, IntegrityError, UnsupportedFormatError
+from triage.errors import CorruptImageError, IntegrityError, InvalidInputError, UnsupportedFormatError
 from triage.scan import ScanOptions, scan_image
 from triage.scan.outputs import read_jsonl, write_dfxml
 
@@ -337,3 +338,19 @@ def test_names_that_are_not_text_are_kept_apart_and_written_as_fiwalk_writes_the
     assert len(set(paths)) == len(NAMES)
     assert sorted(path for _, path in ours) == paths  # the listing names files as the DFXML does
     assert "/caf\\xE9.txt" in paths and "/ctrl\\x01\\x1B.txt" in paths and "/фото😀.jpg" in paths
+
+
+@pytest.mark.parametrize("names", [("x.001", "x.002", "x.003", "x.004"), ("x.aa", "x.ab", "x.ac", "x.ad")])
+def test_a_split_image_with_a_segment_missing_in_the_middle_is_refused(
+    names: tuple[str, ...], images: dict[str, Path], tmp_path: Path
+) -> None:
+    # It was read as if it ended before the gap: files past it were missing, with no word.
+    data = images["ext4"].read_bytes()
+    size = -(-len(data) // len(names))
+    for n, name in enumerate(names):
+        (tmp_path / name).write_bytes(data[n * size : (n + 1) * size])
+    whole, _ = _scan(tmp_path / names[0], tmp_path)
+    assert len(whole["image"]["segments"]) == len(names)
+    (tmp_path / names[2]).unlink()
+    with pytest.raises(InvalidInputError, match=rf"segment {re.escape(names[2])} is missing \({names[3]}"):
+        _scan(tmp_path / names[0], tmp_path)

@@ -7,6 +7,7 @@ anything readable).
 
 from __future__ import annotations
 
+import glob
 import re
 import string
 from dataclasses import dataclass
@@ -77,9 +78,19 @@ def _numeric_segments(path: Path) -> tuple[Path, ...] | None:
     for n in range(start, start + MAX_SEGMENTS):
         candidate = path.with_name(f"{match['stem']}.{n:03d}")
         if not candidate.is_file():
+            _refuse_gap(path, candidate, f"{glob.escape(match['stem'])}.[0-9][0-9][0-9]")
             break
         segments.append(candidate)
     return tuple(segments)
+
+
+def _refuse_gap(first: Path, missing: Path, pattern: str) -> None:
+    """Refuse a split image whose segment ``missing`` is not there while a later one is
+    (``.003`` gone, ``.004`` there): it would be read as if it ended before the gap, in
+    silence. ``pattern`` matches the names of all its segments, which sort in their order."""
+    later = sorted(p.name for p in first.parent.glob(pattern) if p.name > missing.name)
+    if later:
+        raise InvalidInputError(f"{first.name}: segment {missing.name} is missing ({later[0]} is there)")
 
 
 def _alpha_segments(path: Path) -> tuple[Path, ...] | None:
@@ -92,6 +103,7 @@ def _alpha_segments(path: Path) -> tuple[Path, ...] | None:
         for b in letters:
             candidate = path.with_name(f"{match['stem']}.{a}{b}")
             if not candidate.is_file():
+                _refuse_gap(path, candidate, f"{glob.escape(match['stem'])}.[a-z][a-z]")
                 return tuple(segments)
             segments.append(candidate)
     return tuple(segments)
