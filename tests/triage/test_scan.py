@@ -354,3 +354,25 @@ def test_a_split_image_with_a_segment_missing_in_the_middle_is_refused(
     (tmp_path / names[2]).unlink()
     with pytest.raises(InvalidInputError, match=rf"segment {re.escape(names[2])} is missing \({names[3]}"):
         _scan(tmp_path / names[0], tmp_path)
+
+
+def test_a_file_system_running_past_the_end_of_the_image_is_reported(
+    images: dict[str, Path], tmp_path: Path
+) -> None:
+    # An acquisition cut short, with no acquisition hash to tell: the scan said "0 error(s)".
+    data = images["ext4"].read_bytes()
+    cut = tmp_path / "cut.raw"
+    cut.write_bytes(data[: len(data) * 3 // 4])
+    summary, _ = _scan(cut, tmp_path)
+    (problem,) = summary["walk_problems"]
+    assert (
+        problem["partition"] == 1
+        and f"{len(data) - len(data) * 3 // 4:,} bytes past the end" in problem["reason"]
+    )
+    whole, _ = _scan(images["ext4"], tmp_path)
+    assert whole["walk_problems"] == []
+    triage = str(Path(__import__("sys").executable).with_name("triage"))
+    shown = subprocess.run(
+        [triage, "scan", str(cut), "--out", str(tmp_path / "out")], capture_output=True, text=True
+    )
+    assert shown.returncode == 0 and "walk problem: partition 1 /: the file system runs" in shown.stdout

@@ -375,6 +375,34 @@ def test_the_task_page_pages_through_every_hit_of_the_latest_finished_run(
     )
 
 
+def test_the_task_page_says_what_triage_could_not_read(
+    client: TestClient, users: Users, engine: Engine
+) -> None:
+    # An encrypted partition or a truncated image was only in the run's summary JSON: the
+    # examiner's page said "0 errors".
+    task_page = _claimed_by_examiner(client, users, engine, "CR/PARTS")
+    with Session(engine) as s:
+        run_id, _ = _runs(s, users, "CR/PARTS-1", RunState.succeeded)
+        run = s.get_one(TriageRun, run_id)
+        part = {"index": 1, "offset": 1048576, "length": 2**30, "kind": "data", "filesystem": "ntfs"}
+        run.summary = {
+            "files": 3,
+            "errors": 0,
+            "partitions": [
+                {**part, "status": "ok", "reason": ""},
+                {**part, "index": 2, "filesystem": None, "status": "unreadable", "reason": "BitLocker"},
+                {**part, "index": 0, "kind": "meta", "status": "not-examined", "reason": ""},
+            ],
+            "walk_problems": [{"partition": 1, "path": "/", "reason": "runs past the end of the image"}],
+        }
+        s.add(run)
+        s.commit()
+    page = client.get(task_page).text
+    assert "<td>ntfs</td><td>yes</td>" in page and "<b>no</b>: BitLocker" in page
+    assert page.count("<td>1.0 GiB</td>") == 2  # the volume system's own entries are not partitions
+    assert "Not read in full (1)" in page and "partition 1 /: runs past the end of the image" in page
+
+
 def _runs(s: Session, users: Users, exhibit_ref: str, *states: RunState) -> tuple[int, int]:
     """Runs in these ``states``, oldest first, of an image of the exhibit ``exhibit_ref``: the
     first run's id and the exhibit's case id."""

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -94,6 +94,19 @@ def _is_file(path: Path) -> bool:
         return path.is_file()
     except OSError:  # a name too long, say: reported when the results are written
         return False
+
+
+SHOWN_PROBLEMS = 20
+
+
+def _tell_walk_problems(problems: list[dict[str, Any]]) -> None:
+    """What the walk could not reach (a truncated image, an unreadable directory, a loop cut
+    off): listed after the summary line, so that no one takes "0 error(s)" for the whole
+    story; all of them are in summary.json."""
+    for problem in problems[:SHOWN_PROBLEMS]:
+        typer.echo(f"walk problem: partition {problem['partition']} {problem['path']}: {problem['reason']}")
+    if len(problems) > SHOWN_PROBLEMS:
+        typer.echo(f"walk problems: {len(problems) - SHOWN_PROBLEMS} more (see summary.json)")
 
 
 def _parse_expect(values: list[str]) -> dict[str, str]:
@@ -243,6 +256,7 @@ def scan(
         f"{sum(summary['yara_hits'].values())} YARA hit(s), {summary['yara_incomplete']} YARA incomplete, "
         f"{summary['errors']} error(s); integrity: {summary['image']['integrity']}"
     )
+    _tell_walk_problems(summary["walk_problems"])
     if out:
         typer.echo(f"results in {out}")
     elif not dfxml:

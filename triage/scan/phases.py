@@ -84,6 +84,16 @@ def walk_to_spool(detected: DetectedImage, include_deleted: bool, spool: str, co
                 "block_size": int(fs.info.block_size),
                 "block_count": int(fs.info.block_count),
             }
+            beyond = part.offset + part.extra["block_size"] * part.extra["block_count"] - img.get_size()
+            if beyond > 0:  # an acquisition cut short: what lies there reads as errors or not at all
+                problems.append(
+                    WalkProblem(
+                        part.index,
+                        "/",
+                        f"the file system runs {beyond:,} bytes past the end of the image "
+                        "(truncated?): files there cannot be read in full",
+                    )
+                )
             for entry in walk(fs, part.index, include_deleted, problems):
                 out.write(json_line([part.offset, *entry.to_tuple()]))
                 files += 1
