@@ -6,6 +6,7 @@ with the reason; volume-system metadata and unallocated space are listed as such
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -52,9 +53,13 @@ def try_open_fs(img: pytsk3.Img_Info, offset: int) -> tuple[pytsk3.FS_Info | Non
     return fs, ""
 
 
+_PYTSK_PLACE = re.compile(r"^\w+: \(\w+\.cpp:\d+\) ")  # "FS_Info_Con: (tsk3.cpp:327) "
+
+
 def _tsk_reason(exc: OSError) -> str:
     text = str(exc).strip().splitlines()
-    detail = text[-1] if text else type(exc).__name__
+    # pytsk3's own source line is no use to an examiner; The Sleuth Kit's words are kept.
+    detail = _PYTSK_PLACE.sub("", text[-1]) if text else type(exc).__name__
     if "Encryption" in str(exc) or "encrypt" in str(exc).lower():
         return f"encrypted: {detail}"
     return f"file system not recognised or damaged: {detail}"
