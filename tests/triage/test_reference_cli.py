@@ -41,7 +41,7 @@ def test_hash_sets_and_rules_are_added_and_listed(runner: CliRunner, tmp_path: P
     rules = tmp_path / "r.yar"
     rules.write_text('rule one { strings: $a = "abc" condition: $a }')
     result = runner.invoke(cli, ["rules", "add", str(rules)])
-    assert result.exit_code == 0 and "1 rules" in result.output, result.output
+    assert result.exit_code == 0 and "1 rule in 1 file" in result.output, result.output
     broken = tmp_path / "broken.yar"
     broken.write_text("rule { nope")
     result = runner.invoke(cli, ["rules", "add", str(broken)])

@@ -110,9 +110,11 @@ def rules_add(path: Path, name: Annotated[str | None, typer.Option()] = None) ->
     try:
         with session_scope(make_engine(settings.database_url)) as session:
             record = registry.register_ruleset(session, system_context(), settings, path, name)
+            rules = f"{record.rule_count} rule{'' if record.rule_count == 1 else 's'}"
+            files = f"{len(record.files)} file{'' if len(record.files) == 1 else 's'}"
             console.print(
-                f"rule set #{record.id} {record.name!r}: {record.rule_count} rules in "
-                f"{len(record.files)} files, sha256 {record.sha256}"
+                f"rule set #{record.id} {record.name!r}: {rules} in {files}, sha256 {record.sha256}",
+                soft_wrap=True,
             )
     except TriageError as exc:
         raise fail(str(exc)) from None
