@@ -75,13 +75,14 @@ class _Includes:
     that includes them, not to the current folder (a worker's is not the admin's). Each must
     lie inside one of ``roots`` (the folders given, or the given files' folders), so that a
     registered set's kept copy holds it; each is part of the set's hash. yara-python names
-    the including file only by how it was itself included, so one include name that means two
-    files is refused rather than guessed."""
+    an included file that includes more only by how it was itself included, so when that
+    name meant two files (``common.yar`` beside each of two index files) its own includes are
+    refused rather than guessed."""
 
     def __init__(self, roots: list[Path], top: dict[str, Path]) -> None:
         self.roots = [root.resolve() for root in roots]
         self.top = top  # namespace: the rule file given
-        self.resolved: dict[str, Path] = {}  # include name: the file it was read from
+        self.resolved: dict[str, set[Path]] = {}  # include name: the files it was read from
         self.files: list[Path] = []
         self.parts: list[bytes] = []
         self.problem = ""
@@ -94,7 +95,16 @@ class _Includes:
             return None
 
     def _read(self, requested: str, includer: str | None, namespace: str) -> str:
-        parent = self.top.get(namespace) if includer is None else self.resolved.get(includer)
+        if includer is None:
+            parent = self.top.get(namespace)
+        else:
+            found = self.resolved.get(includer, set())
+            if len(found) > 1:
+                raise RulesError(
+                    f"include {requested!r} in {includer!r}, which names {len(found)} files "
+                    f"({', '.join(sorted(shown(f) for f in found))}): give them different names"
+                )
+            parent = next(iter(found), None)
         if parent is None:
             raise RulesError(f"include {requested!r}: cannot tell which file includes it")
         try:
@@ -106,11 +116,7 @@ class _Includes:
                 f"{shown(parent)}: include {requested!r} is outside the rules given; give the folder "
                 "that holds both"
             )
-        if self.resolved.setdefault(requested, target) != target:
-            raise RulesError(
-                f"include {requested!r} names two files ({shown(self.resolved[requested])} and "
-                f"{shown(target)}); give them different names"
-            )
+        self.resolved.setdefault(requested, set()).add(target)
         if (problem := not_usable(target)) is not None:
             raise RulesError(f"{shown(parent)}: include {requested!r}: {problem}")
         data = target.read_bytes()
