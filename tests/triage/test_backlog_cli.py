@@ -61,12 +61,15 @@ def test_outsource_refuses_with_the_reason_then_sends(
     sent = runner.invoke(cli, args)
     assert sent.exit_code == 0, sent.output
     assert f"due {date.today() + timedelta(days=14)}" in sent.output
-    figures = json.loads(
-        runner.invoke(
-            cli, ["backlog", "--target-date", (date.today() + timedelta(days=30)).isoformat()]
-        ).output
-    )
+    target = (date.today() + timedelta(days=30)).isoformat()
+    figures = json.loads(runner.invoke(cli, ["backlog", "--json", "--target-date", target]).output)
     assert figures["with_vendors"] == 1 and figures["recommendation"]["queued"] == 0
+    # Without --json, the same figures to read (it printed JSON only).
+    shown = runner.invoke(cli, ["backlog", "--target-date", target], terminal_width=200)
+    assert shown.exit_code == 0 and not shown.output.lstrip().startswith("{"), shown.output
+    assert f"{figures['waiting_exhibits']} exhibit" in shown.output
+    assert "with vendors: 1 (0 overdue)" in shown.output
+    assert f"nothing is queued for examination to meet {target}" in shown.output
     assert "Acme" in runner.invoke(cli, ["vendors"]).output
 
 
@@ -90,3 +93,35 @@ def test_queue_lists_the_top_of_the_queue_in_order_with_reasons(
     assert [next(ref for ref in top if ref in line.split()) for line in lines] == top
     assert "Waiting" in shown.output  # a factor's label, shown with --reasons
     assert shown.output.endswith("The first 5 of 12 waiting (--limit shows more).\n")
+
+
+def test_the_outsourcing_advice_reads_as_a_table() -> None:
+    from triage.cli import backlog as backlog_cli
+    from triage.cli.output import console
+
+    advice = {
+        "target_date": "2027-01-31",
+        "queued": 4,
+        "outsource": [
+            {
+                "exhibit_id": 9,
+                "crime_reference": "CR/Q2",
+                "reference": "CR/Q2-1",
+                "vendor_id": 1,
+                "vendor": "Quick",
+                "due_date": "2027-01-05",
+                "in_house_expected": "2027-02-10",
+                "child_welfare": True,
+            }
+        ],
+        "cannot_place": 1,
+        "child_welfare_wait_before": {"cases": 2, "mean_days": 6.5, "max_days": 10},
+        "child_welfare_wait_after": {"cases": 2, "mean_days": 4.0, "max_days": 5},
+    }
+    with console.capture() as captured:
+        backlog_cli._show_recommendation(advice)
+    text = captured.get()
+    assert "to examine all 4 queued by 2027-01-31: outsource 1 exhibit; 1 cannot be placed" in text
+    row = next(line for line in text.splitlines() if "CR/Q2 / CR/Q2-1" in line)
+    assert "Quick (#1)" in row and "2027-01-05" in row and "2027-02-10" in row and "yes" in row
+    assert "longest 10 days, mean 6.5, before; 5 and 4 after" in text

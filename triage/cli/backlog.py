@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -21,7 +21,8 @@ from triage.settings import get_settings
 
 
 def backlog(
-    csv: Annotated[bool, typer.Option("--csv", help="CSV instead of JSON")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="every figure as JSON, for scripts")] = False,
+    csv: Annotated[bool, typer.Option("--csv", help="the figures as CSV (no forecast)")] = False,
     target_date: Annotated[
         datetime | None, typer.Option(formats=["%Y-%m-%d"], help="recommend what to outsource to meet it")
     ] = None,
@@ -30,7 +31,8 @@ def backlog(
         int, typer.Option(min=0, help="what-if: more exhibits outsourced a month")
     ] = 0,
 ) -> None:
-    """Backlog figures and the forecast of clearance (JSON, or CSV for the figures)."""
+    """Backlog figures and the forecast of clearance, to read (or JSON, or CSV for the
+    figures)."""
     with session_scope(make_engine(get_settings().database_url)) as session:
         now = utcnow()
         figures = backlog_figures.figures(session, now)
@@ -40,7 +42,104 @@ def backlog(
         figures["forecast"] = backlog_figures.forecast(session, now, extra_examiners, extra_outsourcing)
         if target_date is not None:
             figures["recommendation"] = backlog_figures.recommend(session, now, target_date.date())
-    typer.echo(json.dumps(figures, indent=2, default=str))
+    if as_json:
+        typer.echo(json.dumps(figures, indent=2, default=str))
+    else:
+        _show_backlog(figures)
+
+
+def _plural(count: float, noun: str) -> str:
+    return f"{count:g} {noun}{'' if count == 1 else 's'}"
+
+
+def _listed(counts: dict[str, int]) -> str:
+    """``{"in_examination": 3}`` as "in examination 3"."""
+    return ", ".join(f"{str(key).replace('_', ' ')} {value}" for key, value in counts.items())
+
+
+def _clears(outlook: dict[str, Any]) -> str:
+    if outlook["clears_on"] is None:
+        return "does not clear (nothing is being examined or outsourced)"
+    return f"clears on {outlook['clears_on']} ({outlook['weeks_to_clear']:g} weeks)"
+
+
+def _show_backlog(figures: dict[str, Any]) -> None:
+    """The figures a manager reads, in words and tables (``--json`` has every one)."""
+    states = _listed(figures["by_state"])
+    console.print(
+        f"[b]{_plural(figures['waiting_exhibits'], 'exhibit')} waiting[/b] on {str(figures['as_of'])[:10]}"
+        + (f": {states}" if states else ""),
+        soft_wrap=True,
+    )
+    if figures["by_device_type"]:
+        console.print(f"by kind of device: {_listed(figures['by_device_type'])}", soft_wrap=True)
+    ages = ", ".join(f"{k}: {v}" for k, v in figures["age_buckets_days"].items())
+    console.print(f"by days waiting: {ages}", soft_wrap=True)
+    if oldest := figures.get("oldest"):
+        console.print(f"oldest: {oldest['crime_reference']} / {oldest['reference']}, {oldest['days']} days")
+    restricted = figures["days_under_family_restriction"]
+    console.print(
+        f"{_plural(figures['child_welfare_cases_waiting'], 'child-welfare case')} waiting; "
+        f"{_plural(restricted['cases'], 'case')} under a family restriction, "
+        f"{restricted['total']} days in all (longest {restricted['max']})",
+        soft_wrap=True,
+    )
+    pace = figures["in_house_completions_per_week"]
+    console.print(
+        f"examined in house: {pace['last_4_weeks']:g} a week over 4 weeks, "
+        f"{pace['last_12_weeks']:g} over 12; "
+        f"with vendors: {figures['with_vendors']} ({figures['overdue_with_vendors']} overdue)",
+        soft_wrap=True,
+    )
+    spend = figures["spend"]
+    budget = spend["budget_pence"]
+    console.print(
+        f"spent with vendors in {spend['financial_year']}: £{spend['spent_pence'] / 100:,.2f}"
+        + (f" of £{budget / 100:,.2f}" if budget is not None else " (no budget set)"),
+        soft_wrap=True,
+    )
+    forecast = figures["forecast"]
+    console.print(f"[b]at the current pace[/b] the backlog {_clears(forecast['current'])}", soft_wrap=True)
+    if forecast["extra_examiners"] or forecast["extra_outsourcing_per_month"]:
+        console.print(
+            f"with {_plural(forecast['extra_examiners'], 'more examiner')} and "
+            f"{forecast['extra_outsourcing_per_month']} more outsourced a month "
+            f"it {_clears(forecast['what_if'])}",
+            soft_wrap=True,
+        )
+    if advice := figures.get("recommendation"):
+        _show_recommendation(advice)
+
+
+def _show_recommendation(advice: dict[str, Any]) -> None:
+    picks = advice["outsource"]
+    if not advice["queued"]:
+        console.print(f"nothing is queued for examination to meet {advice['target_date']}")
+        return
+    console.print(
+        f"[b]to examine all {advice['queued']} queued by {advice['target_date']}[/b]: "
+        + (f"outsource {_plural(len(picks), 'exhibit')}" if picks else "nothing needs to be outsourced")
+        + (f"; {advice['cannot_place']} cannot be placed with any vendor" if advice["cannot_place"] else ""),
+        soft_wrap=True,
+    )
+    if picks:
+        table = Table("exhibit", "vendor", "due back", "in house expected", "child welfare")
+        for pick in picks:
+            table.add_row(
+                f"{pick['crime_reference']} / {pick['reference']} (#{pick['exhibit_id']})",
+                f"{pick['vendor']} (#{pick['vendor_id']})",
+                pick["due_date"],
+                pick["in_house_expected"] or "-",
+                "yes" if pick["child_welfare"] else "",
+            )
+        console.print(table)
+    before, after = advice["child_welfare_wait_before"], advice["child_welfare_wait_after"]
+    if before["cases"]:
+        console.print(
+            f"child-welfare cases' wait: longest {before['max_days']} days, mean {before['mean_days']:g}, "
+            f"before; {after['max_days']} and {after['mean_days']:g} after",
+            soft_wrap=True,
+        )
 
 
 def vendors() -> None:
