@@ -144,6 +144,16 @@ def _batches(lines: Iterator[bytes], options: ScanOptions, seen: list[int]) -> I
         yield batch
 
 
+def _deadline(batch: list[list[Any]], options: ScanOptions, media_size: int) -> float:
+    """Seconds a batch may take: ``batch_timeout``, plus time for its bytes at ``slowest_rate``,
+    so that a large file (a 300 GB virtual disk inside the evidence) is hashed rather than
+    killed half way, twice, and listed as an error. A file cannot hold more data than the
+    whole image: one claiming more (sparse, or a hostile record) is given no more time than
+    the image's size needs."""
+    bytes_ = sum(min(int(row[4]), media_size) for row in batch)
+    return options.batch_timeout + bytes_ / options.slowest_rate
+
+
 def probe_image(detected: DetectedImage, memory_limit: int = ScanOptions().memory_limit) -> dict[str, Any]:
     """Media size and the hashes stored at acquisition. A container (EWF) is parsed in an
     isolated child; a plain raw file needs no parsing. ``CorruptImageError`` if unreadable."""
@@ -233,9 +243,11 @@ def scan_image(
         cleanup.callback(pool.close)
         try:
             batches = _batches(_tail(spool, walker), options, seen)
-            pool.run(((b, options.batch_timeout) for b in batches), on_done, on_failed)
+            media_size = int(image["media_size"])
+            pool.run(((b, _deadline(b, options, media_size)) for b in batches), on_done, on_failed)
             if retry:
-                pool.run((([row], options.batch_timeout) for row in list(retry)), on_done, on_failed)
+                alone = (([row], _deadline([row], options, media_size)) for row in list(retry))
+                pool.run(alone, on_done, on_failed)
             walked = walker.result(lambda n: progress("walking", n, 0))
         except ChildFailed as exc:
             raise CorruptImageError(f"{path.name}: the file-system walk failed: {exc}") from exc

@@ -24,7 +24,8 @@ class ScanOptions:
     batch_bytes: int = 64 * 1024 * 1024
     batch_files: int = 512
     walk_timeout: float = 3600.0
-    batch_timeout: float = 900.0
+    batch_timeout: float = 900.0  # plus the time for the batch's bytes at slowest_rate
+    slowest_rate: float = 16 * 1024 * 1024  # bytes a second: far below any disk or E01 read
     memory_limit: int = 2 * 1024 * 1024 * 1024  # address-space cap of each child process
 
     def provenance(self) -> dict[str, Any]:
