@@ -213,12 +213,7 @@ def register_image(
             )
         declared[algo] = declared.get(algo) or value
     session.refresh(exhibit)  # it may have moved on while the image was opened
-    if session.exec(
-        select(EvidenceImage.id).where(
-            EvidenceImage.exhibit_id == exhibit.id, EvidenceImage.path == str(path)
-        )
-    ).first():
-        raise ConflictError(f"{path} is already registered for this exhibit")
+    _refuse_registered_image(session, exhibit, path)
     assert exhibit.id is not None and actor.id is not None
     image = EvidenceImage(
         exhibit_id=exhibit.id,
@@ -238,6 +233,24 @@ def register_image(
             custody.transition(session, ctx, exhibit, ExhibitState.awaiting_imaging, "image registered")
         custody.transition(session, ctx, exhibit, ExhibitState.imaged, f"image {path.name} registered")
     return image
+
+
+def _refuse_registered_image(session: Session, exhibit: Exhibit, path: Path) -> None:
+    """An image belongs to one exhibit. The same file given for another (a path mistyped, a
+    folder confused) would put one device's files, hits and findings on another exhibit,
+    perhaps of another case: refused, naming the exhibit it belongs to. (A segment other than
+    the first is refused before this: images are opened at their first segment.)"""
+    existing = session.exec(select(EvidenceImage).where(EvidenceImage.path == str(path))).first()
+    if existing is None:
+        return
+    if existing.exhibit_id == exhibit.id:
+        raise ConflictError(f"{path} is already registered for this exhibit")
+    owner = session.get_one(Exhibit, existing.exhibit_id)
+    case = session.get_one(Case, owner.case_id)
+    raise ConflictError(
+        f"{path.name} is already the image of exhibit {owner.reference} (case {case.crime_reference}); "
+        "an image belongs to one exhibit"
+    )
 
 
 def list_images(session: Session, exhibit: Exhibit) -> list[EvidenceImage]:

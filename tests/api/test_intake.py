@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from tests.api.helpers import case_body, create_case, create_exhibit, registered_exhibit
 from tests.conftest import TESTDATA, Users
+from tests.factories import row_id
 
 E01 = TESTDATA / "ext2.E01"
 E01_MD5 = "196066add11fb71c4c49cf1bb50d6d24"
@@ -305,6 +306,28 @@ def test_image_paths_outside_roots_symlink_escapes_and_missing_files_are_400_and
     assert client.get(f"/api/v1/exhibits/{exhibit['id']}", headers=h).json()["state"] == "registered"
     r = client.post(f"/api/v1/exhibits/{exhibit['id']}/images", json={"path": "inside.E01"}, headers=h)
     assert r.status_code == 201, r.text
+
+
+def test_an_image_already_of_another_exhibit_is_refused_naming_it(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+) -> None:
+    # The same file given for a second exhibit (a path mistyped) was taken: one device's
+    # files, hits and findings would have been put on another exhibit, of another case.
+    h = headers["manager"]
+    first = create_exhibit(client, h, create_case(client, h, row_id(users.investigator), "CR/A")["id"], "A/1")
+    other = create_exhibit(client, h, create_case(client, h, row_id(users.investigator), "CR/B")["id"], "B/1")
+    assert (
+        client.post(f"/api/v1/exhibits/{first['id']}/images", json={"path": str(E01)}, headers=h).status_code
+        == 201
+    )
+    _, audit_before = _counts(client, h)
+    r = client.post(f"/api/v1/exhibits/{other['id']}/images", json={"path": str(E01)}, headers=h)
+    assert r.status_code == 409 and "already the image of exhibit A/1 (case CR/A)" in r.json()["detail"]
+    again = client.post(f"/api/v1/exhibits/{first['id']}/images", json={"path": str(E01)}, headers=h)
+    assert again.status_code == 409 and "already registered for this exhibit" in again.json()["detail"]
+    assert client.get(f"/api/v1/exhibits/{other['id']}/images", headers=h).json() == []
+    assert client.get(f"/api/v1/exhibits/{other['id']}", headers=h).json()["state"] == "registered"
+    assert _counts(client, h)[1] == audit_before
 
 
 def test_declared_hash_contradicting_the_e01_is_refused(

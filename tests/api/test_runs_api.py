@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -224,18 +225,21 @@ def test_metrics_are_served_in_prometheus_format(client: TestClient, users: User
 
 
 def _queued_run(
-    client: TestClient, h: dict[str, str], users: Users, case: dict[str, Any] | None = None, ref: str = "JB/1"
+    client: TestClient,
+    h: dict[str, str],
+    users: Users,
+    case: dict[str, Any] | None = None,
+    ref: str = "JB/1",
+    image: Path = TESTDATA / "ext2.E01",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A new exhibit (``ref`` of ``case``, or of a new case) with ext2.E01 registered, and the
-    run that registering it queued (no worker runs in these tests: the test runs it with
+    """A new exhibit (``ref`` of ``case``, or of a new case) with ``image`` registered, and
+    the run that registering it queued (no worker runs in these tests: the test runs it with
     ``jobs.execute_run``)."""
     if case is None:
         exhibit = registered_exhibit(client, h, users.investigator.id)  # type: ignore[arg-type]
     else:
         exhibit = create_exhibit(client, h, case["id"], ref=ref)
-    r = client.post(
-        f"/api/v1/exhibits/{exhibit['id']}/images", json={"path": str(TESTDATA / "ext2.E01")}, headers=h
-    )
+    r = client.post(f"/api/v1/exhibits/{exhibit['id']}/images", json={"path": str(image)}, headers=h)
     assert r.status_code == 201, r.text
     (run,) = client.get(f"/api/v1/exhibits/{exhibit['id']}/runs", headers=h).json()
     return exhibit, run
@@ -400,7 +404,7 @@ def test_a_run_stores_its_hits_under_its_case(
 
 
 def test_admins_take_reference_sets_out_of_use_and_back(
-    client: TestClient, users: Users, headers: dict[str, dict[str, str]]
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], evidence_root: Path
 ) -> None:
     # There was a way out (deactivate) and none back: a set deactivated by mistake could not
     # be used again, and registering it again was refused as a duplicate.
@@ -419,7 +423,10 @@ def test_admins_take_reference_sets_out_of_use_and_back(
     exhibits = iter(range(1, 10))
 
     def next_run() -> tuple[list[int], int | None]:
-        _, run = _queued_run(client, headers["manager"], users, case, ref=f"JB/{next(exhibits)}")
+        ref = next(exhibits)
+        image = evidence_root / f"jb{ref}.E01"  # an image of each exhibit's own
+        shutil.copyfile(TESTDATA / "ext2.E01", image)
+        _, run = _queued_run(client, headers["manager"], users, case, ref=f"JB/{ref}", image=image)
         return sorted(run["hashset_ids"]), run["ruleset_id"]
 
     first = upload("hashsets", "a.md5", b"d41d8cd98f00b204e9800998ecf8427e  empty\n")
