@@ -102,6 +102,17 @@ def test_planted_files_are_found_by_vics_nsrl_and_yara(
         == hashlib.sha256((hashset_dir / "vics20.json").read_bytes()).hexdigest()
     )
     assert prov["started"] <= prov["finished"]
+    assert summary["known_left_out"] == 0
+
+    # With omit_known the known-good file is counted but not listed; the known-bad one stays.
+    dfxml = tmp_path / "omitted.xml"
+    listing = tmp_path / "omitted.jsonl"
+    result = scan_image(images["ext4"], ScanOptions(hashsets=sets, omit_known=True), listing, dfxml=dfxml)
+    listed = {r["path"] for r in read_jsonl(listing)}
+    assert "/system/kernel32.dll" not in listed and "/photos/IMG_0001.jpg" in listed
+    assert len(listed) == len(records) - 1 and "kernel32.dll" not in dfxml.read_text()
+    assert result.summary["files"] == summary["files"] and result.summary["known_files"] == 1
+    assert result.summary["known_left_out"] == 1 and result.summary["provenance"]["options"]["omit_known"]
 
 
 def test_sha256_of_each_file_is_recorded(images: dict[str, Path], tmp_path: Path) -> None:

@@ -143,6 +143,14 @@ def scan(
     deleted: Annotated[
         bool, typer.Option("--deleted", help="also deleted files whose metadata is readable")
     ] = False,
+    omit_known: Annotated[
+        bool,
+        typer.Option(
+            "--omit-known",
+            help="leave files a hash set knows (and nothing else found) out of the listing and DFXML; "
+            "they are still counted",
+        ),
+    ] = False,
     expect_hash: Annotated[
         list[str] | None,
         typer.Option("--expect-hash", help="acquisition hash, ALGO:HEX; repeatable"),
@@ -185,6 +193,7 @@ def scan(
     start_fork_server()  # it loads the analysis modules while the hash sets and rules load here
     options = ScanOptions(
         include_deleted=deleted,
+        omit_known=omit_known,
         expect_hashes=_parse_expect(expect_hash or []),
         hash_image=hash_image,
         yara_timeout=yara_timeout,
@@ -252,7 +261,8 @@ def scan(
         raise _not_written(exc) from None
     typer.echo(
         f"{summary['files']} files, {summary['bytes']} bytes in {len(summary['partitions'])} partition(s); "
-        f"{summary['alert_files']} alert(s), {summary['known_files']} known, "
+        f"{summary['alert_files']} alert(s), {summary['known_files']} known"
+        f"{' (left out of the listing)' if omit_known and summary['known_left_out'] else ''}, "
         f"{sum(summary['yara_hits'].values())} YARA hit(s), {summary['yara_incomplete']} YARA incomplete, "
         f"{summary['errors']} error(s); integrity: {summary['image']['integrity']}"
     )

@@ -144,6 +144,17 @@ def _batches(lines: Iterator[bytes], options: ScanOptions, seen: list[int]) -> I
         yield batch
 
 
+def _only_known(record: dict[str, Any]) -> bool:
+    """A file a hash set knows (known-good, or a known-bad set's non-pertinent category) with
+    nothing else found: no alert, no YARA match, no error. What ``omit_known`` leaves out."""
+    return (
+        bool(record.get("known"))
+        and not any(hit["alert"] for hit in record["hashset_hits"])
+        and not (record.get("yara") or {}).get("matches")
+        and not record.get("error")
+    )
+
+
 def _deadline(batch: list[list[Any]], options: ScanOptions, media_size: int) -> float:
     """Seconds a batch may take: ``batch_timeout``, plus time for its bytes at ``slowest_rate``,
     so that a large file (a 300 GB virtual disk inside the evidence) is hashed rather than
@@ -218,11 +229,16 @@ def scan_image(
         done_bytes = 0
         retry: list[list[Any]] = []
 
+        left_out = 0
+
         def take(record: dict[str, Any]) -> None:
-            nonlocal done_bytes
-            writer.write(record)
-            if document is not None:
-                document.add(record)
+            nonlocal done_bytes, left_out
+            if options.omit_known and _only_known(record):
+                left_out += 1
+            else:
+                writer.write(record)
+                if document is not None:
+                    document.add(record)
             summary.add(record)
             done_bytes += int(record["size"])
 
@@ -268,6 +284,7 @@ def scan_image(
                 "volume_system": walked["volume_system"],
                 "partitions": walked["partitions"],
                 "walk_problems": walked["problems"],
+                "known_left_out": left_out,
                 "provenance": {
                     "versions": versions(),
                     "options": options.provenance(),

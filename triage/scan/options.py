@@ -15,6 +15,7 @@ class ScanOptions:
     hashsets: list[HashSetInfo] = field(default_factory=list)
     rules: RuleSet | None = None
     include_deleted: bool = False
+    omit_known: bool = False  # known files (and nothing else found) counted, not listed
     expect_hashes: dict[str, str] = field(default_factory=dict)  # algorithm -> hex
     hash_image: bool = False  # hash the whole image even with nothing to compare against
     yara_timeout: int = 30
