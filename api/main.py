@@ -19,7 +19,7 @@ from api.routes import accounts, audit, auth, backlog, cases, exhibits, health, 
 from api.routes import queue as queue_routes
 from api.routes.auth import LoginThrottle
 from api.web import pages
-from triage import __version__, queue
+from triage import __version__, queue, registry
 from triage.db import make_engine
 from triage.settings import Settings, get_settings
 
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
     app.state.login_throttle = LoginThrottle()
     uploads.remove_stale_staging(settings)
+    registry.remove_leftovers(settings)
 
     api = APIRouter(prefix=API_PREFIX)
     for module in (auth, accounts, cases, exhibits, runs, queue_routes, backlog, reference, audit):

@@ -174,6 +174,32 @@ def test_staging_folders_a_killed_server_left_are_removed_at_start(settings: Set
     assert sorted(p.name for p in root.iterdir()) == ["upload-fresh"]
 
 
+def test_what_killed_registrations_left_is_removed_at_start(settings: Settings) -> None:
+    # A registration killed half way left a staged rule folder, a partial copy of a hash set
+    # (gigabytes at NSRL size) or an index being built; nothing removed them.
+    base = settings.artifact_dir
+    leftovers = [
+        base / "rules" / ".registering-x1" / "index.yar",
+        base / "hashsets" / "sources" / "ab" / ".nsrl.txt.copying-1-2",
+        base / "hashsets" / "index" / "tmp1.building",
+    ]
+    kept = [
+        base / "rules" / ("a" * 64) / "index.yar",  # a registered set
+        base / "hashsets" / "sources" / "ab" / "nsrl.txt",
+        base / "hashsets" / "index" / "ab.v2.plain.sqlite",
+        base / "hashsets" / "index" / "tmp2.building",  # under way: minutes old
+    ]
+    day_and_more = time.time() - registry.LEFTOVER_SECONDS - 60
+    for path in leftovers + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    for path in [*leftovers, leftovers[0].parent, *kept[:3]]:
+        os.utime(path, (day_and_more, day_and_more))
+    create_app(settings)
+    assert [p for p in leftovers + [leftovers[0].parent] if p.exists()] == []
+    assert all(p.exists() for p in kept)
+
+
 def test_hash_sets_and_rules_register_by_path_only_from_the_reference_roots(
     client: TestClient, users: Users, headers: dict[str, dict[str, str]], settings: Settings, tmp_path: Path
 ) -> None:
