@@ -402,3 +402,24 @@ def test_a_batch_is_given_time_for_its_bytes_but_no_more_than_the_image_holds() 
     # A file that claims more than the whole image (sparse, or a hostile record): bounded.
     claim = [0, 1, "/huge", 13, 2**60]
     assert _deadline([claim], options, media_size=2**30) == 900 + 2**30 / (16 * 2**20)
+
+
+def test_a_truncated_mbr_disk_still_gives_its_whole_partitions(
+    images: dict[str, Path], tmp_path: Path
+) -> None:
+    # The Sleuth Kit refuses an MBR whose extended partition starts past the end of the image,
+    # so a truncated acquisition of such a disk gave "no readable partition", though its first
+    # partition was whole.
+    whole, records = _scan(images["mbr"], tmp_path)
+    data = images["mbr"].read_bytes()
+    cut = tmp_path / "cut-mbr.img"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    summary, cut_records = _scan(cut, tmp_path)
+    assert summary["volume_system"] == "mbr"
+    listed = [(p["kind"], p["filesystem"], p["status"]) for p in summary["partitions"]]
+    assert listed == [("data", "fat32", "ok"), ("meta", None, "unreadable")]
+    assert "past the end of the image" in summary["partitions"][1]["reason"]
+    first = {r["path"] for r in records if r["partition"] == 1}
+    assert first and {r["path"] for r in cut_records} == first
+    fat = next(p for p in whole["partitions"] if p["filesystem"] == "fat32")
+    assert summary["partitions"][0]["offset"] == fat["offset"]

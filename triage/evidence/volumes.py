@@ -1,7 +1,8 @@
 """Volume systems (MBR with extended partitions, GPT) and bare file systems.
 
 Every partition is listed. Data partitions whose file system cannot be opened are reported
-with the reason; volume-system metadata and unallocated space are listed as such.
+with the reason; volume-system metadata and unallocated space are listed as such. Of a
+truncated MBR disk that The Sleuth Kit refuses, the four primary entries are read directly.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ def list_partitions(img: pytsk3.Img_Info) -> tuple[str | None, list[Partition]]:
     try:
         volume = pytsk3.Volume_Info(img)
     except OSError:
+        primary = _primary_mbr_partitions(img)
+        if primary:
+            return "mbr", primary
         return None, [Partition(1, 0, 0, int(img.get_size()), "whole image", "whole-image")]
     block = int(volume.info.block_size)
     vs_type = {pytsk3.TSK_VS_TYPE_DOS: "mbr", pytsk3.TSK_VS_TYPE_GPT: "gpt"}.get(
@@ -99,3 +103,58 @@ def list_partitions(img: pytsk3.Img_Info) -> tuple[str | None, list[Partition]]:
             )
         )
     return vs_type, partitions
+
+
+SECTOR = 512
+EXTENDED_TYPES = {0x05, 0x0F, 0x85}
+_TRUNCATED_TABLE = "too large for image"  # The Sleuth Kit's words for a table that runs past the end
+
+
+def _primary_mbr_partitions(img: pytsk3.Img_Info) -> list[Partition]:
+    """The primary partitions of an MBR that The Sleuth Kit refused because an entry starts
+    past the end of the image: a truncated acquisition of a disk with several partitions, where
+    it lists none, not even the first, whole one. Read from the four entries of the table
+    itself; the extended partition's own tables are not followed. Empty unless The Sleuth Kit
+    gave that reason and one of the entries inside the image holds a file system it opens (so
+    a bare file system whose boot sector looks like a table is still read as one)."""
+    try:
+        pytsk3.Volume_Info(img, pytsk3.TSK_VS_TYPE_DOS)
+    except OSError as exc:
+        if _TRUNCATED_TABLE not in str(exc):
+            return []
+    else:
+        return []  # opened after all: not this case
+    size = int(img.get_size())
+    mbr = img.read(0, SECTOR)
+    if len(mbr) < SECTOR or mbr[510:512] != b"\x55\xaa":
+        return []
+    partitions: list[Partition] = []
+    for slot in range(4):
+        entry = mbr[446 + 16 * slot : 446 + 16 * (slot + 1)]
+        kind_byte = entry[4]
+        start, length = int.from_bytes(entry[8:12], "little"), int.from_bytes(entry[12:16], "little")
+        if kind_byte == 0 or start == 0 or length == 0:
+            continue
+        offset = start * SECTOR
+        description = f"type 0x{kind_byte:02x} (primary table read directly)"
+        if kind_byte in EXTENDED_TYPES:
+            part = Partition(
+                0,
+                slot,
+                offset,
+                length * SECTOR,
+                description,
+                "meta",
+                status="unreadable",
+                reason="extended partition: its tables were not read (The Sleuth Kit refused the disk)",
+            )
+        else:
+            index = sum(p.kind == "data" for p in partitions) + 1
+            part = Partition(index, slot, offset, length * SECTOR, description, "data", status="pending")
+        if offset >= size:
+            part.status, part.reason = "unreadable", "starts past the end of the image (truncated?)"
+        partitions.append(part)
+    readable = [p for p in partitions if p.kind == "data" and p.status == "pending"]
+    if not any(try_open_fs(img, p.offset)[0] is not None for p in readable):
+        return []
+    return partitions

@@ -72,8 +72,8 @@ def walk_to_spool(detected: DetectedImage, include_deleted: bool, spool: str, co
     total = 0
     with Path(spool).open("wb") as out:
         for part in partitions:
-            if part.kind not in ("data", "whole-image"):
-                continue
+            if part.kind not in ("data", "whole-image") or part.status == "unreadable":
+                continue  # (unreadable already: starts past the end of a truncated image)
             fs, reason = try_open_fs(img, part.offset)
             if fs is None:
                 part.status, part.reason = "unreadable", reason
