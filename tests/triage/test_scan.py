@@ -423,3 +423,21 @@ def test_a_truncated_mbr_disk_still_gives_its_whole_partitions(
     assert first and {r["path"] for r in cut_records} == first
     fat = next(p for p in whole["partitions"] if p["filesystem"] == "fat32")
     assert summary["partitions"][0]["offset"] == fat["offset"]
+
+
+def test_fat_times_do_not_depend_on_the_time_zone_of_the_machine(
+    images: dict[str, Path], tmp_path: Path
+) -> None:
+    # FAT keeps local time with no zone, and The Sleuth Kit converts it with the process's
+    # zone: the same image gave times five hours apart on a machine set to New York.
+    triage = str(Path(__import__("sys").executable).with_name("triage"))
+    times = []
+    for zone in ("UTC", "America/New_York"):
+        out = tmp_path / zone.replace("/", "-")
+        env = {**os.environ, "TZ": zone}
+        done = subprocess.run(
+            [triage, "scan", str(images["mbr"]), "--out", str(out)], env=env, capture_output=True
+        )
+        assert done.returncode == 0, done.stderr
+        times.append({r["path"]: r["times"] for r in read_jsonl(out / "files.jsonl") if r["partition"] == 1})
+    assert times[0] and times[0] == times[1]

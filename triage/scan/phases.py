@@ -3,6 +3,8 @@ probing the container, hashing the whole image, and walking the file systems to 
 
 from __future__ import annotations
 
+import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,11 @@ def hash_image(detected: DetectedImage, counter: Any) -> dict[str, str]:
 
 def walk_to_spool(detected: DetectedImage, include_deleted: bool, spool: str, counter: Any) -> dict[str, Any]:
     """List partitions and write every file entry (metadata only) to ``spool`` as JSON lines."""
+    # FAT and exFAT keep times in the device's local time, with no zone, and The Sleuth Kit
+    # converts them with this process's time zone: the same image gave other "UTC" times on a
+    # machine set to another zone. In UTC they are read at face value, the same everywhere.
+    os.environ["TZ"] = "UTC"
+    time.tzset()
     img = open_tsk_image(detected)
     volume_system, partitions = list_partitions(img)
     problems: list[WalkProblem] = []
