@@ -441,3 +441,15 @@ def test_fat_times_do_not_depend_on_the_time_zone_of_the_machine(
         assert done.returncode == 0, done.stderr
         times.append({r["path"]: r["times"] for r in read_jsonl(out / "files.jsonl") if r["partition"] == 1})
     assert times[0] and times[0] == times[1]
+
+
+def test_walk_problems_beyond_ten_thousand_are_counted_not_listed() -> None:
+    # A damaged or hostile file system can have millions; the list is kept with the run.
+    from triage.evidence.filesystems import WalkProblem
+    from triage.scan.phases import MAX_PROBLEMS, _kept_problems
+
+    many = [WalkProblem(1, f"/d{n}", "directory unreadable") for n in range(MAX_PROBLEMS + 5)]
+    kept = _kept_problems(many)
+    assert kept[:MAX_PROBLEMS] == many[:MAX_PROBLEMS] and len(kept) == MAX_PROBLEMS + 1
+    assert kept[-1].reason == "5 more walk problems, not listed"
+    assert _kept_problems(many[:3]) == many[:3]

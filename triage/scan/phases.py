@@ -65,6 +65,18 @@ def hash_image(detected: DetectedImage, counter: Any) -> dict[str, str]:
     return {name: h.hexdigest() for name, h in zip(ALGORITHMS, hashers, strict=True)}
 
 
+MAX_PROBLEMS = 10_000  # listed one by one; a damaged or hostile file system can have millions
+
+
+def _kept_problems(problems: list[WalkProblem]) -> list[WalkProblem]:
+    """The walk's problems as the summary keeps them: the first ``MAX_PROBLEMS``, then one
+    entry counting the rest (the summary is stored with the run and shown on its pages)."""
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    rest = len(problems) - MAX_PROBLEMS
+    return [*problems[:MAX_PROBLEMS], WalkProblem(0, "", f"{rest:,} more walk problems, not listed")]
+
+
 def walk_to_spool(detected: DetectedImage, include_deleted: bool, spool: str, counter: Any) -> dict[str, Any]:
     """List partitions and write every file entry (metadata only) to ``spool`` as JSON lines."""
     # FAT and exFAT keep times in the device's local time, with no zone, and The Sleuth Kit
@@ -111,7 +123,7 @@ def walk_to_spool(detected: DetectedImage, include_deleted: bool, spool: str, co
     return {
         "volume_system": volume_system,
         "partitions": [p.to_dict() for p in partitions],
-        "problems": [p.__dict__ for p in problems],
+        "problems": [p.__dict__ for p in _kept_problems(problems)],
         "files": files,
         "bytes": total,
     }
