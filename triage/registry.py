@@ -59,6 +59,7 @@ def register_hashset(
         ctx.require(Role.admin)
     if (problem := not_usable(source)) is not None:
         raise HashSetError(f"{shown(source)}: {problem}")
+    remove_leftovers(settings)  # of registrations killed half way (also swept at API start)
     end_read_transaction(session)
     sha = file_sha256(source)
     _refuse_registered(session, HashSetRecord, sha, "hash set")  # before copying gigabytes again
@@ -216,6 +217,7 @@ def register_ruleset(
     ``register_hashset``)."""
     if ctx.actor is not None:
         ctx.require(Role.admin)
+    remove_leftovers(settings)
     end_read_transaction(session)
     compiled = compile_rules([source])  # refuses a path that is neither a file nor a folder
     if source.is_file() and source.suffix.lower() not in RULE_SUFFIXES:

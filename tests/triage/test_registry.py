@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -272,3 +274,19 @@ def test_a_rule_file_is_kept_with_the_files_it_includes(
     monkeypatch.chdir(tmp_path)
     (root / "malware" / "family.yar").unlink()  # the admin's copy is gone: the kept one is used
     assert registry.load_ruleset(record).rule_count == 2
+
+
+def test_a_registration_sweeps_what_killed_ones_left(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    # An installation run from the command line alone never starts the API, whose start-up
+    # sweeps these too: a partial copy of a set of NSRL size stayed for good.
+    partial = Path(settings.artifact_dir) / "hashsets" / "sources" / "ab" / ".nsrl.txt.copying-1-2"
+    partial.parent.mkdir(parents=True)
+    partial.write_text("x")
+    old = time.time() - registry.LEFTOVER_SECONDS - 60
+    os.utime(partial, (old, old))
+    source = tmp_path / "set.md5"
+    source.write_text(BODY)
+    _register(engine, settings, source)
+    assert not partial.exists()
