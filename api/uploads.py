@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,10 +12,10 @@ from pathlib import Path
 from fastapi import UploadFile
 
 from triage.errors import FieldValidationError
+from triage.leftovers import remove_stale
 from triage.settings import Settings
 
 NAME_MAX = 255  # bytes in one file name on the file systems we write to
-STALE_SECONDS = 24 * 3600  # a staging folder this old was left by a server that was killed
 
 
 def _staging_root(settings: Settings) -> Path:
@@ -36,19 +35,9 @@ def staging(settings: Settings) -> Iterator[Path]:
 
 
 def remove_stale_staging(settings: Settings, now: float | None = None) -> None:
-    """Remove the staging folders of uploads that a killed server left (a day old or more;
+    """Remove the staging folders of uploads that a killed server left (see ``leftovers``;
     a folder in use is minutes old, whichever worker process holds it)."""
-    root = _staging_root(settings)
-    if not root.is_dir():
-        return
-    cutoff = (now or time.time()) - STALE_SECONDS
-    for folder in root.glob("upload-*"):
-        try:
-            stale = folder.is_dir() and folder.stat().st_mtime < cutoff
-        except OSError:  # removed meanwhile by another worker process starting at the same time
-            continue
-        if stale:
-            shutil.rmtree(folder, ignore_errors=True)
+    remove_stale(_staging_root(settings).glob("upload-*"), now)
 
 
 def save_upload(upload: UploadFile, folder: Path, field: str = "file") -> Path:

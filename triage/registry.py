@@ -6,11 +6,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import itertools
 import os
 import shutil
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,6 +25,7 @@ from triage.context import Context
 from triage.db import end_read_transaction
 from triage.errors import ConflictError, HashSetError, NotFoundError, RulesError
 from triage.evidence.paths import not_usable, shown
+from triage.leftovers import remove_stale
 from triage.models.accounts import Role
 from triage.models.runs import HashSetRecord, RuleSetRecord
 from triage.settings import Settings
@@ -171,30 +172,18 @@ def _copy_hashing(source: Path, target: Path) -> str:
     return digest.hexdigest()
 
 
-LEFTOVER_SECONDS = 24 * 3600  # older than this, a registration's temporary file is a leftover
-
-
 def remove_leftovers(settings: Settings, now: float | None = None) -> None:
-    """Remove what registrations killed half way left behind (a day old or more: one under way
-    takes minutes): staged rule folders, partial copies of hash sets, indexes and filters
-    being built. None is ever read; at NSRL size they are gigabytes."""
+    """Remove what registrations killed half way left behind (see ``leftovers``): staged rule
+    folders, partial copies of hash sets, indexes and filters being built."""
     base = Path(settings.artifact_dir)
-    cutoff = (now or time.time()) - LEFTOVER_SECONDS
-    patterns = (
-        base.glob("rules/.registering-*"),
-        base.glob("hashsets/sources/*/.*.copying-*"),
-        base.glob("hashsets/index/*.building"),
+    remove_stale(
+        itertools.chain(
+            base.glob("rules/.registering-*"),
+            base.glob("hashsets/sources/*/.*.copying-*"),
+            base.glob("hashsets/index/*.building"),
+        ),
+        now,
     )
-    for path in (p for found in patterns for p in found):
-        try:
-            if path.lstat().st_mtime >= cutoff:
-                continue
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-        except OSError:  # removed meanwhile by another process starting at the same time
-            continue
 
 
 def hashset_info(record: HashSetRecord) -> HashSetInfo:

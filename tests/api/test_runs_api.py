@@ -16,13 +16,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from api import uploads
 from api.main import create_app
 from api.routes import reference as reference_routes
 from tests.api.helpers import create_case, create_exhibit, no_transaction_held, probing, registered_exhibit
 from tests.conftest import TESTDATA, Users
 from tests.factories import case_with_exhibit, exhibit_with_task, row_id
-from triage import intake, jobs, registry, runs
+from triage import intake, jobs, leftovers, registry, runs
 from triage.models.exhibits import ExhibitState
 from triage.models.queue import TaskState
 from triage.models.runs import RunState, TriageHit
@@ -168,7 +167,7 @@ def test_staging_folders_a_killed_server_left_are_removed_at_start(settings: Set
     for folder in (old, fresh):
         folder.mkdir(parents=True)
         (folder / "set.md5").write_bytes(b"partial")
-    day_and_more = time.time() - uploads.STALE_SECONDS - 60
+    day_and_more = time.time() - leftovers.STALE_SECONDS - 60
     os.utime(old, (day_and_more, day_and_more))
     create_app(settings)
     assert sorted(p.name for p in root.iterdir()) == ["upload-fresh"]
@@ -178,7 +177,7 @@ def test_what_killed_registrations_left_is_removed_at_start(settings: Settings) 
     # A registration killed half way left a staged rule folder, a partial copy of a hash set
     # (gigabytes at NSRL size) or an index being built; nothing removed them.
     base = settings.artifact_dir
-    leftovers = [
+    left = [
         base / "rules" / ".registering-x1" / "index.yar",
         base / "hashsets" / "sources" / "ab" / ".nsrl.txt.copying-1-2",
         base / "hashsets" / "index" / "tmp1.building",
@@ -189,14 +188,14 @@ def test_what_killed_registrations_left_is_removed_at_start(settings: Settings) 
         base / "hashsets" / "index" / "ab.v2.plain.sqlite",
         base / "hashsets" / "index" / "tmp2.building",  # under way: minutes old
     ]
-    day_and_more = time.time() - registry.LEFTOVER_SECONDS - 60
-    for path in leftovers + kept:
+    day_and_more = time.time() - leftovers.STALE_SECONDS - 60
+    for path in left + kept:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("x")
-    for path in [*leftovers, leftovers[0].parent, *kept[:3]]:
+    for path in [*left, left[0].parent, *kept[:3]]:
         os.utime(path, (day_and_more, day_and_more))
     create_app(settings)
-    assert [p for p in leftovers + [leftovers[0].parent] if p.exists()] == []
+    assert [p for p in left + [left[0].parent] if p.exists()] == []
     assert all(p.exists() for p in kept)
 
 

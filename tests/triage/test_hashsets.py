@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
+import time
 import tracemalloc
 from pathlib import Path
 
 import pytest
 
+from triage import leftovers
 from triage.analysis.hashsets import HashSetKind, HashSetStore, load_hashset, readers
 from triage.analysis.hashsets import prefilter as prefilter_module
 from triage.analysis.hashsets import store as store_module
@@ -351,3 +354,19 @@ def test_utf16_lists_from_windows_tools_are_read(tmp_path: Path) -> None:
     table.write_bytes(b"\xfe\xff" + table.read_bytes())
     info, found = _lookup(table, tmp_path / "other", MD5)
     assert info.format == "caid" and found == ("CAID A", True)  # type: ignore[attr-defined]
+
+
+def test_indexing_sweeps_builds_a_killed_process_left_in_the_cache(tmp_path: Path) -> None:
+    # `triage scan` killed while indexing a set left its half-built store (gigabytes at NSRL
+    # size) in ~/.cache for good.
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    stale, fresh = cache / "tmpa.building", cache / "tmpb.building"
+    for path in (stale, fresh):
+        path.write_bytes(b"half")
+    old = time.time() - leftovers.STALE_SECONDS - 60
+    os.utime(stale, (old, old))
+    f = tmp_path / "set.md5"
+    f.write_text(f"{MD5}  a\n")
+    load_hashset(f, cache)
+    assert not stale.exists() and fresh.exists()  # one under way elsewhere is left alone

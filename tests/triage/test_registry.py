@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from triage import registry
+from triage import leftovers, registry
 from triage.analysis.hashsets import HashSetInfo
 from triage.context import system_context
 from triage.db import session_scope
@@ -284,7 +284,7 @@ def test_a_registration_sweeps_what_killed_ones_left(
     partial = Path(settings.artifact_dir) / "hashsets" / "sources" / "ab" / ".nsrl.txt.copying-1-2"
     partial.parent.mkdir(parents=True)
     partial.write_text("x")
-    old = time.time() - registry.LEFTOVER_SECONDS - 60
+    old = time.time() - leftovers.STALE_SECONDS - 60
     os.utime(partial, (old, old))
     source = tmp_path / "set.md5"
     source.write_text(BODY)

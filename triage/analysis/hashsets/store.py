@@ -19,6 +19,7 @@ from triage.analysis.hashsets.readers import READERS_BY_NAME, Reader, sniff
 from triage.analysis.hashsets.records import HashRecord, HashSetKind
 from triage.errors import HashSetError
 from triage.evidence.paths import not_usable, shown
+from triage.leftovers import remove_stale
 
 STORE_VERSION = 2  # 2: the number of entries kept in a ``meta`` table
 BATCH = 50_000
@@ -109,6 +110,7 @@ def load_hashset(
     if (problem := not_usable(source)) is not None:
         raise HashSetError(f"{shown(source)}: {problem}")
     reader = READERS_BY_NAME[fmt] if fmt else sniff(source)
+    remove_stale(cache_dir.glob("*.building"))  # a build a killed process left
     sha = file_sha256(source)
     store = cache_dir / f"{sha}.v{STORE_VERSION}.{reader.name}.sqlite"
     if store.exists():
