@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from triage import backlog as backlog_figures
 from triage import queue
-from triage.cli.output import console, fail
+from triage.cli.output import console, counted, fail
 from triage.db import make_engine, session_scope
 from triage.models.types import utcnow
 from triage.models.vendors import Vendor
@@ -48,10 +48,6 @@ def backlog(
         _show_backlog(figures)
 
 
-def _plural(count: float, noun: str) -> str:
-    return f"{count:g} {noun}{'' if count == 1 else 's'}"
-
-
 def _listed(counts: dict[str, int]) -> str:
     """``{"in_examination": 3}`` as "in examination 3"."""
     return ", ".join(f"{str(key).replace('_', ' ')} {value}" for key, value in counts.items())
@@ -67,7 +63,7 @@ def _show_backlog(figures: dict[str, Any]) -> None:
     """The figures a manager reads, in words and tables (``--json`` has every one)."""
     states = _listed(figures["by_state"])
     console.print(
-        f"[b]{_plural(figures['waiting_exhibits'], 'exhibit')} waiting[/b] on {str(figures['as_of'])[:10]}"
+        f"[b]{counted(figures['waiting_exhibits'], 'exhibit')} waiting[/b] on {str(figures['as_of'])[:10]}"
         + (f": {states}" if states else ""),
         soft_wrap=True,
     )
@@ -79,8 +75,8 @@ def _show_backlog(figures: dict[str, Any]) -> None:
         console.print(f"oldest: {oldest['crime_reference']} / {oldest['reference']}, {oldest['days']} days")
     restricted = figures["days_under_family_restriction"]
     console.print(
-        f"{_plural(figures['child_welfare_cases_waiting'], 'child-welfare case')} waiting; "
-        f"{_plural(restricted['cases'], 'case')} under a family restriction, "
+        f"{counted(figures['child_welfare_cases_waiting'], 'child-welfare case')} waiting; "
+        f"{counted(restricted['cases'], 'case')} under a family restriction, "
         f"{restricted['total']} days in all (longest {restricted['max']})",
         soft_wrap=True,
     )
@@ -102,7 +98,7 @@ def _show_backlog(figures: dict[str, Any]) -> None:
     console.print(f"[b]at the current pace[/b] the backlog {_clears(forecast['current'])}", soft_wrap=True)
     if forecast["extra_examiners"] or forecast["extra_outsourcing_per_month"]:
         console.print(
-            f"with {_plural(forecast['extra_examiners'], 'more examiner')} and "
+            f"with {counted(forecast['extra_examiners'], 'more examiner')} and "
             f"{forecast['extra_outsourcing_per_month']} more outsourced a month "
             f"it {_clears(forecast['what_if'])}",
             soft_wrap=True,
@@ -118,7 +114,7 @@ def _show_recommendation(advice: dict[str, Any]) -> None:
         return
     console.print(
         f"[b]to examine all {advice['queued']} queued by {advice['target_date']}[/b]: "
-        + (f"outsource {_plural(len(picks), 'exhibit')}" if picks else "nothing needs to be outsourced")
+        + (f"outsource {counted(len(picks), 'exhibit')}" if picks else "nothing needs to be outsourced")
         + (f"; {advice['cannot_place']} cannot be placed with any vendor" if advice["cannot_place"] else ""),
         soft_wrap=True,
     )

@@ -26,6 +26,11 @@ def fail(message: str, code: int = 1, label: str = "error") -> typer.Exit:
     return typer.Exit(code)
 
 
+def counted(count: int, noun: str) -> str:
+    """``count`` and ``noun``, plural unless one: "1 rule", "3 exhibits"."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def in_words(exc: ValidationError, whole: str = "input") -> str:
     """A validation error on one line: each field and what is wrong with it, never the values
     given (they may be passwords or secrets)."""

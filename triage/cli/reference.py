@@ -10,7 +10,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from triage import registry
-from triage.cli.output import console, err, fail, hashset_progress
+from triage.cli.output import console, counted, err, fail, hashset_progress
 from triage.context import system_context
 from triage.db import make_engine, session_scope
 from triage.errors import TriageError
@@ -110,8 +110,7 @@ def rules_add(path: Path, name: Annotated[str | None, typer.Option()] = None) ->
     try:
         with session_scope(make_engine(settings.database_url)) as session:
             record = registry.register_ruleset(session, system_context(), settings, path, name)
-            rules = f"{record.rule_count} rule{'' if record.rule_count == 1 else 's'}"
-            files = f"{len(record.files)} file{'' if len(record.files) == 1 else 's'}"
+            rules, files = counted(record.rule_count, "rule"), counted(len(record.files), "file")
             console.print(
                 f"rule set #{record.id} {record.name!r}: {rules} in {files}, sha256 {record.sha256}",
                 soft_wrap=True,
