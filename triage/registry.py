@@ -80,7 +80,12 @@ def register_hashset(
 
     try:
         info = load_hashset(
-            kept, index, kind=HashSetKind(kind) if kind else None, name=name or source.name, progress=progress
+            kept,
+            index,
+            kind=HashSetKind(kind) if kind else None,
+            name=name or source.name,
+            progress=progress,
+            known_sha256=sha,  # what ``kept`` holds: hashed as it was copied, or checked in place
         )
     except HashSetError:
         discard()

@@ -290,3 +290,24 @@ def test_a_registration_sweeps_what_killed_ones_left(
     source.write_text(BODY)
     _register(engine, settings, source)
     assert not partial.exists()
+
+
+def test_the_kept_copy_is_not_read_again_to_hash_it(
+    engine: Engine, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It was hashed as it was copied; hashing it again before and after indexing read a set
+    # of NSRL size (gigabytes) twice more.
+    from triage.analysis.hashsets import store
+
+    hashed: list[Path] = []
+    real = store.file_sha256
+
+    def counting(path: Path) -> str:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(store, "file_sha256", counting)
+    source = tmp_path / "set.md5"
+    source.write_text(BODY)
+    record = _register(engine, settings, source)
+    assert hashed == [] and record.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()

@@ -104,20 +104,25 @@ def load_hashset(
     fmt: str | None = None,
     name: str | None = None,
     progress: Progress | None = None,
+    known_sha256: str | None = None,
 ) -> HashSetInfo:
-    """Validate ``source``, build (or reuse) its indexed store, and describe it."""
+    """Validate ``source``, build (or reuse) its indexed store, and describe it.
+
+    ``known_sha256``: the source's SHA-256 when the caller has it already and nothing else
+    writes the file (the registry's private copy, hashed as it was written); the file is then
+    not read again to hash it, nor checked for changes after indexing."""
     told = progress or (lambda _phase, _done, _total: None)
     if (problem := not_usable(source)) is not None:
         raise HashSetError(f"{shown(source)}: {problem}")
     reader = READERS_BY_NAME[fmt] if fmt else sniff(source)
     remove_stale(cache_dir.glob("*.building"))  # a build a killed process left
-    sha = file_sha256(source)
+    sha = known_sha256 or file_sha256(source)
     store = cache_dir / f"{sha}.v{STORE_VERSION}.{reader.name}.sqlite"
     if store.exists():
         entries = HashSetStore(store).count()
     else:
         entries = _build(reader, source, store, lambda done: told("indexing", done, 0))
-        if file_sha256(source) != sha:  # written to while it was read: the store is of neither
+        if known_sha256 is None and file_sha256(source) != sha:  # written to while read: a mix
             discard_store(store)
             raise HashSetError(
                 f"{shown(source)}: changed while it was being indexed; index it again once complete"
