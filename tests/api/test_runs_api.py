@@ -106,6 +106,24 @@ def test_a_rule_file_registered_by_path_needs_a_rule_file_name(
     assert client.get("/api/v1/rulesets", headers=headers["admin"]).json() == []
 
 
+def test_a_rule_folder_linking_to_a_file_outside_the_reference_roots_is_refused(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], settings: Settings, tmp_path: Path
+) -> None:
+    # The folder lies inside the roots; a link in it must not bring in a file from elsewhere.
+    folder = Path(settings.reference_roots[0]) / "vendor"
+    folder.mkdir(parents=True)
+    (folder / "own.yar").write_text('rule own { strings: $a = "own" condition: $a }')
+    secret = tmp_path / "elsewhere.yar"
+    secret.write_text('rule elsewhere { strings: $a = "private" condition: $a }')
+    (folder / "linked.yar").symlink_to(secret)
+    r = client.post("/api/v1/rulesets", json={"path": "vendor"}, headers=headers["admin"])
+    assert r.status_code == 400 and "linked.yar: a link to a file outside" in r.text
+    assert client.get("/api/v1/rulesets", headers=headers["admin"]).json() == []
+    assert not (Path(settings.artifact_dir) / "rules").exists() or not any(
+        (Path(settings.artifact_dir) / "rules").iterdir()
+    )
+
+
 def test_hash_sets_upload_and_register_are_admin_only_and_validated(
     client: TestClient, users: Users, headers: dict[str, dict[str, str]], tmp_path: Path, settings: Settings
 ) -> None:

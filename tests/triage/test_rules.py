@@ -110,3 +110,16 @@ def test_a_file_that_another_includes_is_compiled_once(public_set: Path) -> None
     result = Scanner(rules).scan(b"..fam..", path="/x", filetype="", size=7)
     assert [m["rule"] for m in result.matches] == ["family"]
     assert rules.sha256 == compile_rules([public_set / "index.yar"]).sha256
+
+
+def test_a_link_in_a_rule_folder_to_a_file_outside_it_is_refused(public_set: Path, tmp_path: Path) -> None:
+    # A folder given inside the reference roots must not bring in a file from elsewhere.
+    (tmp_path / "outside.yar").write_text(_rule("outside", "out"))
+    (public_set / "malware" / "linked.yar").symlink_to(tmp_path / "outside.yar")
+    with pytest.raises(RulesError, match=r"linked\.yar: a link to a file outside .*rules"):
+        compile_rules([public_set])
+
+
+def test_a_link_inside_a_rule_folder_to_a_file_in_it_is_read(public_set: Path) -> None:
+    (public_set / "alias.yar").symlink_to(public_set / "malware" / "common" / "shared.yar")
+    assert compile_rules([public_set]).rule_count == 3

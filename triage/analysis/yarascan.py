@@ -47,13 +47,25 @@ def rule_files(paths: list[Path]) -> list[Path]:
             problem = "no such rule file or folder" if problem == "no such file" else problem
             raise RulesError(f"{shown(path)}: {problem}")
         if path.is_dir():
-            files.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in RULE_SUFFIXES)
-            )
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in RULE_SUFFIXES)
+            files.extend(_inside(path, found))
         else:
             files.append(path)
     if not files:
         raise RulesError(f"no rule files (*.yar, *.yara) under {', '.join(map(str, paths))}")
+    return files
+
+
+def _inside(folder: Path, files: list[Path]) -> list[Path]:
+    """``files`` found in ``folder``, refused if one is a link to a file outside it: a folder
+    given inside the reference roots must not bring in what lies elsewhere (as includes may
+    not)."""
+    within = folder.resolve()
+    for path in files:
+        if not path.resolve().is_relative_to(within):
+            raise RulesError(
+                f"{shown(path)}: a link to a file outside {shown(folder)}; copy the file in instead"
+            )
     return files
 
 
