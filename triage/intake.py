@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from triage import audit, custody
@@ -235,11 +236,23 @@ def register_image(
     return image
 
 
+# Advisory lock space (the first of two keys) of image paths being registered.
+IMAGE_PATH_LOCKS = 8015129
+
+
 def _refuse_registered_image(session: Session, exhibit: Exhibit, path: Path) -> None:
     """An image belongs to one exhibit. The same file given for another (a path mistyped, a
     folder confused) would put one device's files, hits and findings on another exhibit,
     perhaps of another case: refused, naming the exhibit it belongs to. (A segment other than
-    the first is refused before this: images are opened at their first segment.)"""
+    the first is refused before this: images are opened at their first segment.) The check
+    and the insert after it hold a lock on the path until the transaction ends, so that two
+    registrations of one path at the same moment cannot both pass (a path may be longer than
+    a unique index's entry allows; on SQLite every transaction already writes alone)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:space, hashtext(:path))"),
+            {"space": IMAGE_PATH_LOCKS, "path": str(path)},
+        )
     existing = session.exec(select(EvidenceImage).where(EvidenceImage.path == str(path))).first()
     if existing is None:
         return

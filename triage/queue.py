@@ -205,7 +205,8 @@ def rescore(
     return len(rows)
 
 
-# Advisory lock key of whole-queue rescores (the audit chain's is 8015127).
+# Advisory lock key of whole-queue rescores (the audit chain's is 8015127; image paths being
+# registered lock in the two-key space, intake.IMAGE_PATH_LOCKS).
 RESCORE_LOCK = 8015128
 
 
