@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -45,4 +46,20 @@ def test_chart_is_a_png(tmp_path: Path) -> None:
 def test_triage_simulate_prints_figures_and_writes_the_chart(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["simulate", "--weeks", "8", "--chart", str(tmp_path / "c.png")])
     assert result.exit_code == 0, result.output
-    assert '"p95_days_under_restriction"' in result.output and (tmp_path / "c.png").exists()
+    assert "95th percentile" in result.output and (tmp_path / "c.png").exists()
+    summaries = {k: v.summary() for k, v in simulate(Scenario(weeks=8)).items()}
+    # Each policy's final backlog in the outcome table, and the backlog of week 4.
+    rows = [[cell.strip() for cell in line.strip("│ ").split("│")] for line in result.output.splitlines()]
+    final = next(row for row in rows if row[0] == "exhibits waiting at the end")
+    assert final[1:] == [str(summaries[k]["final_backlog"]) for k in ("fifo", "scoring")]
+    week_4 = next(row for row in rows if row[0] == "4")
+    assert week_4[1:] == [str(summaries[k]["backlog_by_week"][3]) for k in ("fifo", "scoring")]
+
+
+def test_triage_simulate_json_has_every_week(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["simulate", "--weeks", "6", "--json", "--chart", str(tmp_path / "c.png")]
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    assert len(figures["scoring"]["backlog_by_week"]) == 6 and figures["chart"] == str(tmp_path / "c.png")

@@ -170,6 +170,7 @@ def simulate(
     chart: Annotated[Path, typer.Option(help="PNG chart of the backlog under each policy")] = Path(
         "var/simulation.png"
     ),
+    as_json: Annotated[bool, typer.Option("--json", help="every figure as JSON, week by week")] = False,
 ) -> None:
     """Simulate the unit under FIFO and under the scoring policy (same arrivals, fixed seed):
     backlog over time, days children spend under family restriction waiting, clearance."""
@@ -189,9 +190,39 @@ def simulate(
     )
     results = sim.simulate(scenario, queue.policy(get_settings().policy_path))
     sim.chart(results, chart)
-    typer.echo(
-        json.dumps({name: r.summary() for name, r in results.items()} | {"chart": str(chart)}, indent=2)
-    )
+    summaries = {name: r.summary() for name, r in results.items()}
+    if as_json:
+        typer.echo(json.dumps(summaries | {"chart": str(chart)}, indent=2))
+    else:
+        _show_simulation(summaries, chart)
+
+
+def _show_simulation(summaries: dict[str, dict[str, Any]], chart: Path) -> None:
+    """Each policy's outcome side by side, and its backlog every four weeks (``--json`` has
+    every week)."""
+    names = list(summaries)
+    outcome = Table("", *names, caption="(days a case waited under a family restriction)")
+    rows = [
+        ("days under restriction: mean", "mean_days_under_restriction"),
+        ("days under restriction: 95th percentile", "p95_days_under_restriction"),
+        ("cases under a family restriction", "restricted_cases"),
+        ("exhibits waiting at the end", "final_backlog"),
+        ("backlog cleared on", "clearance_date"),
+    ]
+    for label, key in rows:
+        outcome.add_row(label, *(_figure(summaries[name][key]) for name in names))
+    console.print(outcome)
+    weeks = len(summaries[names[0]]["backlog_by_week"])
+    shown_weeks = sorted({*range(4, weeks + 1, 4), weeks})
+    backlog = Table("week", *(f"{name}: exhibits waiting" for name in names))
+    for week in shown_weeks:
+        backlog.add_row(str(week), *(str(summaries[name]["backlog_by_week"][week - 1]) for name in names))
+    console.print(backlog)
+    console.print(f"chart: {chart}", soft_wrap=True)
+
+
+def _figure(value: Any) -> str:
+    return "not cleared" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def outsource(
