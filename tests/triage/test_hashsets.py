@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import random
@@ -128,6 +129,18 @@ def test_vics_booleans_as_strings_and_nested_media(tmp_path: Path) -> None:
     assert info.format == "vics" and found == ("VICS 1 child abuse material", True)  # type: ignore[attr-defined]
     _, found = _lookup(f, tmp_path, SHA1)
     assert found == ("VICS 0 non-pertinent", False)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be"])
+def test_vics_from_windows_tools_with_a_byte_order_mark_is_read(encoding: str, tmp_path: Path) -> None:
+    # PowerShell and .NET write UTF-8 with a byte order mark, PowerShell's Out-File UTF-16:
+    # such a set was taken for VICS, then refused as malformed (or not taken for VICS at all).
+    f = tmp_path / "export.json"
+    body = json.dumps({"odata.metadata": "x", "value": [{"Category": 2, "MD5": MD5, "Comments": "Łódź"}]})
+    f.write_bytes((codecs.BOM_UTF16_BE if encoding == "utf-16-be" else b"") + body.encode(encoding))
+    info, found = _lookup(f, tmp_path, MD5)
+    assert info.format == "vics" and info.entries == 1  # type: ignore[attr-defined]
+    assert found == ("VICS 2 child exploitive (age difficult)", True)
 
 
 def test_a_vics_set_is_read_one_record_at_a_time(tmp_path: Path) -> None:

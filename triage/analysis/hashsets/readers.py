@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import ijson
 
@@ -88,8 +90,33 @@ def _read_nsrl(path: Path) -> Iterator[HashRecord]:
 
 
 def _sniff_vics(path: Path, head: bytes) -> bool:
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    return text.startswith(b"{") and (b"odata" in head or b'"value"' in head or b'"Media"' in head)
+    text = _text(head).lstrip(" \t\r\n")
+    return text.startswith("{") and ("odata" in text or '"value"' in text or '"Media"' in text)
+
+
+class _AsUtf8:
+    """A text stream read as UTF-8 bytes, for ijson (which reads bytes) over UTF-16 JSON."""
+
+    def __init__(self, text: TextIO) -> None:
+        self._text = text
+
+    def read(self, size: int = -1) -> bytes:
+        return self._text.read(size).encode("utf-8")
+
+
+@contextmanager
+def _json_bytes(path: Path) -> Iterator[BinaryIO | _AsUtf8]:
+    """The file's JSON as UTF-8 bytes. Windows tools write a byte order mark (UTF-8 from
+    PowerShell or .NET, UTF-16 from PowerShell's ``Out-File``), which ijson does not expect."""
+    with path.open("rb") as fh:
+        head = fh.read(3)
+        if _encoding(head) == "utf-16":
+            fh.seek(0)
+            with io.TextIOWrapper(fh, encoding="utf-16", errors="replace") as text:
+                yield _AsUtf8(text)
+            return
+        fh.seek(len(codecs.BOM_UTF8) if head == codecs.BOM_UTF8 else 0)
+        yield fh
 
 
 def _vics_bool(value: Any) -> bool:
@@ -104,7 +131,7 @@ FLAT, NESTED = "value.item", "value.item.Media.item"  # where Media records are 
 def _vics_shape(path: Path) -> str:
     """Whether the Media records are the ``value`` list's items or, in a case export, nested
     under ``value[].Media[]``: read from the first item, without reading on."""
-    with path.open("rb") as fh:
+    with _json_bytes(path) as fh:
         for prefix, event, _value in ijson.parse(fh):
             if prefix == "value" and event not in ("start_array", "end_array"):
                 break  # "value" is there but is no list
@@ -120,7 +147,7 @@ def _vics_media(path: Path) -> Iterator[dict[str, Any]]:
     which read whole took about five times its size in memory. A file is taken in the shape of
     its first item (an item of a flat list that holds a Media list is read whole)."""
     shape = _vics_shape(path)
-    with path.open("rb") as fh:
+    with _json_bytes(path) as fh:
         for item in ijson.items(fh, shape, use_float=True):
             if not isinstance(item, dict):
                 continue
