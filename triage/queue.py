@@ -49,6 +49,8 @@ from triage.models.vendors import Outsourcing, OutsourcingState
 MANAGERS = (Role.admin, Role.manager)
 CHILD_RULE_MARKERS = ("child", "csam", "csae", "iioc")
 RATE_WEEKS = 4
+# What an expected date reads when the queue has no pace to give one from.
+NO_PACE = f"not known: none examined in the last {RATE_WEEKS} weeks"
 
 
 @lru_cache(maxsize=4)

@@ -46,6 +46,7 @@ def _code(value: object) -> str:
 # restriction's kind as the score's reasons name it.
 templates.env.filters["words"] = lambda value: _code(value).replace("_", " ")
 templates.env.filters["restriction"] = lambda value: restriction_words(_code(value))
+templates.env.globals["no_pace"] = queue.NO_PACE
 router = APIRouter(include_in_schema=False)
 
 

@@ -159,6 +159,17 @@ def test_investigator_sees_the_expected_date_and_not_found_for_another_case(
     assert "CR/MINE" in browser.find_element(By.TAG_NAME, "h1").text
 
 
+def test_an_investigator_is_told_why_a_queued_device_has_no_expected_date(
+    client: TestClient, users: Users, engine: Engine
+) -> None:
+    # With no examinations finished lately the queue has no pace to give a date from: the
+    # date read "-", as for a device that is not waiting at all.
+    case_id = _case(engine, "CR/NOPACE", users.investigator.id or 0, 10)
+    client.post("/login", data={"username": "ioc", "password": PASSWORD})
+    page = client.get(f"/my/cases/{case_id}").text
+    assert '<td class="expected">not known: none examined in the last 4 weeks</td>' in page
+
+
 def test_forms_answer_bad_input_with_a_clear_message(
     client: TestClient, users: Users, engine: Engine
 ) -> None:

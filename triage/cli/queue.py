@@ -43,7 +43,7 @@ def show_queue(
                 task.device_type,
                 f"{task.priority:.1f}",
                 flags,
-                str(entry["expected"] or "no recent pace"),
+                str(entry["expected"] or queue.NO_PACE),
             )
             if reasons:
                 for factor in score.factors:
