@@ -123,3 +123,25 @@ def test_a_link_in_a_rule_folder_to_a_file_outside_it_is_refused(public_set: Pat
 def test_a_link_inside_a_rule_folder_to_a_file_in_it_is_read(public_set: Path) -> None:
     (public_set / "alias.yar").symlink_to(public_set / "malware" / "common" / "shared.yar")
     assert compile_rules([public_set]).rule_count == 3
+
+
+def test_a_compile_error_names_the_file_it_is_in(public_set: Path) -> None:
+    # YARA numbers the line of rules given as text but not their file: with a folder of
+    # hundreds, "line 1: undefined string" did not say where.
+    (public_set / "zz_broken.yar").write_text('rule broken { strings: $a = "x" condition: $b }\n')
+    with pytest.raises(
+        RulesError, match=r'zz_broken\.yar: rules do not compile: line 1: undefined string "\$b"'
+    ):
+        compile_rules([public_set])
+
+
+def test_a_module_this_yara_lacks_is_named(public_set: Path) -> None:
+    # Public sets import "magic" or "cuckoo", which yara-python is built without; YARA then
+    # reported 'invalid field name "mime_type"', with neither the file nor the module.
+    (public_set / "malware" / "common" / "shared.yar").write_text(
+        'import "magic"\nrule jpeg { condition: magic.mime_type() == "image/jpeg" }\n'
+    )
+    with pytest.raises(
+        RulesError, match=r"shared\.yar: imports the YARA module 'magic', which this YARA does not"
+    ):
+        compile_rules([public_set])

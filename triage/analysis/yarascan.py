@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,7 @@ class _Includes:
         self.top = top  # namespace: the rule file given
         self.resolved: dict[str, set[Path]] = {}  # include name: the files it was read from
         self.files: list[Path] = []
+        self.texts: dict[Path, str] = {}
         self.parts: list[bytes] = []
         self.problem = ""
 
@@ -135,7 +137,8 @@ class _Includes:
         if target not in self.files:
             self.files.append(target)
         self.parts.append(b"include\0" + requested.encode() + b"\0" + hashlib.sha256(data).digest())
-        return _rule_text(target, data)
+        self.texts[target] = _rule_text(target, data)
+        return self.texts[target]
 
 
 def compile_rules(paths: list[Path], root: Path | None = None) -> RuleSet:
@@ -167,7 +170,7 @@ def _compile(files: list[Path], roots: list[Path]) -> RuleSet:
     try:
         rules = yara.compile(sources=sources, externals=EXTERNALS, include_callback=includes)
     except yara.Error as exc:  # yara.SyntaxError included
-        raise RulesError(includes.problem or f"rules do not compile: {exc}") from exc
+        raise RulesError(includes.problem or _explained(exc, sources, top, includes, roots)) from exc
     for part in includes.parts:
         digest.update(part)
     buffer = io.BytesIO()
@@ -180,6 +183,41 @@ def _compile(files: list[Path], roots: list[Path]) -> RuleSet:
         count,
         tuple(str(f) for f in includes.files),
     )
+
+
+_IMPORT = re.compile(r'^[ \t]*import[ \t]+"([^"\n]*)"', re.MULTILINE)
+
+
+def _explained(
+    exc: yara.Error, sources: dict[str, str], top: dict[str, Path], includes: _Includes, roots: list[Path]
+) -> str:
+    """A compile error with the rule file it is in, since YARA numbers the line of rules given
+    as text but does not name their file (and a folder holds hundreds); or, where a file
+    imports a module this build of YARA lacks, that: public sets import ``magic`` or
+    ``cuckoo``, which yara-python is built without, and YARA then may report the first use of
+    the module ("invalid field name") rather than the import."""
+    texts = [(top[namespace], text) for namespace, text in sources.items()] + list(includes.texts.items())
+    for path, text in texts:
+        for module in _IMPORT.findall(text):
+            if module not in yara.modules:
+                return (
+                    f"{shown(path)}: imports the YARA module {module!r}, which this YARA does not have "
+                    f"(it has {', '.join(sorted(m for m in yara.modules if m != 'tests'))}); "
+                    "leave out the rules that need it"
+                )
+    if len(sources) == 1:
+        return f"{shown(next(iter(top.values())))}: rules do not compile: {exc}"
+    for namespace, source in sources.items():  # on a failure only: each file on its own
+        try:
+            yara.compile(
+                sources={namespace: source},
+                externals=EXTERNALS,
+                include_callback=_Includes(roots, {namespace: top[namespace]}),
+            )
+        except yara.Error as alone:
+            if str(alone) == str(exc):
+                return f"{shown(top[namespace])}: rules do not compile: {exc}"
+    return f"rules do not compile: {exc}"
 
 
 class Scanner:
