@@ -308,6 +308,18 @@ def test_image_paths_outside_roots_symlink_escapes_and_missing_files_are_400_and
     assert r.status_code == 201, r.text
 
 
+def test_a_virtual_disk_is_refused_saying_what_it_is(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], evidence_root: Path
+) -> None:
+    h = headers["manager"]
+    exhibit = registered_exhibit(client, h, users.investigator.id)  # type: ignore[arg-type]
+    (evidence_root / "laptop.vhdx").write_bytes(b"vhdxfile" + b"\0" * 65536)
+    r = client.post(f"/api/v1/exhibits/{exhibit['id']}/images", json={"path": "laptop.vhdx"}, headers=h)
+    assert r.status_code == 400 and "a Hyper-V virtual disk (VHDX)" in r.json()["detail"]
+    assert "qemu-img convert -O raw" in r.json()["detail"]
+    assert client.get(f"/api/v1/exhibits/{exhibit['id']}/images", headers=h).json() == []
+
+
 def test_an_image_already_of_another_exhibit_is_refused_naming_it(
     client: TestClient, users: Users, headers: dict[str, dict[str, str]]
 ) -> None:

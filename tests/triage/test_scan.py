@@ -165,6 +165,36 @@ def test_bogus_image_is_a_clear_error_and_leaves_nothing_behind(tmp_path: Path) 
     assert list(out.iterdir()) == []  # no listing, no DFXML, no spool or fragments
 
 
+@pytest.mark.parametrize(
+    ("head", "what"),
+    [
+        (b"KDMV\x01\x00\x00\x00", "VMware virtual disk (VMDK)"),
+        (b"vhdxfile", "Hyper-V virtual disk (VHDX)"),
+        (b"conectix\x00\x00\x00\x02", "Virtual PC / Hyper-V virtual disk (VHD)"),
+        (b"QFI\xfb\x00\x00\x00\x03", "QEMU virtual disk (QCOW)"),
+        (b"<<< Oracle VM VirtualBox Disk Image >>>\n".ljust(0x40, b"\0") + b"\x7f\x10\xda\xbe", "(VDI)"),
+        (b"\x1f\x8b\x08\x00", "gzip archive, not a disk image this tool reads; extract the image"),
+        (b"7z\xbc\xaf\x27\x1c\x00\x04", "7-Zip archive"),
+        (b"LVF\x09\x0d\x0a\xff\x00", "logical evidence files (L01/Lx01) are not disk images"),
+    ],
+)
+def test_a_virtual_disk_or_an_archive_is_named_not_taken_for_damaged(
+    head: bytes, what: str, tmp_path: Path
+) -> None:
+    # Read as raw, each was "file system not recognised or damaged": damaged evidence, to a
+    # reader, where the image only needs converting or extracting.
+    image = tmp_path / "exhibit.001"  # the name does not decide: the content does
+    image.write_bytes(head + b"\0" * (1 << 20))
+    with pytest.raises(UnsupportedFormatError, match=re.escape(what)):
+        scan_image(image, ScanOptions(), tmp_path / "x.jsonl")
+
+
+def test_a_raw_image_is_read_whatever_its_name(images: dict[str, Path], tmp_path: Path) -> None:
+    renamed = tmp_path / "disk.vmdk"
+    renamed.symlink_to(images["ext4"])
+    assert scan_image(renamed, ScanOptions(), tmp_path / "x.jsonl").summary["files"] > 0
+
+
 def test_truncated_e01_is_a_clear_error(images: dict[str, Path], tmp_path: Path) -> None:
     truncated = tmp_path / "cut.E01"
     truncated.write_bytes(images["e01"].read_bytes()[:3_000_000])

@@ -21,6 +21,38 @@ EWF2_SIGNATURE = b"EVF2\x0d\x0a\x81\x00"
 LEF_SIGNATURES = (b"LVF\x09\x0d\x0a\xff\x00", b"LEF2\x0d\x0a\x81\x00")
 MAX_SEGMENTS = 10_000
 
+_CONVERT = (
+    "convert it to a raw image (qemu-img convert -O raw) or acquire it as E01 (ewfacquire), "
+    "record the new image's hash, and register that"
+)
+_EXTRACT = "extract the image from it (and check it against its acquisition hash) first"
+# Containers that are not disk images this tool reads, by (offset, signature), with what to
+# do. Read as raw, each was reported as a file system "not recognised or damaged", which reads
+# as damaged evidence. (A fixed VHD is a raw disk with a footer, and is read as raw.)
+CONTAINERS: tuple[tuple[int, bytes, str, str], ...] = (
+    (0, b"KDMV", "VMware virtual disk (VMDK)", _CONVERT),
+    (0, b"COWD", "VMware ESX virtual disk (VMDK)", _CONVERT),
+    (
+        0,
+        b"# Disk DescriptorFile",
+        "VMware disk descriptor (VMDK): its data is in the extent files it names",
+        _CONVERT,
+    ),
+    (0, b"vhdxfile", "Hyper-V virtual disk (VHDX)", _CONVERT),
+    (0, b"conectix", "dynamic Virtual PC / Hyper-V virtual disk (VHD)", _CONVERT),
+    (0, b"QFI\xfb", "QEMU virtual disk (QCOW)", _CONVERT),
+    (0x40, b"\x7f\x10\xda\xbe", "VirtualBox virtual disk (VDI)", _CONVERT),
+    (0, b"AFF10\r\n\x00", "AFF image", _CONVERT),
+    (0, b"ADSEGMENTEDFILE", "FTK logical image (AD1), which holds files, not a disk", _EXTRACT),
+    (0, b"PK\x03\x04", "ZIP archive (or AFF4 image)", _EXTRACT),
+    (0, b"\x1f\x8b\x08", "gzip archive", _EXTRACT),
+    (0, b"BZh", "bzip2 archive", _EXTRACT),
+    (0, b"\xfd7zXZ\x00", "xz archive", _EXTRACT),
+    (0, b"7z\xbc\xaf\x27\x1c", "7-Zip archive", _EXTRACT),
+    (0, b"\x28\xb5\x2f\xfd", "Zstandard archive", _EXTRACT),
+    (0, b"Rar!\x1a\x07", "RAR archive", _EXTRACT),
+)
+
 
 class ImageFormat(StrEnum):
     raw = "raw"
@@ -111,7 +143,7 @@ def _alpha_segments(path: Path) -> tuple[Path, ...] | None:
 
 def detect(path: Path) -> DetectedImage:
     """Detect the format of the image whose first segment is ``path``."""
-    head = _read_head(path)
+    head = _read_head(path, 0x44)
     if head.startswith(EWF_SIGNATURE) or head.startswith(EWF2_SIGNATURE):
         segments = _ewf_segments(path)
         if not segments or segments[0].resolve() != path.resolve():
@@ -119,6 +151,9 @@ def detect(path: Path) -> DetectedImage:
         return DetectedImage(ImageFormat.ewf, segments)
     if any(head.startswith(sig) for sig in LEF_SIGNATURES):
         raise UnsupportedFormatError(f"{path.name}: logical evidence files (L01/Lx01) are not disk images")
+    for offset, signature, what, advice in CONTAINERS:
+        if head[offset : offset + len(signature)] == signature:
+            raise UnsupportedFormatError(f"{path.name}: a {what}, not a disk image this tool reads; {advice}")
     for finder in (_numeric_segments, _alpha_segments):
         found = finder(path)
         if found and len(found) > 1:
