@@ -107,6 +107,20 @@ def test_sqlite_without_nsrl_tables_is_refused(tmp_path: Path) -> None:
         load_hashset(f, tmp_path / "cache")
 
 
+def test_nsrl_rds_2_text_is_known_good(tmp_path: Path) -> None:
+    # The legacy NSRL (RDS 2.x NSRLFile.txt) is a CSV with hash columns: it was read as a
+    # known-bad CSV, so that every operating system file it lists would have been an alert.
+    f = tmp_path / "NSRLFile.txt"
+    f.write_text(
+        '"SHA-1","MD5","CRC32","FileName","FileSize","ProductCode","OpSystemCode","SpecialCode"\r\n'
+        f'"{SHA1.upper()}","{MD5.upper()}","7A0E4E7F","kernel32.dll",1114112,2754,"358",""\r\n'
+    )
+    info, found = _lookup(f, tmp_path, MD5)
+    assert (info.format, info.kind, info.entries) == ("nsrl_text", HashSetKind.known_good, 2)  # type: ignore[attr-defined]
+    assert found == ("NSRL", False)
+    assert _lookup(f, tmp_path, SHA1)[1] == ("NSRL", False)
+
+
 def test_vics_booleans_as_strings_and_nested_media(tmp_path: Path) -> None:
     f = tmp_path / "case.json"
     f.write_text(

@@ -295,6 +295,19 @@ def _read_csv(path: Path) -> Iterator[HashRecord]:
     return _read_csv_rows(path, lambda raw, _n: (raw.strip(), True))
 
 
+# NSRL RDS 2.x ("legacy") NSRLFile.txt: a CSV of every file of known software, known-good. Its
+# hash columns would otherwise make it a known-bad CSV: every operating system file an alert.
+NSRL_TEXT_COLUMNS = {"sha-1", "md5", "crc32", "filename", "productcode", "opsystemcode"}
+
+
+def _sniff_nsrl_text(path: Path, head: bytes) -> bool:
+    return NSRL_TEXT_COLUMNS <= set(_csv_header(head) or [])
+
+
+def _read_nsrl_text(path: Path) -> Iterator[HashRecord]:
+    return _read_csv_rows(path, lambda _raw, _n: ("NSRL", False))
+
+
 def _read_caid(path: Path) -> Iterator[HashRecord]:
     def categorise(raw: str, line_no: int) -> tuple[str, bool]:
         grade = _caid_grade(raw)
@@ -332,6 +345,7 @@ def _read_plain(path: Path) -> Iterator[HashRecord]:
 READERS: list[Reader] = [
     Reader("nsrl", HashSetKind.known_good, _sniff_nsrl, _read_nsrl),
     Reader("vics", HashSetKind.known_bad, _sniff_vics, _read_vics),
+    Reader("nsrl_text", HashSetKind.known_good, _sniff_nsrl_text, _read_nsrl_text),
     Reader("caid", HashSetKind.known_bad, _sniff_caid, _read_caid),
     Reader("csv", HashSetKind.known_bad, _sniff_csv, _read_csv),
     Reader("plain", HashSetKind.known_bad, _sniff_plain, _read_plain),
@@ -350,6 +364,6 @@ def sniff(path: Path) -> Reader:
         if reader.sniff(path, head):
             return reader
     raise HashSetError(
-        f"{path.name}: not a hash set format we read (NSRL SQLite, VICS JSON, CAID CSV, CSV with a "
-        "hash column, md5sum/sha1sum/sha256sum or one hash per line)"
+        f"{path.name}: not a hash set format we read (NSRL SQLite or NSRLFile.txt, VICS JSON, CAID "
+        "CSV, CSV with a hash column, md5sum/sha1sum/sha256sum or one hash per line)"
     )
