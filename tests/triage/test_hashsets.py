@@ -107,6 +107,40 @@ def test_sqlite_without_nsrl_tables_is_refused(tmp_path: Path) -> None:
         load_hashset(f, tmp_path / "cache")
 
 
+def test_tagged_lines_as_bsd_tools_and_sha256sum_tag_write_them(tmp_path: Path) -> None:
+    # `md5` on macOS, `shasum --tag`, `sha256sum --tag`: "ALGO (name) = hex". They were refused
+    # as not a hash set format.
+    f = tmp_path / "tagged.txt"
+    f.write_text(
+        f"MD5 (photo (1).jpg) = {MD5}\nSHA1 (a = b.jpg) = {SHA1}\n\\SHA256 (odd\\nname) = {'c' * 64}\n"
+    )
+    info, found = _lookup(f, tmp_path, MD5)
+    assert (info.format, info.entries, found) == ("plain", 3, ("", True))  # type: ignore[attr-defined]
+    assert _lookup(f, tmp_path, SHA1)[1] == ("", True)
+    bad = tmp_path / "bad-tagged.txt"
+    bad.write_text(f"MD5 (a.jpg) = {MD5}\nMD5 (b.jpg) = {MD5[:-1]}\n")
+    with pytest.raises(HashSetError, match=r"bad-tagged\.txt:2: .* is not an MD5"):
+        load_hashset(bad, tmp_path / "cache")
+
+
+def test_hashdeep_audit_files_are_read(tmp_path: Path) -> None:
+    # hashdeep (and md5deep -c) write "%%%%" header lines, "##" comments and CSV rows whose
+    # last field, the file name, may hold commas. They were refused as not a hash set format.
+    f = tmp_path / "known.hashdeep"
+    f.write_text(
+        "%%%% HASHDEEP-1.0\n%%%% size,md5,sha256,filename\n## Invoked from: /cases\n"
+        "## $ hashdeep -c md5,sha256 -r .\n##\n"
+        f"5,{MD5},{'c' * 64},/cases/a, b.jpg\n8,{'d' * 32},{'e' * 64},/cases/c.jpg\n"
+    )
+    info, found = _lookup(f, tmp_path, MD5)
+    assert (info.format, info.entries, found) == ("hashdeep", 4, ("", True))  # type: ignore[attr-defined]
+    assert _lookup(f, tmp_path, "e" * 64)[1] == ("", True)
+    short = tmp_path / "short.hashdeep"
+    short.write_text(f"%%%% HASHDEEP-1.0\n%%%% size,md5,sha256,filename\n5,{MD5}\n")
+    with pytest.raises(HashSetError, match=r"short\.hashdeep:3: 2 fields where the header names 4"):
+        load_hashset(short, tmp_path / "cache")
+
+
 def test_nsrl_rds_2_text_is_known_good(tmp_path: Path) -> None:
     # The legacy NSRL (RDS 2.x NSRLFile.txt) is a CSV with hash columns: it was read as a
     # known-bad CSV, so that every operating system file it lists would have been an alert.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -323,11 +324,25 @@ def _read_caid(path: Path) -> Iterator[HashRecord]:
 # --- plain text ---------------------------------------------------------------------------
 
 
+# BSD-style lines, as `md5`, `shasum --tag` and `sha256sum --tag` write them:
+# "SHA256 (name) = hex". The name may hold anything, brackets included: the digest is last.
+_TAGGED = re.compile(r"^\\?(?:MD5|SHA-?1|SHA-?256) ?\(.*\) ?= ?([0-9A-Fa-f]+)$")
+
+
+def _plain_digest(text: str) -> str:
+    """The digest a line of a plain list gives: its first word, or a tagged line's last."""
+    tagged = _TAGGED.match(text)
+    if tagged:
+        return tagged[1]
+    return text.split(maxsplit=1)[0].lstrip("\\")  # md5sum escapes odd names with '\'
+
+
 def _sniff_plain(path: Path, head: bytes) -> bool:
     for line in _text(head).splitlines()[:50]:
-        token = line.strip().split(maxsplit=1)[0] if line.strip() else ""
-        if not token or token.startswith("#"):
+        text = line.strip()
+        if not text or text.startswith("#"):
             continue
+        token = _plain_digest(text)
         return bool(HEX.match(token)) and len(token) in LENGTHS
     return False
 
@@ -338,8 +353,45 @@ def _read_plain(path: Path) -> Iterator[HashRecord]:
             text = line.strip()
             if not text or text.startswith("#"):
                 continue
-            token = text.split(maxsplit=1)[0].lstrip("\\")  # md5sum escapes odd names with '\'
-            yield HashRecord(parse_digest(token, f"{path.name}:{line_no}"), "")
+            yield HashRecord(parse_digest(_plain_digest(text), f"{path.name}:{line_no}"), "")
+
+
+# --- hashdeep / md5deep -c ----------------------------------------------------------------
+
+HASHDEEP_MARK = "%%%% HASHDEEP-1.0"
+HASHDEEP_DIGESTS = {"md5", "sha1", "sha256"}  # it may also write tiger and whirlpool: not read
+
+
+def _sniff_hashdeep(path: Path, head: bytes) -> bool:
+    return _text(head).lstrip().startswith(HASHDEEP_MARK)
+
+
+def _read_hashdeep(path: Path) -> Iterator[HashRecord]:
+    """hashdeep's audit files: a "%%%% size,md5,...,filename" line names the columns, "##"
+    lines are comments, and the file name (last) may hold commas."""
+    columns: list[str] = []
+    with _open_text(path) as fh:
+        for line_no, line in enumerate(fh, 1):
+            text = line.rstrip("\r\n")
+            if text.startswith("%%%%"):
+                if not text.startswith(HASHDEEP_MARK):
+                    columns = [c.strip().lower() for c in text[4:].split(",")]
+                continue
+            if not text.strip() or text.startswith("##"):
+                continue
+            if not any(c in HASHDEEP_DIGESTS for c in columns):
+                raise HashSetError(
+                    f"{path.name}:{line_no}: no '%%%% size,md5,...' line names an MD5, SHA-1 or "
+                    "SHA-256 column"
+                )
+            fields = text.split(",", len(columns) - 1)
+            if len(fields) < len(columns):
+                raise HashSetError(
+                    f"{path.name}:{line_no}: {len(fields)} fields where the header names {len(columns)}"
+                )
+            for name, value in zip(columns, fields, strict=True):
+                if name in HASHDEEP_DIGESTS:
+                    yield HashRecord(parse_digest(value, f"{path.name}:{line_no}"), "")
 
 
 READERS: list[Reader] = [
@@ -348,6 +400,7 @@ READERS: list[Reader] = [
     Reader("nsrl_text", HashSetKind.known_good, _sniff_nsrl_text, _read_nsrl_text),
     Reader("caid", HashSetKind.known_bad, _sniff_caid, _read_caid),
     Reader("csv", HashSetKind.known_bad, _sniff_csv, _read_csv),
+    Reader("hashdeep", HashSetKind.known_bad, _sniff_hashdeep, _read_hashdeep),
     Reader("plain", HashSetKind.known_bad, _sniff_plain, _read_plain),
 ]
 READERS_BY_NAME = {r.name: r for r in READERS}
@@ -365,5 +418,5 @@ def sniff(path: Path) -> Reader:
             return reader
     raise HashSetError(
         f"{path.name}: not a hash set format we read (NSRL SQLite or NSRLFile.txt, VICS JSON, CAID "
-        "CSV, CSV with a hash column, md5sum/sha1sum/sha256sum or one hash per line)"
+        "CSV, CSV with a hash column, hashdeep, md5sum/sha1sum/sha256sum (or --tag) or one hash per line)"
     )
