@@ -141,6 +141,14 @@ def test_hashdeep_audit_files_are_read(tmp_path: Path) -> None:
         load_hashset(short, tmp_path / "cache")
 
 
+def test_a_hash_set_whose_name_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    # It was read, and its name went into the results as a stand-in no JSON reader takes.
+    f = tmp_path / os.fsdecode(b"set-\xff.md5")
+    f.write_text(f"{MD5}  a.jpg\n")
+    with pytest.raises(HashSetError, match=r"set-\\xff\.md5: the path is not UTF-8 text"):
+        load_hashset(f, tmp_path / "cache")
+
+
 def test_nsrl_rds_2_text_is_known_good(tmp_path: Path) -> None:
     # The legacy NSRL (RDS 2.x NSRLFile.txt) is a CSV with hash columns: it was read as a
     # known-bad CSV, so that every operating system file it lists would have been an alert.

@@ -145,3 +145,10 @@ def test_a_module_this_yara_lacks_is_named(public_set: Path) -> None:
         RulesError, match=r"shared\.yar: imports the YARA module 'magic', which this YARA does not"
     ):
         compile_rules([public_set])
+
+
+def test_a_rule_file_whose_name_is_not_utf8_is_refused(public_set: Path) -> None:
+    # Its name is hashed into the set's hash and recorded: it ended in a traceback.
+    (public_set / os.fsdecode(b"r\xffle.yar")).write_text(_rule("odd", "odd"))
+    with pytest.raises(RulesError, match=r"r\\xffle\.yar: the path is not UTF-8 text"):
+        compile_rules([public_set])

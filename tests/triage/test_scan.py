@@ -189,6 +189,20 @@ def test_a_virtual_disk_or_an_archive_is_named_not_taken_for_damaged(
         scan_image(image, ScanOptions(), tmp_path / "x.jsonl")
 
 
+@pytest.mark.parametrize("image", ["ext4", "e01"])
+def test_an_image_whose_name_is_not_utf8_is_refused_clearly(
+    image: str, images: dict[str, Path], tmp_path: Path
+) -> None:
+    # A name in another encoding (copied from an old Windows disk) ended in a traceback from
+    # libewf, or in a failed walk for a raw image. (Hash sets and rules: their own tests.)
+    odd = tmp_path / os.fsdecode(b"exhibit-\xff" + images[image].suffix.encode())
+    odd.symlink_to(images[image])
+    out = tmp_path / "out"
+    with pytest.raises(InvalidInputError, match=r"exhibit-\\xff\.\w+: the path is not UTF-8 text"):
+        scan_image(odd, ScanOptions(), out / "files.jsonl", dfxml=out / "dfxml.xml")
+    assert not out.exists() or list(out.iterdir()) == []
+
+
 def test_a_raw_image_is_read_whatever_its_name(images: dict[str, Path], tmp_path: Path) -> None:
     renamed = tmp_path / "disk.vmdk"
     renamed.symlink_to(images["ext4"])

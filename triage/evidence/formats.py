@@ -15,6 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from triage.errors import InvalidInputError, UnsupportedFormatError
+from triage.evidence.paths import NOT_UTF8, is_utf8, shown
 
 EWF_SIGNATURE = b"EVF\x09\x0d\x0a\xff\x00"
 EWF2_SIGNATURE = b"EVF2\x0d\x0a\x81\x00"
@@ -143,6 +144,8 @@ def _alpha_segments(path: Path) -> tuple[Path, ...] | None:
 
 def detect(path: Path) -> DetectedImage:
     """Detect the format of the image whose first segment is ``path``."""
+    if not is_utf8(path):  # libewf would end in a traceback, a raw image's walk half-way
+        raise InvalidInputError(f"{shown(path)}: {NOT_UTF8}")
     head = _read_head(path, 0x44)
     if head.startswith(EWF_SIGNATURE) or head.startswith(EWF2_SIGNATURE):
         segments = _ewf_segments(path)

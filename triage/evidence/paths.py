@@ -3,6 +3,7 @@ the evidence roots, hash sets and rules registered through the API inside the re
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,10 +23,28 @@ def confine(
         raise InvalidInputError(f"{shown(path)}: cannot be looked up: {_reason(exc)}") from None
 
 
+NOT_UTF8 = (
+    "the path is not UTF-8 text, which the libraries that open it and the records that name it "
+    "need; give it a UTF-8 name (rename it, or link to it under one)"
+)
+
+
+def is_utf8(path: str | Path) -> bool:
+    """Whether the path is text (a name in another encoding, copied from an old Windows disk,
+    say, comes to Python with stand-ins for its bytes)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def not_usable(path: Path, allow_dir: bool = False) -> str | None:
     """Why ``path`` cannot be read as a file (or, with ``allow_dir``, a folder), as the end of a
-    message: "no such file", "not a regular file", or why the operating system refused to look
-    it up (too long, a NUL byte, no permission); None if it can."""
+    message: "no such file", "not a regular file", not UTF-8, or why the operating system
+    refused to look it up (too long, a NUL byte, no permission); None if it can."""
+    if not is_utf8(path):
+        return NOT_UTF8
     try:
         if path.is_file() or (allow_dir and path.is_dir()):
             return None
@@ -40,8 +59,14 @@ def _reason(exc: OSError | ValueError) -> str:
 
 
 def shown(path: str | Path, limit: int = 200) -> str:
-    """The path as messages quote it: a long one shortened in the middle."""
+    """The path as messages quote it: a long one shortened in the middle, bytes that are not
+    UTF-8 written as escapes (``\\xff``), so that the message itself can be printed and sent."""
     text = str(path)
+    if not is_utf8(text):
+        try:
+            text = os.fsencode(text).decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a stand-in that is no byte's: escaped as itself
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 2 :]}"
 
 
