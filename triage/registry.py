@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from triage import audit
 from triage.analysis.hashsets import HashSetInfo, HashSetKind, load_hashset
-from triage.analysis.hashsets.store import Progress, file_sha256
+from triage.analysis.hashsets.store import Progress, discard_store, file_sha256
 from triage.analysis.yarascan import RULE_SUFFIXES, RuleSet, compile_rules
 from triage.context import Context
 from triage.db import end_read_transaction
@@ -177,6 +177,26 @@ def _copy_hashing(source: Path, target: Path) -> str:
     return digest.hexdigest()
 
 
+def rebuild_index(record: HashSetRecord) -> None:
+    """Build a registered hash set's index (and its filter) again from its kept copy, which
+    must still be the file registered (it is hashed again): an index is derived, and a backup
+    may leave it out, or a disk fault damage it."""
+    store = Path(record.store_path)
+    discard_store(store)
+    info = load_hashset(Path(record.source_path), store.parent, fmt=record.format)
+    if info.source_sha256 != record.sha256:
+        discard_store(info.store)
+        raise HashSetError(
+            f"{shown(record.source_path)}: no longer the file registered (its SHA-256 differs)"
+        )
+    if Path(info.store) != store or info.entries != record.entries:  # a reader or store changed since
+        discard_store(info.store)
+        raise HashSetError(
+            f"the kept copy indexes as {info.entries:,} digests in {shown(info.store)}, where "
+            f"{record.entries:,} in {shown(store)} were registered"
+        )
+
+
 def remove_leftovers(settings: Settings, now: float | None = None) -> None:
     """Remove what registrations killed half way left behind (see ``leftovers``): staged rule
     folders, partial copies of hash sets, indexes and filters being built."""
@@ -267,9 +287,10 @@ def _keep_rules(source: Path, target: Path, compiled: RuleSet) -> list[str]:
 _compiled: dict[str, RuleSet] = {}
 
 
-def load_ruleset(record: RuleSetRecord) -> RuleSet:
-    """Compile a registered rule set once per process and check it is what was registered."""
-    if record.sha256 not in _compiled:
+def load_ruleset(record: RuleSetRecord, fresh: bool = False) -> RuleSet:
+    """Compile a registered rule set once per process and check it is what was registered
+    (``fresh``: again from its kept copy, though this process has it already)."""
+    if fresh or record.sha256 not in _compiled:
         kept = Path(record.path)
         ruleset = compile_rules([kept / name for name in record.files], root=kept)
         if ruleset.sha256 != record.sha256:

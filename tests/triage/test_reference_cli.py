@@ -92,3 +92,88 @@ def test_sets_are_taken_out_of_use_and_back_from_the_command_line(
 
     missing = runner.invoke(cli, ["rules", "activate", "999999"])
     assert missing.exit_code == 1 and "rule set 999999 not found" in missing.output
+
+
+def test_db_check_finds_every_recorded_file_missing_or_changed(
+    runner: CliRunner, engine: Engine, tmp_path: Path
+) -> None:
+    # After a restore, a move or a disk fault, runs failed one by one (or results answered
+    # 404) with nothing saying which files were gone.
+    from tests.conftest import make_account
+    from tests.factories import case_with_exhibit, row_id
+    from triage.models.accounts import Role
+    from triage.models.images import EvidenceImage
+    from triage.models.runs import RunState, TriageRun
+
+    listed = tmp_path / "bad.md5"
+    listed.write_text("d41d8cd98f00b204e9800998ecf8427e\n" * 2 + "0" * 32 + "\n")
+    rules = tmp_path / "r.yar"
+    rules.write_text('rule one { strings: $a = "abc" condition: $a }')
+    assert runner.invoke(cli, ["hashsets", "add", str(listed)]).exit_code == 0
+    assert runner.invoke(cli, ["rules", "add", str(rules)]).exit_code == 0
+    listing, dfxml = tmp_path / "files.jsonl", tmp_path / "dfxml.xml"
+    listing.write_text("{}\n")
+    dfxml.write_text("<dfxml/>")
+    manager = make_account(engine, "manager", Role.manager)
+    with Session(engine) as s:
+        _, exhibit = case_with_exhibit(s, row_id(make_account(engine, "ioc", Role.investigator)), "CR/1")
+        image = EvidenceImage(
+            exhibit_id=row_id(exhibit), path="/x", format="raw", size_bytes=1, registered_by=row_id(manager)
+        )
+        s.add(image)
+        s.flush()
+        s.add(
+            TriageRun(
+                exhibit_id=row_id(exhibit),
+                image_id=row_id(image),
+                state=RunState.succeeded,
+                listing_path=str(listing),
+                dfxml_path=str(dfxml),
+            )
+        )
+        s.commit()
+        kept_set = s.exec(select(HashSetRecord)).one()
+        kept_rules = s.exec(select(RuleSetRecord)).one()
+
+    whole = runner.invoke(cli, ["db", "check", "--rehash"])
+    assert whole.exit_code == 0 and "every recorded file is in place (3 records checked)" in whole.output
+
+    Path(kept_set.source_path).write_text("0" * 32 + "\n")  # changed on disk
+    (Path(kept_rules.path) / kept_rules.files[0]).write_text("rule two { condition: true }")
+    dfxml.unlink()
+    quick = runner.invoke(cli, ["db", "check"])  # the kept copy's content is not re-hashed
+    assert quick.exit_code == 1 and "2 problems in 3 records checked" in quick.output, quick.output
+    assert "no longer matches its registered hash" in quick.output and "DFXML is missing" in quick.output
+    full = runner.invoke(cli, ["db", "check", "--rehash"])
+    assert full.exit_code == 1 and "3 problems" in full.output and "registered SHA-256" in full.output
+    Path(kept_set.store_path).unlink()
+    gone = runner.invoke(cli, ["db", "check"])
+    assert "its index is missing" in gone.output and "3 problems" in gone.output
+    refused = runner.invoke(cli, ["db", "check", "--repair"])  # not from a kept copy that changed
+    assert (
+        refused.exit_code == 1
+        and "not rebuilt" in refused.output
+        and "no longer the file registered" in refused.output
+    )
+    assert not Path(kept_set.store_path).exists()
+
+
+def test_db_check_repair_builds_a_missing_or_damaged_index_again(
+    runner: CliRunner, engine: Engine, tmp_path: Path
+) -> None:
+    # An index is derived from the kept copy: a backup may leave it out, a disk fault damage it.
+    listed = tmp_path / "bad.md5"
+    listed.write_text("d41d8cd98f00b204e9800998ecf8427e\n" + "0" * 32 + "\n")
+    assert runner.invoke(cli, ["hashsets", "add", str(listed)]).exit_code == 0
+    with Session(engine) as s:
+        store = Path(s.exec(select(HashSetRecord)).one().store_path)
+    for damage in (store.unlink, lambda: store.write_bytes(b"not a database" * 100)):
+        damage()
+        assert runner.invoke(cli, ["db", "check"]).exit_code == 1
+        repaired = runner.invoke(cli, ["db", "check", "--repair"])
+        assert repaired.exit_code == 0 and "index built again from its kept copy" in repaired.output, (
+            repaired.output
+        )
+        assert runner.invoke(cli, ["db", "check"]).exit_code == 0
+    hits = runner.invoke(cli, ["db", "check"])
+    assert "every recorded file is in place (1 record checked)" in hits.output

@@ -11,7 +11,7 @@ from rich.table import Table
 from sqlmodel import col, select
 
 from triage import accounts, audit, migrate
-from triage.cli.output import console, fail, in_words
+from triage.cli.output import console, counted, fail, in_words
 from triage.context import system_context
 from triage.db import make_engine, session_scope
 from triage.errors import TriageError
@@ -19,7 +19,9 @@ from triage.models.accounts import Account, Role
 from triage.models.exhibits import DeviceType
 from triage.settings import get_settings
 
-db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Database schema (Alembic migrations) and the files it names.", no_args_is_help=True
+)
 users_app = typer.Typer(
     help="Accounts and roles. Accounts are disabled, never deleted.", no_args_is_help=True
 )
@@ -39,6 +41,34 @@ def db_current() -> None:
     """Print the database's current revision and the newest one."""
     url = get_settings().database_url
     console.print(f"current: {migrate.current(url)}  head: {migrate.head()}")
+
+
+@db_app.command("check")
+def db_check(
+    rehash: Annotated[
+        bool, typer.Option("--rehash", help="also hash each hash set's kept copy (slow at NSRL size)")
+    ] = False,
+    repair: Annotated[
+        bool,
+        typer.Option("--repair", help="build missing or damaged hash-set indexes again from the kept copies"),
+    ] = False,
+) -> None:
+    """Check that every file the database names is there as recorded (kept hash sets and
+    rules, indexes, runs' listings and DFXML): after a restore, a move or a disk fault. Exit 1
+    listing what is missing or changed."""
+    from triage import artifacts
+
+    with session_scope(make_engine(get_settings().database_url)) as session:
+        with console.status("checking") as status:
+            report = artifacts.check(session, rehash, repair, lambda what: status.update(f"checking {what}"))
+    for what in report.rebuilt:
+        console.print(f"{what}: index built again from its kept copy", soft_wrap=True, highlight=False)
+    if not report.problems:
+        console.print(f"every recorded file is in place ({counted(report.checked, 'record')} checked)")
+        return
+    for problem in report.problems:  # a line each, whole: paths are long, and worth a grep
+        console.print(f"{problem.what}: {problem.problem}", soft_wrap=True, highlight=False)
+    raise fail(f"{counted(len(report.problems), 'problem')} in {counted(report.checked, 'record')} checked")
 
 
 @users_app.command("create")
