@@ -26,7 +26,8 @@ from triage.analysis.hashers import ALGORITHMS
 from triage.analysis.hashsets.store import ensure_filter
 from triage.context import system_context
 from triage.db import make_engine, session_scope
-from triage.errors import IntegrityError, TriageError
+from triage.errors import HashSetError, IntegrityError, TriageError
+from triage.evidence.paths import shown
 from triage.models.exhibits import Exhibit, ExhibitState
 from triage.models.images import EvidenceImage, VerificationState
 from triage.models.runs import HashSetRecord, RuleSetRecord, RunState, TriageHit, TriageRun
@@ -109,6 +110,11 @@ def _prepare(options: ScanOptions, ruleset: RuleSetRecord | None, heart: _Heartb
     if ruleset is not None:
         options.rules = registry.load_ruleset(ruleset)
     for info in options.hashsets:
+        if not Path(info.store).is_file():  # else each analysis process fails on it, obscurely
+            raise HashSetError(
+                f"hash set {info.name}: its index is missing ({shown(info.store)}); "
+                "`triage db check --repair` builds it again from the kept copy"
+            )
         started = time.monotonic()
         try:
             built = ensure_filter(info.store, info.entries)

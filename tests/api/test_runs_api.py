@@ -24,7 +24,7 @@ from tests.factories import case_with_exhibit, exhibit_with_task, row_id
 from triage import intake, jobs, leftovers, registry, runs
 from triage.models.exhibits import ExhibitState
 from triage.models.queue import TaskState
-from triage.models.runs import RunState, TriageHit
+from triage.models.runs import HashSetRecord, RunState, TriageHit
 from triage.models.types import utcnow
 from triage.scan import ScanOptions, scan_image
 from triage.scan.outputs import read_jsonl
@@ -322,6 +322,23 @@ def test_a_filter_built_before_the_scan_does_not_cost_the_run_its_lease(
     assert swept == [] and prefilter.exists()
     done = client.get(f"/api/v1/runs/{run['id']}", headers=headers["manager"]).json()
     assert done["state"] == "succeeded" and done["attempts"] == 1
+
+
+def test_a_hash_set_whose_index_is_gone_fails_the_run_saying_how_to_mend_it(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], settings: Settings, engine: Engine
+) -> None:
+    # After a restore without the indexes (or a disk fault) every run failed in its analysis
+    # processes, with nothing saying which file was missing or what to do.
+    body = ("file", ("gone.md5", io.BytesIO(b"0" * 32 + b"\n"), "text/plain"))
+    r = client.post("/api/v1/hashsets/upload", files=[body], headers=headers["admin"])
+    assert r.status_code == 201, r.text
+    with Session(engine) as s:
+        store = Path(s.exec(select(HashSetRecord).where(HashSetRecord.name == "gone.md5")).one().store_path)
+    store.unlink()
+    _, run = _queued_run(client, headers["manager"], users)
+    assert jobs.execute_run(run["id"], "test-worker", settings, engine) == RunState.failed
+    error = client.get(f"/api/v1/runs/{run['id']}", headers=headers["manager"]).json()["error"]
+    assert "hash set gone.md5: its index is missing" in error and "triage db check --repair" in error
 
 
 def test_a_rule_set_changed_on_disk_fails_the_run_and_returns_the_exhibit(
