@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,23 @@ def test_a_raw_image_is_read_whatever_its_name(images: dict[str, Path], tmp_path
     renamed = tmp_path / "disk.vmdk"
     renamed.symlink_to(images["ext4"])
     assert scan_image(renamed, ScanOptions(), tmp_path / "x.jsonl").summary["files"] > 0
+
+
+def test_an_e01_without_its_further_segments_says_so(tmp_path: Path) -> None:
+    # Only the .E01 copied: libewf read it as the whole image and reported "no data" at its
+    # end, as if the evidence were damaged. Only the .E02: libewf's glob raised MemoryError.
+    shutil.copy(TESTDATA / "ext2.split.E01", tmp_path / "laptop.E01")
+    with pytest.raises(
+        InvalidInputError, match=r"laptop\.E01: the image goes on in a segment after laptop\.E01"
+    ):
+        scan_image(tmp_path / "laptop.E01", ScanOptions(), tmp_path / "x.jsonl")
+    later = tmp_path / "later"
+    later.mkdir()
+    shutil.copy(TESTDATA / "ext2.split.E02", later / "laptop.E02")
+    with pytest.raises(InvalidInputError, match=r"laptop\.E02: open an EWF image at its first segment"):
+        scan_image(later / "laptop.E02", ScanOptions(), tmp_path / "x.jsonl")
+    shutil.copy(TESTDATA / "ext2.split.E02", tmp_path / "laptop.E02")  # whole again: read
+    assert scan_image(tmp_path / "laptop.E01", ScanOptions(), tmp_path / "x.jsonl").summary["files"] > 0
 
 
 def test_truncated_e01_is_a_clear_error(images: dict[str, Path], tmp_path: Path) -> None:

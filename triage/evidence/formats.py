@@ -8,8 +8,10 @@ anything readable).
 from __future__ import annotations
 
 import glob
+import os
 import re
 import string
+import struct
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -89,9 +91,49 @@ def _ewf_segments(first: Path) -> tuple[Path, ...]:
 
     try:
         names = pyewf.glob(str(first))
+    except MemoryError:  # libewf's answer when no first segment is beside a later one
+        raise InvalidInputError(f"{first.name}: open an EWF image at its first segment (.E01)") from None
     except OSError as exc:
         raise InvalidInputError(f"{first}: cannot list EWF segments: {exc}") from exc
-    return tuple(Path(n) for n in names)
+    segments = tuple(Path(n) for n in names)
+    if segments and _ewf_goes_on(segments[-1]):
+        raise InvalidInputError(
+            f"{first.name}: the image goes on in a segment after {segments[-1].name}, which is not "
+            "beside it; copy every segment (.E01, .E02, ...) into one folder"
+        )
+    return segments
+
+
+EWF_SECTION = struct.Struct("<16sQQ")  # a section descriptor's type, next offset and size
+EWF_FILE_HEADER = 13  # signature, fields start, segment number, fields end
+
+
+def _ewf_goes_on(segment: Path) -> bool:
+    """Whether an EWF (version 1) segment ends in a "next" section: a further segment follows.
+    libewf then reads the segments it found as the whole image and reports "no data" at their
+    end, as if the image were damaged. (A last segment ends in "done"; one that is cut short
+    or not version 1 is left to libewf.)"""
+    try:
+        with segment.open("rb") as fh:
+            if fh.read(len(EWF_SIGNATURE)) != EWF_SIGNATURE:
+                return False
+            size = os.fstat(fh.fileno()).st_size
+            offset = EWF_FILE_HEADER
+            for _ in range(100_000):  # sections in one segment: a few per chunk table
+                fh.seek(offset)
+                raw = fh.read(EWF_SECTION.size)
+                if len(raw) < EWF_SECTION.size:
+                    return False
+                kind, following, _size = EWF_SECTION.unpack(raw)
+                kind = kind.rstrip(b"\0")
+                if kind in (b"next", b"done"):
+                    return kind == b"next"
+                if not offset < following < size:
+                    return False
+                offset = following
+    except OSError:
+        return False
+    return False
 
 
 _NUMERIC = re.compile(r"^(?P<stem>.*)\.(?P<num>\d{3})$")
