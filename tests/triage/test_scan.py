@@ -227,6 +227,21 @@ def test_an_e01_without_its_further_segments_says_so(tmp_path: Path) -> None:
     assert scan_image(tmp_path / "laptop.E01", ScanOptions(), tmp_path / "x.jsonl").summary["files"] > 0
 
 
+def test_a_later_segment_of_a_split_raw_image_is_refused_naming_the_first(tmp_path: Path) -> None:
+    # It was read on its own, from the middle of the disk: "not recognised or damaged".
+    for n in ("000", "001"):
+        shutil.copy(TESTDATA / f"ext2.splitraw.{n}", tmp_path / f"disk.{n}")
+    data = (tmp_path / "disk.000").read_bytes() + (tmp_path / "disk.001").read_bytes()
+    (tmp_path / "disk.aa").write_bytes(data[: len(data) // 2])
+    (tmp_path / "disk.ab").write_bytes(data[len(data) // 2 :])
+    for later, first in (("disk.001", "disk.000"), ("disk.ab", "disk.aa")):
+        with pytest.raises(
+            InvalidInputError, match=rf"{later}: a later segment of the split image that starts at {first}"
+        ):
+            scan_image(tmp_path / later, ScanOptions(), tmp_path / "x.jsonl")
+        assert scan_image(tmp_path / first, ScanOptions(), tmp_path / "x.jsonl").summary["files"] > 0
+
+
 def test_truncated_e01_is_a_clear_error(images: dict[str, Path], tmp_path: Path) -> None:
     truncated = tmp_path / "cut.E01"
     truncated.write_bytes(images["e01"].read_bytes()[:3_000_000])

@@ -149,6 +149,8 @@ def _numeric_segments(path: Path) -> tuple[Path, ...] | None:
         raise InvalidInputError(
             f"{path.name}: a split raw image must be opened at its first segment (.000 or .001)"
         )
+    if start == 1:
+        _refuse_later_segment(path, path.with_name(f"{match['stem']}.000"))
     segments: list[Path] = []
     for n in range(start, start + MAX_SEGMENTS):
         candidate = path.with_name(f"{match['stem']}.{n:03d}")
@@ -157,6 +159,16 @@ def _numeric_segments(path: Path) -> tuple[Path, ...] | None:
             break
         segments.append(candidate)
     return tuple(segments)
+
+
+def _refuse_later_segment(path: Path, first: Path) -> None:
+    """Refuse ``path`` when it is a later segment of the split image that starts at ``first``
+    (``.001`` beside a ``.000``, ``.ab`` beside an ``.aa``): it was read on its own, from the
+    middle of the disk, and reported as a file system "not recognised or damaged"."""
+    if first.is_file():
+        raise InvalidInputError(
+            f"{path.name}: a later segment of the split image that starts at {first.name}; open it there"
+        )
 
 
 def _refuse_gap(first: Path, missing: Path, pattern: str) -> None:
@@ -170,7 +182,10 @@ def _refuse_gap(first: Path, missing: Path, pattern: str) -> None:
 
 def _alpha_segments(path: Path) -> tuple[Path, ...] | None:
     match = _ALPHA.match(path.name)
-    if not match or match["alpha"] != "aa":
+    if not match:
+        return None
+    if match["alpha"] != "aa":
+        _refuse_later_segment(path, path.with_name(f"{match['stem']}.aa"))
         return None
     letters = string.ascii_lowercase
     segments: list[Path] = []
