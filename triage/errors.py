@@ -66,3 +66,8 @@ class RulesError(TriageError):
 
 class AuditChainError(TriageError):
     """The audit log's hash chain is broken."""
+
+
+class ResultsNotWritten(OSError):
+    """Writing a result failed (disk full, ...) in a child process: carried to the parent as
+    the ``OSError`` it is, not as a failure to read the evidence."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from triage.errors import ResultsNotWritten
 from triage.scan.pool import ChildFailed, IsolatedPool, run_child
 
 
@@ -81,3 +83,19 @@ def test_run_child_returns_and_reports_progress() -> None:
 def test_run_child_turns_crashes_and_hangs_into_errors(fn: Any, match: str) -> None:
     with pytest.raises(ChildFailed, match=match):
         run_child(fn, (), 2, 1 << 30)
+
+
+def _child_disk_full(counter: Any) -> None:
+    with open("/dev/full", "wb", buffering=0) as out:  # noqa: PTH123 - the device, not a path we own
+        try:
+            out.write(b"x")
+        except OSError as exc:
+            raise ResultsNotWritten(exc.errno, exc.strerror, "/dev/full") from exc
+
+
+def test_a_child_that_cannot_write_its_results_says_so_not_that_it_failed_to_read() -> None:
+    # A walk whose spool filled the disk was reported as an unreadable image (exit status 3).
+    with pytest.raises(OSError, match="No space left on device") as raised:
+        run_child(_child_disk_full, (), 30, 1 << 30)
+    assert not isinstance(raised.value, ChildFailed) and raised.value.errno == errno.ENOSPC
+    assert raised.value.filename == "/dev/full"

@@ -19,7 +19,7 @@ from tests.oracle import fiwalk, mismatches, parse_dfxml
 from triage.analysis.hashsets import HashSetKind, load_hashset
 from triage.analysis.yarascan import compile_rules
 from triage.errors import CorruptImageError, IntegrityError, InvalidInputError, UnsupportedFormatError
-from triage.scan import ScanOptions, scan_image
+from triage.scan import ScanOptions, engine, phases, scan_image
 from triage.scan.outputs import read_jsonl, write_dfxml
 
 
@@ -240,6 +240,25 @@ def test_a_later_segment_of_a_split_raw_image_is_refused_naming_the_first(tmp_pa
         ):
             scan_image(tmp_path / later, ScanOptions(), tmp_path / "x.jsonl")
         assert scan_image(tmp_path / first, ScanOptions(), tmp_path / "x.jsonl").summary["files"] > 0
+
+
+def _walk_to_a_full_disk(detected: Any, include_deleted: bool, spool: str, counter: Any) -> Any:
+    """The walk, its spool on a disk with no room left (run in the walk's child process)."""
+    return phases.walk_to_spool(detected, include_deleted, "/dev/full", counter)
+
+
+def test_results_that_cannot_be_written_are_said_so_and_nothing_half_written_is_left(
+    images: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The walk's spool on a full disk: its last line was cut, read as JSON, and the scan ended
+    # in a traceback (or, once the line was dropped, "the file-system walk failed": exit
+    # status 3, an unreadable image); a partial listing and the DFXML's fragments were left.
+    monkeypatch.setattr(engine.phases, "walk_to_spool", _walk_to_a_full_disk)
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="No space left on device") as raised:
+        scan_image(images["ext4"], ScanOptions(), out / "files.jsonl", dfxml=out / "dfxml.xml")
+    assert not isinstance(raised.value, CorruptImageError) and raised.value.filename == "/dev/full"
+    assert list(out.iterdir()) == []  # no listing, no DFXML, no fragments
 
 
 def test_truncated_e01_is_a_clear_error(images: dict[str, Path], tmp_path: Path) -> None:

@@ -250,7 +250,7 @@ def scan(
         except (CorruptImageError, UnsupportedFormatError, EvidenceError, InvalidInputError) as exc:
             raise _die(ExitCode.unreadable_image, str(exc)) from None
         except OSError as exc:  # the image was readable: writing a result failed (disk full, ...)
-            raise _not_written(exc) from None
+            raise _not_written(exc, None if exc.filename else (out or dfxml or listing.parent)) from None
     summary = result.summary
     try:
         if out:

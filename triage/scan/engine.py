@@ -122,8 +122,9 @@ def _tail(spool: Path, walker: Child) -> Iterator[bytes]:
                     pending = b""
                 continue
             if walker.poll(0.02):
-                rest = pending + fh.read()
-                yield from (line + b"\n" for line in rest.splitlines() if line)
+                # Whole lines only: a walker that died mid-line (its disk full) says so itself.
+                whole, _, _cut = (pending + fh.read()).rpartition(b"\n")
+                yield from (line + b"\n" for line in whole.splitlines() if line)
                 return
 
 
@@ -211,6 +212,15 @@ def scan_image(
             tempfile.TemporaryDirectory(prefix=f".{listing.name}-walk-", dir=listing.parent)
         )
         spool = Path(tmp) / "entries.jsonl"
+        completed = False
+
+        def discard_partial() -> None:  # registered before the writers: runs once they are closed
+            if not completed:  # a listing or document cut short must not be taken for whole
+                listing.unlink(missing_ok=True)
+                if dfxml is not None:
+                    dfxml.unlink(missing_ok=True)
+
+        cleanup.callback(discard_partial)
         writer = JsonlWriter(listing)
         cleanup.callback(writer.close)
         document = DfxmlWriter(dfxml) if dfxml else None
@@ -272,7 +282,6 @@ def scan_image(
         pool.close()  # the analysis processes are done: free their memory now (closing twice is safe)
         writer.close()
         if not [p for p in walked["partitions"] if p["status"] == "ok"]:
-            listing.unlink(missing_ok=True)
             reasons = "; ".join(p["reason"] for p in walked["partitions"] if p["reason"]) or "none found"
             raise UnsupportedFormatError(f"{path.name}: no readable partition or file system ({reasons})")
 
@@ -296,4 +305,5 @@ def scan_image(
         )
         if document is not None:
             document.finish(result)
+        completed = True
     return ScanResult(result, listing)

@@ -3,6 +3,7 @@ shape Sleuth Kit's ``fiwalk -x`` writes, so DFXML tools read it."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -119,9 +120,11 @@ class DfxmlWriter:
             out.write("</dfxml>\n")
 
     def close(self) -> None:
-        """Remove the fragments (``finish`` first, to keep the document)."""
+        """Remove the fragments (``finish`` first, to keep the document), whatever closing them
+        says: on a full disk their last buffered bytes cannot be written, and are not wanted."""
         for fragment in self._fragments.values():
-            fragment.close()
+            with contextlib.suppress(OSError):
+                fragment.close()
         self._fragments.clear()
         shutil.rmtree(self._folder, ignore_errors=True)
 

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from triage.analysis.hashers import ALGORITHMS
-from triage.errors import CorruptImageError
+from triage.errors import CorruptImageError, ResultsNotWritten
 from triage.evidence.filesystems import WalkProblem, walk
 from triage.evidence.formats import DetectedImage
 from triage.evidence.images import open_image
 from triage.evidence.tsk import open_tsk_image
 from triage.evidence.volumes import fs_type_name, list_partitions, try_open_fs
 from triage.scan.outputs import json_line
+
+T = TypeVar("T")
 
 HASH_BLOCK = 8 * 1024 * 1024
 
@@ -77,6 +80,33 @@ def _kept_problems(problems: list[WalkProblem]) -> list[WalkProblem]:
     return [*problems[:MAX_PROBLEMS], WalkProblem(0, "", f"{rest:,} more walk problems, not listed")]
 
 
+class _Spool:
+    """The walk's spool file, whose write failures (disk full) reach the parent as such, not as
+    a failure to read the image."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fh = self._do(lambda: path.open("wb"))
+
+    def _do(self, action: Callable[[], T]) -> T:
+        try:
+            return action()
+        except OSError as exc:
+            raise ResultsNotWritten(exc.errno, exc.strerror, str(self._path)) from exc
+
+    def write(self, data: bytes) -> None:
+        self._do(lambda: self._fh.write(data))
+
+    def flush(self) -> None:
+        self._do(self._fh.flush)
+
+    def __enter__(self) -> _Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._do(self._fh.close)
+
+
 def walk_to_spool(detected: DetectedImage, include_deleted: bool, spool: str, counter: Any) -> dict[str, Any]:
     """List partitions and write every file entry (metadata only) to ``spool`` as JSON lines."""
     # FAT and exFAT keep times in the device's local time, with no zone, and The Sleuth Kit
@@ -89,7 +119,7 @@ def walk_to_spool(detected: DetectedImage, include_deleted: bool, spool: str, co
     problems: list[WalkProblem] = []
     files = 0
     total = 0
-    with Path(spool).open("wb") as out:
+    with _Spool(Path(spool)) as out:
         for part in partitions:
             if part.kind not in ("data", "whole-image") or part.status == "unreadable":
                 continue  # (unreadable already: starts past the end of a truncated image)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from multiprocessing import forkserver
 from typing import Any
 
-from triage.errors import TriageError
+from triage.errors import ResultsNotWritten, TriageError
 from triage.orphans import on_parent_exit
 
 # Children are forked from a fork server: safe in threaded parents (the API server, the local
@@ -215,6 +215,8 @@ def _child_entry(
     _exit_with_parent()
     try:
         results.put(("ok", fn(*args, counter)))
+    except ResultsNotWritten as exc:
+        results.put(("not-written", (exc.errno, exc.strerror, exc.filename)))
     except TriageError as exc:
         results.put(("error", str(exc)))
     except MemoryError:
@@ -262,7 +264,8 @@ class Child:
         return True
 
     def result(self, on_progress: Callable[[int], None] | None = None) -> Any:
-        """Wait for the answer; ``ChildFailed`` if the child crashed, overran or raised."""
+        """Wait for the answer; ``ChildFailed`` if the child crashed, overran or raised (an
+        ``OSError`` if it could not write a result)."""
         while not self.poll(0.2):
             if on_progress:
                 on_progress(int(self.counter.value))
@@ -270,6 +273,8 @@ class Child:
             on_progress(int(self.counter.value))
         assert self._outcome is not None
         status, value = self._outcome
+        if status == "not-written":
+            raise OSError(*value)
         if status == "error":
             raise ChildFailed(str(value))
         return value
