@@ -5,7 +5,10 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,3 +102,51 @@ def test_a_child_that_cannot_write_its_results_says_so_not_that_it_failed_to_rea
         run_child(_child_disk_full, (), 30, 1 << 30)
     assert not isinstance(raised.value, ChildFailed) and raised.value.errno == errno.ENOSPC
     assert raised.value.filename == "/dev/full"
+
+
+OWNER = """
+import time
+from tests.triage.test_pool import _child_hang, _handler, _init
+from triage.scan.pool import Child, IsolatedPool
+pool = IsolatedPool(2, _init, (), _handler, 1 << 30)
+child = Child(_child_hang, (), 60, 1 << 30)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def _in_session(session: int) -> list[int]:
+    """The processes of a session that are still running (zombies are done)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[3]) == session and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_helpers_of_a_process_killed_outright_end_too() -> None:
+    # A scan killed with SIGKILL (the OOM killer, a worker's hard time limit) left its analysis
+    # processes, its walk and the fork server running for good, the image open: they watched
+    # their parent, which is the fork server, and the fork server lives while they do.
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert owner.stdout is not None and owner.stdout.readline().strip() == b"ready"
+        assert len(_in_session(owner.pid)) >= 4  # the owner, the fork server, two workers, a child
+        owner.kill()
+        owner.wait(10)
+        deadline = time.monotonic() + 20
+        while _in_session(owner.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _in_session(owner.pid) == []
+    finally:
+        for pid in _in_session(owner.pid):
+            os.kill(pid, signal.SIGKILL)

@@ -19,7 +19,7 @@ from multiprocessing import forkserver
 from typing import Any
 
 from triage.errors import ResultsNotWritten, TriageError
-from triage.orphans import on_parent_exit
+from triage.orphans import on_exit_of
 
 # Children are forked from a fork server: safe in threaded parents (the API server, the local
 # worker) like spawning, but a child starts without importing the program again (spawning
@@ -43,10 +43,11 @@ def limit_memory(limit_bytes: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
 
 
-def _exit_with_parent() -> None:
-    """A child whose parent was killed exits too, instead of lingering as an orphan holding
-    the image open."""
-    on_parent_exit(lambda: os._exit(1))
+def _exit_with_owner(owner: int) -> None:
+    """A child whose owner (the process that asked for it: its parent is the fork server) was
+    killed exits too, instead of lingering with the image open, and keeping the fork server
+    alive, for good."""
+    on_exit_of(owner, lambda: os._exit(1))
 
 
 def _worker_main(
@@ -57,9 +58,10 @@ def _worker_main(
     memory_limit: int,
     tasks: Any,
     results: Any,
+    owner: int,
 ) -> None:
     limit_memory(memory_limit)
-    _exit_with_parent()
+    _exit_with_owner(owner)
     try:
         initializer(*initargs)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
@@ -113,7 +115,7 @@ class IsolatedPool:
     def _start(self, index: int) -> _Slot:
         tasks = CTX.Queue()
         process = CTX.Process(
-            target=_worker_main, args=(index, *self._args, tasks, self._results), daemon=True
+            target=_worker_main, args=(index, *self._args, tasks, self._results, os.getpid()), daemon=True
         )
         process.start()
         return _Slot(process, tasks)
@@ -209,10 +211,10 @@ class ChildFailed(RuntimeError):
 
 
 def _child_entry(
-    fn: Callable[..., Any], args: tuple[Any, ...], results: Any, counter: Any, memory_limit: int
+    fn: Callable[..., Any], args: tuple[Any, ...], results: Any, counter: Any, memory_limit: int, owner: int
 ) -> None:
     limit_memory(memory_limit)
-    _exit_with_parent()
+    _exit_with_owner(owner)
     try:
         results.put(("ok", fn(*args, counter)))
     except ResultsNotWritten as exc:
@@ -237,7 +239,9 @@ class Child:
         self._results: Any = CTX.Queue()
         self.counter = CTX.Value("q", 0, lock=False)
         self._process = CTX.Process(
-            target=_child_entry, args=(fn, args, self._results, self.counter, memory_limit), daemon=True
+            target=_child_entry,
+            args=(fn, args, self._results, self.counter, memory_limit, os.getpid()),
+            daemon=True,
         )
         self._process.start()
         self._deadline = time.monotonic() + timeout
