@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -259,6 +260,22 @@ def test_results_that_cannot_be_written_are_said_so_and_nothing_half_written_is_
         scan_image(images["ext4"], ScanOptions(), out / "files.jsonl", dfxml=out / "dfxml.xml")
     assert not isinstance(raised.value, CorruptImageError) and raised.value.filename == "/dev/full"
     assert list(out.iterdir()) == []  # no listing, no DFXML, no fragments
+
+
+def test_what_a_scan_killed_outright_left_is_swept_by_the_next_a_day_on(
+    images: dict[str, Path], tmp_path: Path
+) -> None:
+    # SIGKILL leaves the walk's spool and the DFXML's fragments in hidden folders for good.
+    out = tmp_path / "out"
+    old, fresh = out / ".files.jsonl-walk-abc", out / ".dfxml.xml-parts-abc"
+    for folder in (old, fresh, out / ".dfxml.xml-parts-def"):
+        folder.mkdir(parents=True)
+        (folder / "part").write_text("x")
+    day_ago = time.time() - 2 * 86400
+    for folder in (old, out / ".dfxml.xml-parts-def"):
+        os.utime(folder, (day_ago, day_ago))
+    scan_image(images["ext4"], ScanOptions(), out / "files.jsonl", dfxml=out / "dfxml.xml")
+    assert sorted(p.name for p in out.iterdir()) == [".dfxml.xml-parts-abc", "dfxml.xml", "files.jsonl"]
 
 
 def test_truncated_e01_is_a_clear_error(images: dict[str, Path], tmp_path: Path) -> None:

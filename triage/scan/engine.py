@@ -9,6 +9,7 @@ its worker down is retried file by file, so one poisonous file becomes one error
 from __future__ import annotations
 
 import contextlib
+import glob
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from triage import __version__
 from triage.clock import utcnow
 from triage.errors import CorruptImageError, IntegrityError, UnsupportedFormatError
 from triage.evidence.formats import DetectedImage, ImageFormat, detect
+from triage.leftovers import remove_stale
 from triage.scan import phases
 from triage.scan.analyse import error_record, init_worker, process_batch
 from triage.scan.options import ScanOptions
@@ -206,6 +208,13 @@ def scan_image(
 
     # The walk's spool goes beside the listing, on the results' disk (``/tmp`` may be memory).
     listing.parent.mkdir(parents=True, exist_ok=True)
+    # What a scan killed outright left there (its spool, the DFXML's fragments), a day on.
+    remove_stale(
+        [
+            *listing.parent.glob(f".{glob.escape(listing.name)}-walk-*"),
+            *(dfxml.parent.glob(f".{glob.escape(dfxml.name)}-parts-*") if dfxml else []),
+        ]
+    )
     # Whatever is opened or started below is closed or stopped on the way out, whatever ends it.
     with contextlib.ExitStack() as cleanup:
         tmp = cleanup.enter_context(
