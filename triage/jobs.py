@@ -333,6 +333,18 @@ def _execute(run_id: int, worker_id: str, settings: Settings, engine: Engine) ->
         log.warning("run_id=%s failed: %s", run_id, exc)
         _finish(engine, claim, RunState.failed, str(exc))
         return RunState.failed
+    except OSError as exc:  # the evidence is read in child processes: this is the results' disk
+        heart.stopped.set()
+        shutil.rmtree(workdir, ignore_errors=True)
+        log.error("run_id=%s results not written: %s", run_id, exc)
+        where = shown(exc.filename) if exc.filename else str(workdir)
+        _finish(
+            engine,
+            claim,
+            RunState.failed,
+            f"the results could not be written ({exc.strerror or exc}): {where}",
+        )
+        return RunState.failed
     except Exception as exc:  # noqa: BLE001 - stored with its traceback, never lost
         heart.stopped.set()
         log.exception("run_id=%s crashed", run_id)

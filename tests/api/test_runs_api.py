@@ -341,6 +341,28 @@ def test_a_hash_set_whose_index_is_gone_fails_the_run_saying_how_to_mend_it(
     assert "hash set gone.md5: its index is missing" in error and "triage db check --repair" in error
 
 
+def test_a_run_whose_results_fill_the_disk_fails_saying_so(
+    client: TestClient,
+    users: Users,
+    headers: dict[str, dict[str, str]],
+    settings: Settings,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # It failed as an "internal error" with a traceback, as if the program were at fault.
+    from tests.triage.test_scan import _walk_to_a_full_disk
+    from triage.scan import engine as scan_engine
+
+    monkeypatch.setattr(scan_engine.phases, "walk_to_spool", _walk_to_a_full_disk)
+    _, run = _queued_run(client, headers["manager"], users)
+    assert jobs.execute_run(run["id"], "test-worker", settings, engine) == RunState.failed
+    error = client.get(f"/api/v1/runs/{run['id']}", headers=headers["manager"]).json()["error"]
+    assert error == "the results could not be written (No space left on device): /dev/full"
+    assert (
+        list((settings.artifact_dir / "runs" / str(run["id"])).glob("attempt-*")) == []
+    )  # nothing half-written
+
+
 def test_a_rule_set_changed_on_disk_fails_the_run_and_returns_the_exhibit(
     client: TestClient, users: Users, headers: dict[str, dict[str, str]], settings: Settings, engine: Engine
 ) -> None:
