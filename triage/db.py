@@ -22,6 +22,23 @@ def json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+def database_trouble(exc: BaseException, database_url: str) -> str | None:
+    """One line for a database that cannot be reached or used (not running, a wrong password,
+    locked, full) or that has no tables yet, naming it without its password; None for any
+    other error. Commands answer with it rather than with a page of traceback."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    if not isinstance(exc, OperationalError | ProgrammingError):
+        return None
+    reason = (str(exc.orig) if exc.orig is not None else str(exc)).strip().splitlines()[0]
+    where = make_url(database_url).render_as_string(hide_password=True)
+    if "no such table" in reason or ("relation" in reason and "does not exist" in reason):
+        return f"the database {where} has no tables yet, or older ones ({reason}): run `triage db upgrade`"
+    if isinstance(exc, ProgrammingError):
+        return None  # a statement of ours that is wrong: its traceback is wanted
+    return f"the database {where} cannot be used: {reason}"
+
+
 def make_engine(database_url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets foreign keys, WAL and ``BEGIN IMMEDIATE`` transactions
     so that concurrent writers (audit chain, queue claims) serialise instead of failing late."""

@@ -112,3 +112,31 @@ def test_settings_that_do_not_validate_are_refused_in_one_line(tmp_path: Path) -
     assert result.exit_code == 1
     assert result.stderr.startswith("triage: invalid settings: ") and "TRIAGE_SECRET_KEY" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (
+            "postgresql+psycopg://someone:hunter2@127.0.0.1:9/triage",
+            "database postgresql+psycopg://someone:***@127.0.0.1:9/triage cannot be used: connection failed",
+        ),
+        ("sqlite:///{tmp}/never-upgraded.db", "has no tables yet, or older ones (no such table: "),
+    ],
+)
+def test_a_database_that_cannot_be_used_is_one_line_not_a_traceback(
+    url: str, said: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every command that reads the database printed some 500 lines of traceback when it was
+    # not running, refused the account, or had no tables yet.
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", url.format(tmp=tmp_path))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["queue"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert said in result.output and result.output.count("\n") == 1, result.output
+    assert "hunter2" not in result.output
+    if "sqlite" in url:
+        assert "run `triage db upgrade`" in result.output

@@ -8,6 +8,7 @@ database, web and queue layers (about 0.7 s of start-up).
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 import typer
@@ -63,8 +64,9 @@ class LazyGroup(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         """A configuration that any command may refuse as it starts (a bad scoring policy,
-        settings that do not validate, such as a default secret in production) ends the
-        command with a one-line message on stderr and exit status 1, not a traceback."""
+        settings that do not validate, such as a default secret in production), or a database
+        it cannot use, ends the command with a one-line message on stderr and exit status 1,
+        not a traceback."""
         from pydantic import ValidationError
 
         from scoring.policy import PolicyError
@@ -82,6 +84,19 @@ class LazyGroup(TyperGroup):
 
             # Each error's field and message; not the input values, which hold the settings.
             typer.echo(f"triage: invalid settings: {in_words(exc, 'settings')}", err=True)
+            raise typer.Exit(1) from None
+        except Exception as exc:
+            # A database not running, refusing the account, or without its tables yet: a line,
+            # not a page of traceback. (``triage scan`` never loads the database layer.)
+            if "sqlalchemy" not in sys.modules:
+                raise
+            from triage.db import database_trouble
+            from triage.settings import get_settings
+
+            message = database_trouble(exc, get_settings().database_url)
+            if message is None:
+                raise
+            typer.echo(f"triage: {message}", err=True)
             raise typer.Exit(1) from None
 
 
