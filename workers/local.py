@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from triage import jobs, runs
 from triage.db import make_engine, session_scope
 from triage.settings import Settings
+from workers.outage import OutageLog
 from workers.sweeper import Upkeep
 
 log = logging.getLogger("triage.worker.local")
@@ -37,12 +38,15 @@ class LocalWorker:
 
     def run_forever(self, stop: threading.Event) -> None:
         log.info("local worker %s started", self.worker_id)
+        outage = OutageLog(log, "local worker", self.settings.database_url)
         while not stop.is_set():
             try:
                 busy = self.run_one()
-            except Exception:  # noqa: BLE001 - the worker stays up and takes the next run
-                log.exception("local worker loop failed; continuing")
+            except Exception as exc:  # noqa: BLE001 - the worker stays up and takes the next run
+                outage.failed(exc)
                 busy = False
+            else:
+                outage.succeeded()
             if not busy:
                 stop.wait(self.settings.poll_interval_seconds)
 

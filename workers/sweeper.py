@@ -19,6 +19,7 @@ from triage.db import make_engine, session_scope
 from triage.models.runs import RunState
 from triage.orphans import on_parent_exit
 from triage.settings import QueueBackend, Settings
+from workers.outage import OutageLog
 
 log = logging.getLogger("triage.sweeper")
 
@@ -100,8 +101,11 @@ class Sweeper(threading.Thread):
         self.stop, self.interval = stop, settings.sweep_interval_seconds
 
     def run(self) -> None:
+        outage = OutageLog(log, "sweeper", self.upkeep.settings.database_url)
         while not self.stop.wait(self.interval):
             try:
                 self.upkeep.tick()
-            except Exception:  # noqa: BLE001 - a database blip must not stop the sweeper
-                log.exception("sweep failed; will try again")
+            except Exception as exc:  # noqa: BLE001 - a database blip must not stop the sweeper
+                outage.failed(exc)
+            else:
+                outage.succeeded()
