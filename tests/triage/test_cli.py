@@ -140,3 +140,19 @@ def test_a_database_that_cannot_be_used_is_one_line_not_a_traceback(
     assert "hunter2" not in result.output
     if "sqlite" in url:
         assert "run `triage db upgrade`" in result.output
+
+
+def test_an_rq_worker_whose_broker_does_not_answer_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It printed some 190 lines of traceback.
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", f"sqlite:///{tmp_path}/triage.db")
+    monkeypatch.setenv("TRIAGE_BROKER_URL", "redis://:hunter2@127.0.0.1:9/0")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["worker", "--backend", "rq"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert result.output.startswith("triage: the broker redis://:***@127.0.0.1:9/0 cannot be reached: ")
+    assert result.output.count("\n") == 1 and "hunter2" not in result.output

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from typer.core import TyperGroup
@@ -86,18 +87,39 @@ class LazyGroup(TyperGroup):
             typer.echo(f"triage: invalid settings: {in_words(exc, 'settings')}", err=True)
             raise typer.Exit(1) from None
         except Exception as exc:
-            # A database not running, refusing the account, or without its tables yet: a line,
-            # not a page of traceback. (``triage scan`` never loads the database layer.)
-            if "sqlalchemy" not in sys.modules:
-                raise
-            from triage.db import database_trouble
-            from triage.settings import get_settings
-
-            message = database_trouble(exc, get_settings().database_url)
+            message = _service_trouble(exc)
             if message is None:
                 raise
             typer.echo(f"triage: {message}", err=True)
             raise typer.Exit(1) from None
+
+
+def _service_trouble(exc: Exception) -> str | None:
+    """A line for a database not running, refusing the account or without its tables yet, or a
+    Redis broker not answering (an RQ worker starting), rather than a page of traceback; None
+    for anything else. (``triage scan`` loads neither layer, so neither is imported for it.)"""
+    from triage.settings import get_settings
+
+    if "sqlalchemy" in sys.modules:
+        from triage.db import database_trouble
+
+        if (message := database_trouble(exc, get_settings().database_url)) is not None:
+            return message
+    if "redis" in sys.modules:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+            return f"the broker {_without_password(get_settings().broker_url)} cannot be reached: {exc}"
+    return None
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 app = typer.Typer(
