@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
+
+from triage.clock import utcnow
 
 AUDIT_PENDING = "triage.audit.pending"
 """Where ``audit.record`` keeps a session's events until they are chained at commit."""
@@ -37,6 +40,17 @@ def database_trouble(exc: BaseException, database_url: str) -> str | None:
     if isinstance(exc, ProgrammingError):
         return None  # a statement of ours that is wrong: its traceback is wanted
     return f"the database {where} cannot be used: {reason}"
+
+
+def database_now(session: Session) -> datetime:
+    """Now by the database's clock: the one clock that every worker and API machine shares,
+    for leases that one machine sets and another sweeps (on a laboratory network without a
+    time server, machines' clocks drift apart by minutes, and a run's lease is one). SQLite is
+    one machine's file: its clock is this machine's."""
+    if session.get_bind().dialect.name == "postgresql":
+        value: datetime = session.execute(text("SELECT clock_timestamp()")).scalar_one()
+        return value.astimezone(UTC)
+    return utcnow()
 
 
 def make_engine(database_url: str, **kwargs: Any) -> Engine:

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from triage import audit, custody, registry
 from triage.context import Context, system_context
+from triage.db import database_now
 from triage.errors import ConflictError, FieldValidationError
 from triage.models.accounts import Role
 from triage.models.exhibits import Exhibit, ExhibitState
@@ -103,7 +104,7 @@ def start_run(
 
 def claim(session: Session, run_id: int, worker_id: str, lease_seconds: float) -> Claim | None:
     """Take a queued run for this worker (atomically; None if someone else has it or it is done)."""
-    now = utcnow()
+    now = database_now(session)  # leases: one clock for every machine
     result = session.execute(
         update(TriageRun)
         .where(
@@ -152,7 +153,7 @@ def _fenced(claim: Claim) -> Any:
 
 def heartbeat(session: Session, claim: Claim, lease_seconds: float, progress: dict[str, Any]) -> bool:
     """Renew the lease and record progress. False: the run is no longer ours (lost or cancelled)."""
-    now = utcnow()
+    now = database_now(session)  # leases: one clock for every machine
     values: dict[str, Any] = {"lease_expires_at": now + timedelta(seconds=lease_seconds), "heartbeat_at": now}
     values.update(progress)
     result = session.execute(
@@ -175,7 +176,7 @@ def owned(session: Session, claim: Claim) -> TriageRun | None:
 def sweep(session: Session) -> list[tuple[int, RunState]]:
     """Return runs whose lease expired to the queue, or quarantine those that have used up
     their attempts (they keep killing workers). Returns (run id, new state) pairs."""
-    now = utcnow()
+    now = database_now(session)  # leases: one clock for every machine
     query = select(TriageRun).where(
         col(TriageRun.state).in_([RunState.verifying, RunState.running]),
         col(TriageRun.lease_expires_at) < now,

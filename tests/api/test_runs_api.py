@@ -24,7 +24,7 @@ from tests.factories import case_with_exhibit, exhibit_with_task, row_id
 from triage import intake, jobs, leftovers, registry, runs
 from triage.models.exhibits import ExhibitState
 from triage.models.queue import TaskState
-from triage.models.runs import HashSetRecord, RunState, TriageHit
+from triage.models.runs import HashSetRecord, RunState, TriageHit, TriageRun
 from triage.models.types import utcnow
 from triage.scan import ScanOptions, scan_image
 from triage.scan.outputs import read_jsonl
@@ -361,6 +361,32 @@ def test_a_run_whose_results_fill_the_disk_fails_saying_so(
     assert (
         list((settings.artifact_dir / "runs" / str(run["id"])).glob("attempt-*")) == []
     )  # nothing half-written
+
+
+def test_a_run_s_lease_is_kept_by_the_database_s_clock_not_the_worker_s(
+    client: TestClient,
+    users: Users,
+    headers: dict[str, dict[str, str]],
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Workers on several machines of a laboratory network with no time server: a worker whose
+    # clock ran five minutes slow set leases already past by the sweeper's clock, and every
+    # run it took was taken back at once and given to another worker, again and again.
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite is one machine's database: its clock is the workers' own")
+    _, run = _queued_run(client, headers["manager"], users)
+    slow = utcnow() - timedelta(minutes=5)
+    monkeypatch.setattr(runs, "utcnow", lambda: slow)  # the worker's machine
+    with Session(engine) as session:
+        claim = runs.claim(session, run["id"], "slow-worker", 60)
+        assert claim is not None and runs.heartbeat(session, claim, 60, {})
+        session.commit()
+    monkeypatch.undo()  # the sweeper's machine keeps good time
+    with Session(engine) as session:
+        assert runs.sweep(session) == []
+        session.commit()
+        assert session.get_one(TriageRun, run["id"]).worker_id == "slow-worker"
 
 
 def test_a_rule_set_changed_on_disk_fails_the_run_and_returns_the_exhibit(
