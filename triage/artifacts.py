@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from triage import registry
 from triage.analysis.hashsets import HashSetStore
 from triage.analysis.hashsets.store import file_sha256
+from triage.db import end_read_transaction
 from triage.errors import HashSetError, RulesError
 from triage.evidence.paths import shown
 from triage.models.runs import HashSetRecord, TriageRun
@@ -45,11 +46,19 @@ def check(
     kept copy (an index is derived: a backup may leave it out). ``told`` hears what is being
     checked, for a progress line."""
     report = Report()
-    for record in registry.list_hashsets(session):
+    hashsets, rulesets = registry.list_hashsets(session), registry.list_rulesets(session)
+    with_results = select(TriageRun).where(
+        col(TriageRun.listing_path).is_not(None) | col(TriageRun.dfxml_path).is_not(None)
+    )
+    finished = list(session.exec(with_results.order_by(col(TriageRun.id))))
+    # The checks read files, for minutes when an index is built again: not inside a
+    # transaction, which on SQLite holds every writer off (see ``end_read_transaction``).
+    end_read_transaction(session)
+    for record in hashsets:
         if told:
             told(f"hash set #{record.id}")
         _check_hashset(record, rehash, report, repair)
-    for ruleset in registry.list_rulesets(session):
+    for ruleset in rulesets:
         if told:
             told(f"rule set #{ruleset.id}")
         report.checked += 1
@@ -57,10 +66,7 @@ def check(
             registry.load_ruleset(ruleset, fresh=True)
         except (RulesError, OSError) as exc:
             report.add(f"rule set #{ruleset.id} ({ruleset.name})", str(exc))
-    query = select(TriageRun).where(
-        col(TriageRun.listing_path).is_not(None) | col(TriageRun.dfxml_path).is_not(None)
-    )
-    for run in session.exec(query.order_by(col(TriageRun.id))):
+    for run in finished:
         report.checked += 1
         for label, path in (("file listing", run.listing_path), ("DFXML", run.dfxml_path)):
             if path and not Path(path).is_file():
