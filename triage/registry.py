@@ -181,14 +181,12 @@ def rebuild_index(record: HashSetRecord) -> None:
     """Build a registered hash set's index (and its filter) again from its kept copy, which
     must still be the file registered (it is hashed again): an index is derived, and a backup
     may leave it out, or a disk fault damage it."""
-    store = Path(record.store_path)
+    store, source = Path(record.store_path), Path(record.source_path)
+    if file_sha256(source) != record.sha256:  # before minutes of indexing the wrong file
+        raise HashSetError(f"{shown(source)}: no longer the file registered (its SHA-256 differs)")
     discard_store(store)
-    info = load_hashset(Path(record.source_path), store.parent, fmt=record.format)
-    if info.source_sha256 != record.sha256:
-        discard_store(info.store)
-        raise HashSetError(
-            f"{shown(record.source_path)}: no longer the file registered (its SHA-256 differs)"
-        )
+    # The kept copy is private: nothing writes it while it is indexed, so it is hashed once.
+    info = load_hashset(source, store.parent, fmt=record.format, known_sha256=record.sha256)
     if Path(info.store) != store or info.entries != record.entries:  # a reader or store changed since
         discard_store(info.store)
         raise HashSetError(
