@@ -1,7 +1,8 @@
 """Whether every file the database names is still there, as it was recorded: the kept copies
-of hash sets and rule sets, the hash sets' indexes, and each triage run's file listing and
-DFXML. For after a restore from backup, a move or a disk fault (``triage db check``); runs
-would otherwise fail one by one, or their results answer 404, with nothing saying why."""
+of hash sets and rule sets, the hash sets' indexes, each triage run's file listing and DFXML,
+and the evidence images of exhibits still in work. For after a restore from backup, a move
+(of the evidence store too) or a disk fault (``triage db check``); runs would otherwise fail
+one by one, or their results answer 404, with nothing saying why."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from triage.analysis.hashsets.store import file_sha256
 from triage.db import end_read_transaction
 from triage.errors import HashSetError, RulesError
 from triage.evidence.paths import shown
+from triage.models.exhibits import Exhibit, ExhibitState
+from triage.models.images import EvidenceImage
 from triage.models.runs import HashSetRecord, TriageRun
 
 
@@ -51,6 +54,14 @@ def check(
         col(TriageRun.listing_path).is_not(None) | col(TriageRun.dfxml_path).is_not(None)
     )
     finished = list(session.exec(with_results.order_by(col(TriageRun.id))))
+    in_work = list(
+        session.exec(
+            select(EvidenceImage, Exhibit.reference)
+            .join(Exhibit, col(Exhibit.id) == EvidenceImage.exhibit_id)
+            .where(col(Exhibit.state).not_in(DONE_WITH))
+            .order_by(col(EvidenceImage.id))
+        )
+    )
     # The checks read files, for minutes when an index is built again: not inside a
     # transaction, which on SQLite holds every writer off (see ``end_read_transaction``).
     end_read_transaction(session)
@@ -71,7 +82,23 @@ def check(
         for label, path in (("file listing", run.listing_path), ("DFXML", run.dfxml_path)):
             if path and not Path(path).is_file():
                 report.add(f"triage run #{run.id}", f"its {label} is missing: {shown(path)}")
+    for image, exhibit in in_work:
+        report.checked += 1
+        missing = [segment for segment in image.segments or [image.path] if not Path(segment).is_file()]
+        if missing:
+            report.add(
+                f"image #{image.id} of exhibit {exhibit}",
+                f"{_segments(missing)} not there (is the evidence store mounted?): {shown(missing[0])}",
+            )
     return report
+
+
+# Exhibits whose images need not be there any more: examined, handed back or destroyed.
+DONE_WITH = (ExhibitState.examined, ExhibitState.returned, ExhibitState.disposed)
+
+
+def _segments(missing: list[str]) -> str:
+    return "its file is" if len(missing) == 1 else f"{len(missing)} of its segments are"
 
 
 def _check_hashset(record: HashSetRecord, rehash: bool, report: Report, repair: bool) -> None:

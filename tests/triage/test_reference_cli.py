@@ -102,6 +102,7 @@ def test_db_check_finds_every_recorded_file_missing_or_changed(
     from tests.conftest import make_account
     from tests.factories import case_with_exhibit, row_id
     from triage.models.accounts import Role
+    from triage.models.exhibits import ExhibitState
     from triage.models.images import EvidenceImage
     from triage.models.runs import RunState, TriageRun
 
@@ -114,13 +115,31 @@ def test_db_check_finds_every_recorded_file_missing_or_changed(
     listing, dfxml = tmp_path / "files.jsonl", tmp_path / "dfxml.xml"
     listing.write_text("{}\n")
     dfxml.write_text("<dfxml/>")
+    evidence = tmp_path / "laptop.dd"
+    evidence.write_bytes(b"\0" * 512)
     manager = make_account(engine, "manager", Role.manager)
+    ioc = row_id(make_account(engine, "ioc", Role.investigator))
     with Session(engine) as s:
-        _, exhibit = case_with_exhibit(s, row_id(make_account(engine, "ioc", Role.investigator)), "CR/1")
+        _, exhibit = case_with_exhibit(s, ioc, "CR/1")
+        _, done_with = case_with_exhibit(s, ioc, "CR/2", exhibit_state=ExhibitState.returned)
         image = EvidenceImage(
-            exhibit_id=row_id(exhibit), path="/x", format="raw", size_bytes=1, registered_by=row_id(manager)
+            exhibit_id=row_id(exhibit),
+            path=str(evidence),
+            format="raw",
+            size_bytes=1,
+            registered_by=row_id(manager),
         )
         s.add(image)
+        # Handed back: its image need not be kept, and is not looked for.
+        s.add(
+            EvidenceImage(
+                exhibit_id=row_id(done_with),
+                path="/gone.dd",
+                format="raw",
+                size_bytes=1,
+                registered_by=row_id(manager),
+            )
+        )
         s.flush()
         s.add(
             TriageRun(
@@ -136,19 +155,21 @@ def test_db_check_finds_every_recorded_file_missing_or_changed(
         kept_rules = s.exec(select(RuleSetRecord)).one()
 
     whole = runner.invoke(cli, ["db", "check", "--rehash"])
-    assert whole.exit_code == 0 and "every recorded file is in place (3 records checked)" in whole.output
+    assert whole.exit_code == 0 and "every recorded file is in place (4 records checked)" in whole.output
 
     Path(kept_set.source_path).write_text("0" * 32 + "\n")  # changed on disk
     (Path(kept_rules.path) / kept_rules.files[0]).write_text("rule two { condition: true }")
     dfxml.unlink()
+    evidence.unlink()  # the evidence store not mounted, say
     quick = runner.invoke(cli, ["db", "check"])  # the kept copy's content is not re-hashed
-    assert quick.exit_code == 1 and "2 problems in 3 records checked" in quick.output, quick.output
+    assert quick.exit_code == 1 and "3 problems in 4 records checked" in quick.output, quick.output
     assert "no longer matches its registered hash" in quick.output and "DFXML is missing" in quick.output
+    assert "image #1 of exhibit E/1: its file is not there (is the evidence store mounted?)" in quick.output
     full = runner.invoke(cli, ["db", "check", "--rehash"])
-    assert full.exit_code == 1 and "3 problems" in full.output and "registered SHA-256" in full.output
+    assert full.exit_code == 1 and "4 problems" in full.output and "registered SHA-256" in full.output
     Path(kept_set.store_path).unlink()
     gone = runner.invoke(cli, ["db", "check"])
-    assert "its index is missing" in gone.output and "3 problems" in gone.output
+    assert "its index is missing" in gone.output and "4 problems" in gone.output
     refused = runner.invoke(cli, ["db", "check", "--repair"])  # not from a kept copy that changed
     assert (
         refused.exit_code == 1
