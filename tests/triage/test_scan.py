@@ -205,6 +205,34 @@ def test_an_image_whose_name_is_not_utf8_is_refused_clearly(
     assert not out.exists() or list(out.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("where", "signature", "kind"),
+    [
+        (0x10040, b"_BHRfS_M", "a Btrfs file system"),
+        (0x400, b"\x10\x20\xf5\xf2", "an F2FS file system"),
+        (0, b"XFSB", "an XFS file system"),
+        (0x218, b"LVM2 001", "an LVM2 physical volume"),
+        (0x1000, b"\xfc\x4e\x2b\xa9", "a member of a Linux software RAID (md) array"),
+        ((4 << 20) - 0x10000, b"\xfc\x4e\x2b\xa9", "a member of a Linux software RAID (md) array"),
+        (0x8801, b"NSR03", "a UDF file system"),
+        (0x20, b"NXSB", "an APFS container"),
+        (3, b"ReFS\x00", "a ReFS file system"),
+    ],
+)
+def test_a_volume_of_a_kind_the_sleuth_kit_does_not_read_is_named_not_called_damaged(
+    where: int, signature: bytes, kind: str, tmp_path: Path
+) -> None:
+    # A healthy Btrfs NAS disk, an Android F2FS partition or a Blu-ray's UDF was reported as a
+    # file system "not recognised or damaged". (Signatures as mkfs.btrfs, mkfs.f2fs, mkfs.xfs,
+    # pvcreate and mkudffs write them, checked against real ones; md at metadata 1.2 and 0.90.)
+    data = bytearray(4 << 20)
+    data[where : where + len(signature)] = signature
+    image = tmp_path / "volume.dd"
+    image.write_bytes(bytes(data))
+    with pytest.raises(UnsupportedFormatError, match=re.escape(f"not supported: {kind}")):
+        scan_image(image, ScanOptions(), tmp_path / "x.jsonl")
+
+
 def test_a_raw_image_is_read_whatever_its_name(images: dict[str, Path], tmp_path: Path) -> None:
     renamed = tmp_path / "disk.vmdk"
     renamed.symlink_to(images["ext4"])

@@ -45,13 +45,58 @@ def fs_type_name(ftype: int) -> str:
     return FS_TYPE_NAMES.get(int(ftype), f"type-{int(ftype)}")
 
 
-def try_open_fs(img: pytsk3.Img_Info, offset: int) -> tuple[pytsk3.FS_Info | None, str]:
-    """Open the file system at ``offset``, or return the reason it cannot be."""
+def try_open_fs(
+    img: pytsk3.Img_Info, offset: int, length: int | None = None
+) -> tuple[pytsk3.FS_Info | None, str]:
+    """Open the file system at ``offset`` (a partition of ``length`` bytes, or the rest of
+    the image), or return the reason it cannot be."""
     try:
         fs = pytsk3.FS_Info(img, offset=offset)
     except OSError as exc:
+        known = unsupported_kind(img, offset, img.get_size() - offset if length is None else length)
+        if known is not None:
+            return None, f"not supported: {known}, which The Sleuth Kit does not read"
         return None, _tsk_reason(exc)
     return fs, ""
+
+
+MD_MAGIC = b"\xfc\x4e\x2b\xa9"  # a Linux software RAID superblock's, little-endian
+# What a volume The Sleuth Kit cannot open may be, by (offset, signature): healthy volumes of
+# kinds it does not read, which "file system not recognised or damaged" would call damaged.
+UNSUPPORTED: tuple[tuple[int, bytes, str], ...] = (
+    (0x10040, b"_BHRfS_M", "a Btrfs file system (Linux, Synology and other NAS)"),
+    (0x400, b"\x10\x20\xf5\xf2", "an F2FS file system (Android phones, some Linux devices)"),
+    (0, b"XFSB", "an XFS file system (Linux)"),
+    (0x218, b"LVM2 001", "an LVM2 physical volume (Linux logical volumes)"),
+    (0x1000, MD_MAGIC, "a member of a Linux software RAID (md) array"),  # metadata 1.2
+    (0, MD_MAGIC, "a member of a Linux software RAID (md) array"),  # metadata 1.1
+    (0x20, b"NXSB", "an APFS container (Apple)"),
+    (3, b"ReFS\x00", "a ReFS file system (Windows Server)"),
+)
+UDF_AREA = 0x8000  # the volume recognition sequence: 2 KiB descriptors from 32 KiB on
+
+
+def unsupported_kind(img: pytsk3.Img_Info, offset: int, length: int) -> str | None:
+    """The kind of volume at ``offset`` when its signature is one of ``UNSUPPORTED`` (or UDF,
+    or an md member whose superblock is at its end); None if none is found."""
+
+    def at(where: int, size: int) -> bytes:
+        if where < 0 or where + size > length:
+            return b""
+        try:
+            return bytes(img.read(offset + where, size))
+        except OSError:
+            return b""
+
+    for where, signature, kind in UNSUPPORTED:
+        if at(where, len(signature)) == signature:
+            return kind
+    # md metadata 0.90 (Synology's system partitions, say) sits 64 KiB from the 64 KiB-aligned end.
+    if at((length & ~0xFFFF) - 0x10000, 4) == MD_MAGIC:
+        return "a member of a Linux software RAID (md) array"
+    if any(at(UDF_AREA + 2048 * k + 1, 5) in (b"NSR02", b"NSR03") for k in range(8)):
+        return "a UDF file system (DVD, Blu-ray, some USB media)"
+    return None
 
 
 _PYTSK_PLACE = re.compile(r"^\w+: \(\w+\.cpp:\d+\) ")  # "FS_Info_Con: (tsk3.cpp:327) "

@@ -123,7 +123,7 @@ def walk_to_spool(detected: DetectedImage, include_deleted: bool, spool: str, co
         for part in partitions:
             if part.kind not in ("data", "whole-image") or part.status == "unreadable":
                 continue  # (unreadable already: starts past the end of a truncated image)
-            fs, reason = try_open_fs(img, part.offset)
+            fs, reason = try_open_fs(img, part.offset, part.length)
             if fs is None:
                 part.status, part.reason = "unreadable", reason
                 continue
