@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -384,6 +385,25 @@ def test_evidence_is_never_modified(
     for image in images.values():
         scan_image(image, ScanOptions(rules=compile_rules([rules_dir])), tmp_path / "z.jsonl")
     assert before == {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in images.values()}
+
+
+def test_a_failed_scan_without_an_output_folder_leaves_no_folder_behind(
+    images: dict[str, Path], tmp_path: Path
+) -> None:
+    # Without --out the listing goes to a folder of its own in the temporary folder; a scan
+    # that failed left that folder behind, empty (or, before, with a partial listing).
+    triage = str(Path(sys.executable).with_name("triage"))
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {**os.environ, "TMPDIR": str(temporary)}
+    failed = subprocess.run(
+        [triage, "scan", str(TESTDATA / "bogus.001")], capture_output=True, text=True, env=env
+    )
+    assert failed.returncode == 3 and list(temporary.glob("triage-scan-*")) == []
+    done = subprocess.run([triage, "scan", str(images["ext4"])], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    (kept,) = temporary.glob("triage-scan-*/files.jsonl")  # what it reports is kept
+    assert f"file listing in {kept}" in done.stdout
 
 
 def test_cli_exit_codes_and_outputs(

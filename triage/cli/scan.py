@@ -233,7 +233,8 @@ def scan(
             except RulesError as exc:
                 raise _die(ExitCode.bad_rules, str(exc)) from None
 
-        listing = (out or Path(tempfile.mkdtemp(prefix="triage-scan-"))) / "files.jsonl"
+        temporary = None if out else Path(tempfile.mkdtemp(prefix="triage-scan-"))
+        listing = (out or temporary or Path()) / "files.jsonl"
         counting("opening")
 
         def progress(phase: str, done: int, total: int) -> None:
@@ -244,7 +245,12 @@ def scan(
 
         try:
             document = out / "dfxml.xml" if out else dfxml
-            result = scan_image(image, options, listing, progress, dfxml=document)
+            try:
+                result = scan_image(image, options, listing, progress, dfxml=document)
+            except BaseException:
+                if temporary is not None:  # a failed scan leaves no listing: nor its folder
+                    shutil.rmtree(temporary, ignore_errors=True)
+                raise
         except IntegrityError as exc:
             raise _die(ExitCode.integrity_mismatch, str(exc)) from None
         except (CorruptImageError, UnsupportedFormatError, EvidenceError, InvalidInputError) as exc:
