@@ -233,8 +233,8 @@ def scan(
             except RulesError as exc:
                 raise _die(ExitCode.bad_rules, str(exc)) from None
 
-        temporary = None if out else Path(tempfile.mkdtemp(prefix="triage-scan-"))
-        listing = (out or temporary or Path()) / "files.jsonl"
+        folder = out or Path(tempfile.mkdtemp(prefix="triage-scan-"))
+        listing = folder / "files.jsonl"
         counting("opening")
 
         def progress(phase: str, done: int, total: int) -> None:
@@ -248,15 +248,15 @@ def scan(
             try:
                 result = scan_image(image, options, listing, progress, dfxml=document)
             except BaseException:
-                if temporary is not None:  # a failed scan leaves no listing: nor its folder
-                    shutil.rmtree(temporary, ignore_errors=True)
+                if out is None:  # a failed scan leaves no listing, nor the folder made for it
+                    shutil.rmtree(folder, ignore_errors=True)
                 raise
         except IntegrityError as exc:
             raise _die(ExitCode.integrity_mismatch, str(exc)) from None
         except (CorruptImageError, UnsupportedFormatError, EvidenceError, InvalidInputError) as exc:
             raise _die(ExitCode.unreadable_image, str(exc)) from None
         except OSError as exc:  # the image was readable: writing a result failed (disk full, ...)
-            raise _not_written(exc, None if exc.filename else (out or dfxml or listing.parent)) from None
+            raise _not_written(exc, None if exc.filename else (out or dfxml or folder)) from None
     summary = result.summary
     try:
         if out:
