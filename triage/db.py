@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
 from triage.clock import utcnow
+from triage.settings import without_password
 
 AUDIT_PENDING = "triage.audit.pending"
 """Where ``audit.record`` keeps a session's events until they are chained at commit."""
@@ -34,7 +35,7 @@ def database_trouble(exc: BaseException, database_url: str) -> str | None:
     if not isinstance(exc, OperationalError | ProgrammingError):
         return None
     reason = (str(exc.orig) if exc.orig is not None else str(exc)).strip().splitlines()[0]
-    where = make_url(database_url).render_as_string(hide_password=True)
+    where = without_password(database_url)
     if "no such table" in reason or ("relation" in reason and "does not exist" in reason):
         return f"the database {where} has no tables yet, or older ones ({reason}): run `triage db upgrade`"
     if isinstance(exc, ProgrammingError):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import sys
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from typer.core import TyperGroup
@@ -98,7 +97,7 @@ def _service_trouble(exc: Exception) -> str | None:
     """A line for a database not running, refusing the account or without its tables yet, or a
     Redis broker not answering (an RQ worker starting), rather than a page of traceback; None
     for anything else. (``triage scan`` loads neither layer, so neither is imported for it.)"""
-    from triage.settings import get_settings
+    from triage.settings import get_settings, without_password
 
     if "sqlalchemy" in sys.modules:
         from triage.db import database_trouble
@@ -110,16 +109,8 @@ def _service_trouble(exc: Exception) -> str | None:
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
         if isinstance(exc, RedisConnectionError | RedisTimeoutError):
-            return f"the broker {_without_password(get_settings().broker_url)} cannot be reached: {exc}"
+            return f"the broker {without_password(get_settings().broker_url)} cannot be reached: {exc}"
     return None
-
-
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 app = typer.Typer(
