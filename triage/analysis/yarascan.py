@@ -16,7 +16,7 @@ from typing import Any
 import yara
 
 from triage.errors import RulesError
-from triage.evidence.paths import NOT_UTF8, is_utf8, not_usable, shown
+from triage.evidence.paths import not_usable, shown
 
 RULE_SUFFIXES = {".yar", ".yara", ".rule", ".rules"}
 # The externals that public rule sets (e.g. signature-base) expect; empty values compile.
@@ -63,8 +63,8 @@ def _inside(folder: Path, files: list[Path]) -> list[Path]:
     not) or its name is not UTF-8 (its name is part of the set's hash and record)."""
     within = folder.resolve()
     for path in files:
-        if not is_utf8(path):
-            raise RulesError(f"{shown(path)}: {NOT_UTF8}")
+        if (problem := not_usable(path)) is not None:  # a name that is not UTF-8, say
+            raise RulesError(f"{shown(path)}: {problem}")
         if not path.resolve().is_relative_to(within):
             raise RulesError(
                 f"{shown(path)}: a link to a file outside {shown(folder)}; copy the file in instead"
