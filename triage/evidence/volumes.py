@@ -45,15 +45,13 @@ def fs_type_name(ftype: int) -> str:
     return FS_TYPE_NAMES.get(int(ftype), f"type-{int(ftype)}")
 
 
-def try_open_fs(
-    img: pytsk3.Img_Info, offset: int, length: int | None = None
-) -> tuple[pytsk3.FS_Info | None, str]:
-    """Open the file system at ``offset`` (a partition of ``length`` bytes, or the rest of
-    the image), or return the reason it cannot be."""
+def try_open_fs(img: pytsk3.Img_Info, offset: int, length: int) -> tuple[pytsk3.FS_Info | None, str]:
+    """Open the file system of the partition at ``offset`` (``length`` bytes), or return the
+    reason it cannot be."""
     try:
         fs = pytsk3.FS_Info(img, offset=offset)
     except OSError as exc:
-        known = unsupported_kind(img, offset, img.get_size() - offset if length is None else length)
+        known = unsupported_kind(img, offset, length)
         if known is not None:
             return None, f"not supported: {known}, which The Sleuth Kit does not read"
         return None, _tsk_reason(exc)
@@ -61,6 +59,7 @@ def try_open_fs(
 
 
 MD_MAGIC = b"\xfc\x4e\x2b\xa9"  # a Linux software RAID superblock's, little-endian
+MD_MEMBER = "a member of a Linux software RAID (md) array"
 # What a volume The Sleuth Kit cannot open may be, by (offset, signature): healthy volumes of
 # kinds it does not read, which "file system not recognised or damaged" would call damaged.
 UNSUPPORTED: tuple[tuple[int, bytes, str], ...] = (
@@ -68,8 +67,8 @@ UNSUPPORTED: tuple[tuple[int, bytes, str], ...] = (
     (0x400, b"\x10\x20\xf5\xf2", "an F2FS file system (Android phones, some Linux devices)"),
     (0, b"XFSB", "an XFS file system (Linux)"),
     (0x218, b"LVM2 001", "an LVM2 physical volume (Linux logical volumes)"),
-    (0x1000, MD_MAGIC, "a member of a Linux software RAID (md) array"),  # metadata 1.2
-    (0, MD_MAGIC, "a member of a Linux software RAID (md) array"),  # metadata 1.1
+    (0x1000, MD_MAGIC, MD_MEMBER),  # metadata 1.2
+    (0, MD_MAGIC, MD_MEMBER),  # metadata 1.1
     (0x20, b"NXSB", "an APFS container (Apple)"),
     (3, b"ReFS\x00", "a ReFS file system (Windows Server)"),
 )
@@ -93,7 +92,7 @@ def unsupported_kind(img: pytsk3.Img_Info, offset: int, length: int) -> str | No
             return kind
     # md metadata 0.90 (Synology's system partitions, say) sits 64 KiB from the 64 KiB-aligned end.
     if at((length & ~0xFFFF) - 0x10000, 4) == MD_MAGIC:
-        return "a member of a Linux software RAID (md) array"
+        return MD_MEMBER
     if any(at(UDF_AREA + 2048 * k + 1, 5) in (b"NSR02", b"NSR03") for k in range(8)):
         return "a UDF file system (DVD, Blu-ray, some USB media)"
     return None
@@ -200,6 +199,6 @@ def _primary_mbr_partitions(img: pytsk3.Img_Info) -> list[Partition]:
             part.status, part.reason = "unreadable", "starts past the end of the image (truncated?)"
         partitions.append(part)
     readable = [p for p in partitions if p.kind == "data" and p.status == "pending"]
-    if not any(try_open_fs(img, p.offset)[0] is not None for p in readable):
+    if not any(try_open_fs(img, p.offset, p.length)[0] is not None for p in readable):
         return []
     return partitions
