@@ -116,3 +116,70 @@ def test_migrations_match_the_models(tmp_path: Path) -> None:
         d for d in diff if not (d[0] in ("add_index", "remove_index") and d[1].name == "ix_task_claim_order")
     ]
     assert diff == []
+
+
+def test_migration_0008_names_kept_files_relative_to_the_artifact_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows written before 0008 named their files whole, or relative to the directory the
+    service ran in (the default artifact folder is relative): each becomes relative to the
+    artifact folder, and whole again on downgrade; a file outside the folder stays whole."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from triage import migrate
+    from triage.db import make_engine
+    from triage.settings import get_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRIAGE_ARTIFACT_DIR", "var/artifacts")
+    get_settings.cache_clear()
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    migrate.upgrade(url, "0007")
+    base = tmp_path / "var" / "artifacts"
+    engine = make_engine(url)
+    now = "2026-11-29 10:00:00+00:00"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO hash_set (name, kind, format, source_path, sha256, entries, store_path, active,"
+                " created_at) VALUES ('s', 'known_bad', 'md5sum', :source, :sha, 1, :store, 1, :now)"
+            ),
+            {
+                "source": "var/artifacts/hashsets/sources/ab/s.md5",
+                "sha": "ab" * 32,
+                "store": str(base / "hashsets" / "index" / "ab.sqlite"),
+                "now": now,
+            },
+        )
+        conn.execute(
+            text(
+                "INSERT INTO rule_set (name, sha256, path, files, rule_count, active, created_at)"
+                " VALUES ('r', :sha, '/srv/elsewhere/rules/cd', '[]', 1, 1, :now)"
+            ),
+            {"sha": "cd" * 32, "now": now},
+        )
+
+    def recorded() -> tuple[str, ...]:
+        with engine.connect() as conn:
+            hashset = conn.execute(text("SELECT source_path, store_path FROM hash_set")).one()
+            return (*hashset, conn.execute(text("SELECT path FROM rule_set")).scalar_one())
+
+    try:
+        migrate.upgrade(url)
+        source, store, rules = recorded()
+        assert (source, store, rules) == (
+            "hashsets/sources/ab/s.md5",
+            "hashsets/index/ab.sqlite",
+            "/srv/elsewhere/rules/cd",
+        )
+        assert get_settings().artifact(source).resolve() == base / "hashsets" / "sources" / "ab" / "s.md5"
+        command.downgrade(migrate.alembic_config(url), "0007")
+        assert recorded() == (
+            str(base / "hashsets" / "sources" / "ab" / "s.md5"),
+            str(base / "hashsets" / "index" / "ab.sqlite"),
+            "/srv/elsewhere/rules/cd",
+        )
+    finally:
+        engine.dispose()
+        get_settings.cache_clear()

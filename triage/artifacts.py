@@ -22,6 +22,7 @@ from triage.evidence.paths import shown
 from triage.models.exhibits import Exhibit, ExhibitState
 from triage.models.images import EvidenceImage
 from triage.models.runs import HashSetRecord, TriageRun
+from triage.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,11 @@ class Report:
 
 
 def check(
-    session: Session, rehash: bool = False, repair: bool = False, told: Callable[[str], None] | None = None
+    session: Session,
+    settings: Settings,
+    rehash: bool = False,
+    repair: bool = False,
+    told: Callable[[str], None] | None = None,
 ) -> Report:
     """Check every recorded artifact. ``rehash``: also hash each hash set's kept copy against
     its registered SHA-256 (gigabytes at NSRL size); rule sets are always compiled and hashed
@@ -68,20 +73,22 @@ def check(
     for record in hashsets:
         if told:
             told(f"hash set #{record.id}")
-        _check_hashset(record, rehash, report, repair)
+        _check_hashset(record, settings, rehash, report, repair)
     for ruleset in rulesets:
         if told:
             told(f"rule set #{ruleset.id}")
         report.checked += 1
         try:
-            registry.load_ruleset(ruleset, fresh=True)
+            registry.load_ruleset(ruleset, settings, fresh=True)
         except (RulesError, OSError) as exc:
             report.add(f"rule set #{ruleset.id} ({ruleset.name})", str(exc))
     for run in finished:
         report.checked += 1
         for label, path in (("file listing", run.listing_path), ("DFXML", run.dfxml_path)):
-            if path and not Path(path).is_file():
-                report.add(f"triage run #{run.id}", f"its {label} is missing: {shown(path)}")
+            if path and not settings.artifact(path).is_file():
+                report.add(
+                    f"triage run #{run.id}", f"its {label} is missing: {shown(settings.artifact(path))}"
+                )
     for image, exhibit in in_work:
         report.checked += 1
         missing = [segment for segment in image.segments or [image.path] if not Path(segment).is_file()]
@@ -101,20 +108,22 @@ def _segments(missing: list[str]) -> str:
     return "its file is" if len(missing) == 1 else f"{len(missing)} of its segments are"
 
 
-def _check_hashset(record: HashSetRecord, rehash: bool, report: Report, repair: bool) -> None:
+def _check_hashset(
+    record: HashSetRecord, settings: Settings, rehash: bool, report: Report, repair: bool
+) -> None:
     report.checked += 1
     what = f"hash set #{record.id} ({record.name})"
-    source = Path(record.source_path)
+    source = settings.artifact(record.source_path)
     if not source.is_file():
         report.add(what, f"its kept copy is missing: {shown(source)}")
     elif rehash and file_sha256(source) != record.sha256:
         report.add(what, f"its kept copy no longer has the registered SHA-256: {shown(source)}")
-    problem = _index_problem(record)
+    problem = _index_problem(record, settings.artifact(record.store_path))
     if problem is None:
         return
     if repair and source.is_file():
         try:
-            registry.rebuild_index(record)
+            registry.rebuild_index(record, settings)
         except HashSetError as exc:
             problem = f"{problem}; not rebuilt: {exc}"
         else:
@@ -123,8 +132,7 @@ def _check_hashset(record: HashSetRecord, rehash: bool, report: Report, repair: 
     report.add(what, problem)
 
 
-def _index_problem(record: HashSetRecord) -> str | None:
-    store = Path(record.store_path)
+def _index_problem(record: HashSetRecord, store: Path) -> str | None:
     if not store.is_file():
         return f"its index is missing (runs that use it fail): {shown(store)}"
     try:

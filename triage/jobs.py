@@ -88,7 +88,7 @@ def _options(
     for hashset_id in run.hashset_ids:
         record = session.get(HashSetRecord, hashset_id)
         if record is not None:
-            options.hashsets.append(registry.hashset_info(record))
+            options.hashsets.append(registry.hashset_info(record, settings))
     ruleset = session.get(RuleSetRecord, run.ruleset_id) if run.ruleset_id is not None else None
     image = session.get(EvidenceImage, run.image_id)
     assert image is not None
@@ -108,7 +108,7 @@ def _prepare(options: ScanOptions, ruleset: RuleSetRecord | None, heart: _Heartb
     same work, and on SQLite an open write transaction locks the database for everyone."""
     heart.progress["phase"] = "preparing"
     if ruleset is not None:
-        options.rules = registry.load_ruleset(ruleset)
+        options.rules = registry.load_ruleset(ruleset, heart.settings)
     for info in options.hashsets:
         if not Path(info.store).is_file():  # else each analysis process fails on it, obscurely
             raise HashSetError(
@@ -169,9 +169,11 @@ def _finish(
     error: str = "",
     summary: dict[str, Any] | None = None,
     listing: Path | None = None,
-    dfxml: Path | None = None,
+    recorded_as: tuple[str, str | None] | None = None,
 ) -> bool:
-    """Write the outcome in one transaction, fenced by the claim. False if the run is no longer ours."""
+    """Write the outcome in one transaction, fenced by the claim. False if the run is no longer ours.
+    A success reads its hits from ``listing`` and records it and the DFXML by the names in
+    ``recorded_as`` (see ``Settings.artifact_name``)."""
     ctx = system_context()
     succeeded = state == RunState.succeeded and listing is not None
     hits = _hits(listing, claim.run_id) if succeeded and listing is not None else []
@@ -196,7 +198,7 @@ def _finish(
         if succeeded:
             if hits:  # one multi-row statement: as ORM objects, 50,000 hits took 10 s, not 1
                 session.execute(insert(TriageHit), [{"case_id": exhibit.case_id, **hit} for hit in hits])
-            run.listing_path, run.dfxml_path = str(listing), str(dfxml) if dfxml else None
+            run.listing_path, run.dfxml_path = recorded_as or (None, None)
             computed = (summary or {}).get("image", {}).get("computed_hashes") or {}
             if computed:
                 image.computed_md5, image.computed_sha1 = computed.get("md5"), computed.get("sha1")
@@ -304,8 +306,14 @@ def _execute(run_id: int, worker_id: str, settings: Settings, engine: Engine) ->
         dfxml = workdir / "dfxml.xml"
         result = scan_image(image_path, options, listing, progress, dfxml=dfxml)
         heart.stopped.set()
+        recorded_as = (settings.artifact_name(listing), settings.artifact_name(dfxml))
         if not _finish(
-            engine, claim, RunState.succeeded, summary=dict(result.summary), listing=listing, dfxml=dfxml
+            engine,
+            claim,
+            RunState.succeeded,
+            summary=dict(result.summary),
+            listing=listing,
+            recorded_as=recorded_as,
         ):
             log.warning(
                 "run_id=%s attempt=%s lost before its results were stored; discarded", run_id, claim.attempt

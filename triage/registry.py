@@ -94,17 +94,19 @@ def register_hashset(
         name=info.name,
         kind=info.kind.value,
         format=info.format,
-        source_path=str(kept),
+        source_path=settings.artifact_name(kept),
         sha256=sha,
         entries=info.entries,
-        store_path=info.store,
+        store_path=settings.artifact_name(info.store),
         created_by=ctx.actor_id,
     )
     try:
         # Registered meanwhile by someone else (the same content, while this one indexed)?
         _add_unless_registered(session, ctx, record, "hashset.register", "hash set")
     except ConflictError:
-        if not session.exec(select(HashSetRecord).where(HashSetRecord.source_path == str(kept))).first():
+        if not session.exec(
+            select(HashSetRecord).where(HashSetRecord.source_path == record.source_path)
+        ).first():
             discard()  # unless the other registration keeps this very copy
         raise
     return record
@@ -177,11 +179,11 @@ def _copy_hashing(source: Path, target: Path) -> str:
     return digest.hexdigest()
 
 
-def rebuild_index(record: HashSetRecord) -> None:
+def rebuild_index(record: HashSetRecord, settings: Settings) -> None:
     """Build a registered hash set's index (and its filter) again from its kept copy, which
     must still be the file registered (it is hashed again): an index is derived, and a backup
     may leave it out, or a disk fault damage it."""
-    store, source = Path(record.store_path), Path(record.source_path)
+    store, source = settings.artifact(record.store_path), settings.artifact(record.source_path)
     if file_sha256(source) != record.sha256:  # before minutes of indexing the wrong file
         raise HashSetError(f"{shown(source)}: no longer the file registered (its SHA-256 differs)")
     discard_store(store)
@@ -209,15 +211,15 @@ def remove_leftovers(settings: Settings, now: float | None = None) -> None:
     )
 
 
-def hashset_info(record: HashSetRecord) -> HashSetInfo:
+def hashset_info(record: HashSetRecord, settings: Settings) -> HashSetInfo:
     return HashSetInfo(
         record.name,
         HashSetKind(record.kind),
         record.format,
-        record.source_path,
+        str(settings.artifact(record.source_path)),
         record.sha256,
         record.entries,
-        record.store_path,
+        str(settings.artifact(record.store_path)),
     )
 
 
@@ -243,7 +245,7 @@ def register_ruleset(
     record = RuleSetRecord(
         name=name or source.name,
         sha256=compiled.sha256,
-        path=str(target),
+        path=settings.artifact_name(target),
         files=kept,
         rule_count=compiled.rule_count,
         created_by=ctx.actor_id,
@@ -285,11 +287,11 @@ def _keep_rules(source: Path, target: Path, compiled: RuleSet) -> list[str]:
 _compiled: dict[str, RuleSet] = {}
 
 
-def load_ruleset(record: RuleSetRecord, fresh: bool = False) -> RuleSet:
+def load_ruleset(record: RuleSetRecord, settings: Settings, fresh: bool = False) -> RuleSet:
     """Compile a registered rule set once per process and check it is what was registered
     (``fresh``: again from its kept copy, though this process has it already)."""
     if fresh or record.sha256 not in _compiled:
-        kept = Path(record.path)
+        kept = settings.artifact(record.path)
         ruleset = compile_rules([kept / name for name in record.files], root=kept)
         if ruleset.sha256 != record.sha256:
             raise RulesError(f"rule set #{record.id} on disk no longer matches its registered hash")

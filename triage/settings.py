@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from enum import StrEnum
 from functools import lru_cache
@@ -128,6 +129,21 @@ class Settings(BaseSettings):
         path.write_text(key)
         path.chmod(0o600)
         return key
+
+    def artifact(self, name: str) -> Path:
+        """The file that the database names ``name``: names are recorded relative to the
+        artifact folder (see ``artifact_name``), so the folder can be restored to another
+        place, or mounted at another on each worker; a whole path is taken as it is."""
+        return self.artifact_dir / name
+
+    def artifact_name(self, path: str | Path) -> str:
+        """How the database names ``path``: relative to the artifact folder when it lies
+        inside (always, for what this system writes), else whole."""
+        whole = Path(os.path.abspath(path))
+        try:
+            return whole.relative_to(os.path.abspath(self.artifact_dir)).as_posix()
+        except ValueError:
+            return str(whole)
 
     def resolved_evidence_roots(self) -> list[Path]:
         return [Path(p).resolve() for p in self.evidence_roots]

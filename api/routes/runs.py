@@ -14,15 +14,16 @@ from triage import dispatch, runs
 from triage.errors import NotFoundError
 from triage.models.runs import HitPublic, RunPublic, RunStart, TriageHit, TriageRun
 from triage.pagination import paginate
+from triage.settings import Settings
 
 router = APIRouter(tags=["runs"])
 
 
-def public(run: TriageRun) -> RunPublic:
+def public(run: TriageRun, settings: Settings) -> RunPublic:
     out = RunPublic.model_validate(run)
     out.seconds_left = runs.seconds_left(run)
-    out.has_listing = bool(run.listing_path and Path(run.listing_path).exists())
-    out.has_dfxml = bool(run.dfxml_path and Path(run.dfxml_path).exists())
+    out.has_listing = bool(run.listing_path and settings.artifact(run.listing_path).exists())
+    out.has_dfxml = bool(run.dfxml_path and settings.artifact(run.dfxml_path).exists())
     return out
 
 
@@ -35,28 +36,28 @@ def start_run(
     session.commit()
     dispatch.dispatch(session, settings, run.id or 0)
     session.commit()
-    return public(run)
+    return public(run, settings)
 
 
 @router.get("/exhibits/{exhibit_id}/runs", response_model=list[RunPublic])
-def list_runs(exhibit: ExhibitDep, session: SessionDep) -> list[RunPublic]:
+def list_runs(exhibit: ExhibitDep, session: SessionDep, settings: SettingsDep) -> list[RunPublic]:
     rows = session.exec(
         select(TriageRun).where(TriageRun.exhibit_id == exhibit.id).order_by(col(TriageRun.id).desc())
     ).all()
-    return [public(r) for r in rows]
+    return [public(r, settings) for r in rows]
 
 
 @router.get("/runs/{run_id}", response_model=RunPublic)
-def get_run(run: RunDep) -> RunPublic:
+def get_run(run: RunDep, settings: SettingsDep) -> RunPublic:
     """State, progress (bytes and files), estimated seconds left, summary and provenance."""
-    return public(run)
+    return public(run, settings)
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunPublic, responses={409: {}})
-def cancel_run(run: RunDep, session: SessionDep, ctx: CtxDep) -> RunPublic:
+def cancel_run(run: RunDep, session: SessionDep, ctx: CtxDep, settings: SettingsDep) -> RunPublic:
     run = runs.cancel(session, ctx, run)
     session.commit()
-    return public(run)
+    return public(run, settings)
 
 
 @router.get("/runs/{run_id}/hits", response_model=Paged[HitPublic])
@@ -70,25 +71,27 @@ def list_hits(run: RunDep, session: SessionDep, page: PageDep, source: str | Non
     )
 
 
-def _artifact(path: str | None, what: str) -> Path:
-    if not path or not Path(path).is_file():
+def _artifact(settings: Settings, name: str | None, what: str) -> Path:
+    if not name or not settings.artifact(name).is_file():
         raise NotFoundError(f"this run has no {what}")
-    return Path(path)
+    return settings.artifact(name)
 
 
 @router.get("/runs/{run_id}/dfxml", response_class=FileResponse)
-def download_dfxml(run: RunDep) -> FileResponse:
+def download_dfxml(run: RunDep, settings: SettingsDep) -> FileResponse:
     """The run's DFXML: file metadata and hashes only."""
     return FileResponse(
-        _artifact(run.dfxml_path, "DFXML"), media_type="application/xml", filename=f"run-{run.id}.dfxml.xml"
+        _artifact(settings, run.dfxml_path, "DFXML"),
+        media_type="application/xml",
+        filename=f"run-{run.id}.dfxml.xml",
     )
 
 
 @router.get("/runs/{run_id}/files", response_class=FileResponse)
-def download_listing(run: RunDep) -> FileResponse:
+def download_listing(run: RunDep, settings: SettingsDep) -> FileResponse:
     """The per-file listing (gzip-compressed JSON Lines): metadata and hashes, never content."""
     return FileResponse(
-        _artifact(run.listing_path, "file listing"),
+        _artifact(settings, run.listing_path, "file listing"),
         media_type="application/gzip",
         filename=f"run-{run.id}.files.jsonl.gz",
     )

@@ -333,12 +333,46 @@ def test_a_hash_set_whose_index_is_gone_fails_the_run_saying_how_to_mend_it(
     r = client.post("/api/v1/hashsets/upload", files=[body], headers=headers["admin"])
     assert r.status_code == 201, r.text
     with Session(engine) as s:
-        store = Path(s.exec(select(HashSetRecord).where(HashSetRecord.name == "gone.md5")).one().store_path)
+        record = s.exec(select(HashSetRecord).where(HashSetRecord.name == "gone.md5")).one()
+    store = settings.artifact(record.store_path)
     store.unlink()
     _, run = _queued_run(client, headers["manager"], users)
     assert jobs.execute_run(run["id"], "test-worker", settings, engine) == RunState.failed
     error = client.get(f"/api/v1/runs/{run['id']}", headers=headers["manager"]).json()["error"]
     assert "hash set gone.md5: its index is missing" in error and "triage db check --repair" in error
+
+
+def test_the_artifact_folder_restored_to_another_place_is_found_there(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], settings: Settings, engine: Engine
+) -> None:
+    # Kept hash sets, rules and runs' results were recorded by the whole paths they were
+    # written to: restored on a new server under another folder (or mounted elsewhere by a
+    # worker), no result could be downloaded and every run failed on its hash sets and rules.
+    from triage import artifacts
+
+    h = headers["admin"]
+    hashes = ("file", ("bad.md5", io.BytesIO(b"0" * 32 + b"\n"), "text/plain"))
+    assert client.post("/api/v1/hashsets/upload", files=[hashes], headers=h).status_code == 201
+    rules = ("files", ("ok.yar", io.BytesIO(b'rule ok { strings: $a = "x" condition: $a }'), "text/plain"))
+    assert client.post("/api/v1/rulesets/upload", files=[rules], headers=h).status_code == 201
+    exhibit, run = _queued_run(client, headers["manager"], users)
+    assert jobs.execute_run(run["id"], "test-worker", settings, engine) == RunState.succeeded
+
+    restored = settings.model_copy(update={"artifact_dir": Path(settings.artifact_dir).parent / "restored"})
+    Path(settings.artifact_dir).rename(restored.artifact_dir)
+    registry._compiled.clear()  # a new server's worker compiles the rules from the kept copy
+    with TestClient(create_app(restored)) as after:
+        m = headers["manager"]
+        done = after.get(f"/api/v1/runs/{run['id']}", headers=m).json()
+        assert done["has_listing"] and done["has_dfxml"], done
+        for artifact in ("files", "dfxml"):
+            assert after.get(f"/api/v1/runs/{run['id']}/{artifact}", headers=m).status_code == 200
+        again = after.post(f"/api/v1/exhibits/{exhibit['id']}/runs", json={}, headers=m)
+        assert again.status_code == 201, again.text
+        assert jobs.execute_run(again.json()["id"], "test-worker", restored, engine) == RunState.succeeded
+    with Session(engine) as s:
+        report = artifacts.check(s, restored, rehash=True)
+    assert report.problems == [] and report.checked == 5  # a hash set, a rule set, two runs, the image
 
 
 def test_a_run_whose_results_fill_the_disk_fails_saying_so(

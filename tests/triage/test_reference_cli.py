@@ -157,8 +157,9 @@ def test_db_check_finds_every_recorded_file_missing_or_changed(
     whole = runner.invoke(cli, ["db", "check", "--rehash"])
     assert whole.exit_code == 0 and "every recorded file is in place (4 records checked)" in whole.output
 
-    Path(kept_set.source_path).write_text("0" * 32 + "\n")  # changed on disk
-    (Path(kept_rules.path) / kept_rules.files[0]).write_text("rule two { condition: true }")
+    kept = get_settings().artifact  # the database names them relative to the artifact folder
+    kept(kept_set.source_path).write_text("0" * 32 + "\n")  # changed on disk
+    (kept(kept_rules.path) / kept_rules.files[0]).write_text("rule two { condition: true }")
     dfxml.unlink()
     evidence.unlink()  # the evidence store not mounted, say
     quick = runner.invoke(cli, ["db", "check"])  # the kept copy's content is not re-hashed
@@ -167,7 +168,7 @@ def test_db_check_finds_every_recorded_file_missing_or_changed(
     assert "image #1 of exhibit E/1: its file is not there (is the evidence store mounted?)" in quick.output
     full = runner.invoke(cli, ["db", "check", "--rehash"])
     assert full.exit_code == 1 and "4 problems" in full.output and "registered SHA-256" in full.output
-    Path(kept_set.store_path).unlink()
+    kept(kept_set.store_path).unlink()
     gone = runner.invoke(cli, ["db", "check"])
     assert "its index is missing" in gone.output and "4 problems" in gone.output
     refused = runner.invoke(cli, ["db", "check", "--repair"])  # not from a kept copy that changed
@@ -176,7 +177,7 @@ def test_db_check_finds_every_recorded_file_missing_or_changed(
         and "not rebuilt" in refused.output
         and "no longer the file registered" in refused.output
     )
-    assert not Path(kept_set.store_path).exists()
+    assert not kept(kept_set.store_path).exists()
 
 
 def test_db_check_repair_builds_a_missing_or_damaged_index_again(
@@ -187,7 +188,7 @@ def test_db_check_repair_builds_a_missing_or_damaged_index_again(
     listed.write_text("d41d8cd98f00b204e9800998ecf8427e\n" + "0" * 32 + "\n")
     assert runner.invoke(cli, ["hashsets", "add", str(listed)]).exit_code == 0
     with Session(engine) as s:
-        store = Path(s.exec(select(HashSetRecord)).one().store_path)
+        store = get_settings().artifact(s.exec(select(HashSetRecord)).one().store_path)
     for damage in (store.unlink, lambda: store.write_bytes(b"not a database" * 100)):
         damage()
         assert runner.invoke(cli, ["db", "check"]).exit_code == 1

@@ -48,7 +48,9 @@ def test_a_duplicate_under_another_name_is_refused_before_it_is_copied_or_indexe
     assert indexed == [] and _kept(settings) == ["nsrl.txt"]
 
 
-def _registered_first(engine: Engine, monkeypatch: pytest.MonkeyPatch, **theirs: Any) -> None:
+def _registered_first(
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch, **theirs: Any
+) -> None:
     """Another admin's registration of the same content commits first (``theirs`` overrides
     fields of their record). On PostgreSQL it lands between this one's duplicate check and
     its insert, where only the unique content hash can refuse it. On SQLite the check's
@@ -56,7 +58,9 @@ def _registered_first(engine: Engine, monkeypatch: pytest.MonkeyPatch, **theirs:
     this one indexes or compiles."""
     if engine.dialect.name == "sqlite":
         for name in ("load_hashset", "compile_rules"):
-            monkeypatch.setattr(registry, name, _then_theirs(engine, getattr(registry, name), theirs))
+            monkeypatch.setattr(
+                registry, name, _then_theirs(engine, settings, getattr(registry, name), theirs)
+            )
         return
     real = registry.audit.add_created
 
@@ -67,15 +71,17 @@ def _registered_first(engine: Engine, monkeypatch: pytest.MonkeyPatch, **theirs:
     monkeypatch.setattr(registry.audit, "add_created", racing)
 
 
-def _then_theirs(engine: Engine, real: Callable[..., Any], theirs: dict[str, Any]) -> Callable[..., Any]:
+def _then_theirs(
+    engine: Engine, settings: Settings, real: Callable[..., Any], theirs: dict[str, Any]
+) -> Callable[..., Any]:
     def working(*args: Any, **kwargs: Any) -> Any:
         done = real(*args, **kwargs)
         if isinstance(done, HashSetInfo):
             _commit_theirs(
                 engine,
                 HashSetRecord(
-                    source_path=done.source,
-                    store_path=done.store,
+                    source_path=settings.artifact_name(done.source),
+                    store_path=settings.artifact_name(done.store),
                     sha256=done.source_sha256,
                     name="",
                     kind=done.kind.value,
@@ -109,7 +115,9 @@ def test_the_same_set_registered_at_the_same_moment_is_a_conflict_not_a_fault(
     # was an IntegrityError: a 500 from the API, a traceback from the CLI.
     source = tmp_path / "set.md5"
     source.write_text(BODY)
-    _registered_first(engine, monkeypatch, **({} if same_copy else {"source_path": str(tmp_path / "theirs")}))
+    _registered_first(
+        engine, settings, monkeypatch, **({} if same_copy else {"source_path": str(tmp_path / "theirs")})
+    )
     with pytest.raises(ConflictError, match=r"registered already as #\d+ \(theirs\)"):
         _register(engine, settings, source)
     with Session(engine) as session:
@@ -144,7 +152,7 @@ def test_the_same_rule_set_registered_at_the_same_moment_is_a_conflict(
 ) -> None:
     rules = tmp_path / "r.yar"
     rules.write_text('rule one { strings: $a = "abc" condition: $a }')
-    _registered_first(engine, monkeypatch)
+    _registered_first(engine, settings, monkeypatch)
     with pytest.raises(ConflictError, match=r"rule set is registered already as #\d+ \(theirs\)"):  # noqa: PT012
         with session_scope(engine) as session:
             registry.register_ruleset(session, system_context(), settings, rules)
@@ -166,7 +174,7 @@ def test_a_rule_file_left_damaged_by_an_earlier_attempt_is_written_afresh(
     with session_scope(engine) as session:
         record = registry.register_ruleset(session, system_context(), settings, rules)
     assert damaged.read_text() == rules.read_text()
-    assert registry.load_ruleset(record).sha256 == record.sha256
+    assert registry.load_ruleset(record, settings).sha256 == record.sha256
 
 
 def test_a_kept_hash_set_copy_left_damaged_is_replaced_before_it_is_indexed(
@@ -198,7 +206,7 @@ def test_a_rule_folder_with_sub_folders_is_kept_as_it_was_compiled(
         record = registry.register_ruleset(session, system_context(), settings, root)
     assert record.rule_count == 3
     registry._compiled.clear()  # as a worker process would: compiled from the kept copy
-    assert registry.load_ruleset(record).rule_count == 3
+    assert registry.load_ruleset(record, settings).rule_count == 3
 
 
 def test_a_rule_file_changed_while_it_is_registered_is_refused(
@@ -265,7 +273,7 @@ def test_a_rule_file_is_kept_with_the_files_it_includes(
     with session_scope(engine) as session:
         record = registry.register_ruleset(session, system_context(), settings, root / "index.yar")
     assert record.files == ["index.yar"] and record.rule_count == 2
-    kept = Path(record.path)
+    kept = settings.artifact(record.path)
     assert sorted(p.relative_to(kept).as_posix() for p in kept.rglob("*") if p.is_file()) == [
         "index.yar",
         "malware/family.yar",
@@ -273,7 +281,7 @@ def test_a_rule_file_is_kept_with_the_files_it_includes(
     registry._compiled.clear()
     monkeypatch.chdir(tmp_path)
     (root / "malware" / "family.yar").unlink()  # the admin's copy is gone: the kept one is used
-    assert registry.load_ruleset(record).rule_count == 2
+    assert registry.load_ruleset(record, settings).rule_count == 2
 
 
 def test_a_registration_sweeps_what_killed_ones_left(

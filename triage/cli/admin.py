@@ -58,9 +58,11 @@ def db_check(
     listing what is missing or changed."""
     from triage import artifacts
 
-    with session_scope(make_engine(get_settings().database_url)) as session:
-        with console.status("checking") as status:
-            report = artifacts.check(session, rehash, repair, lambda what: status.update(f"checking {what}"))
+    settings = get_settings()
+    with session_scope(make_engine(settings.database_url)) as session, console.status("checking") as status:
+        report = artifacts.check(
+            session, settings, rehash, repair, lambda what: status.update(f"checking {what}")
+        )
     for what in report.rebuilt:
         console.print(f"{what}: index built again from its kept copy", soft_wrap=True, highlight=False)
     if not report.problems:
