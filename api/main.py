@@ -17,7 +17,6 @@ from api.middleware import (
 )
 from api.routes import accounts, audit, auth, backlog, cases, exhibits, health, metrics, reference, runs
 from api.routes import queue as queue_routes
-from api.routes.auth import LoginThrottle
 from api.web import pages
 from triage import __version__, queue, registry
 from triage.db import make_engine
@@ -39,7 +38,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
-    app.state.login_throttle = LoginThrottle()
     uploads.remove_stale_staging(settings)
     registry.remove_leftovers(settings)
 

@@ -22,6 +22,7 @@ from triage.errors import (
     NotFoundError,
 )
 from triage.models.accounts import Account, Role
+from triage.models.audit import AuditEvent
 from triage.models.exhibits import DeviceType
 from triage.models.requests import RequestModel
 from triage.models.types import utcnow
@@ -165,6 +166,46 @@ def authenticate(session: Session, username: str, password: str) -> Account:
         account.password_hash = hash_password(password)
         session.add(account)
     return account
+
+
+# Sign-ins: at most MAX_FAILURES failed ones for a username from one client in the window,
+# counted since that client's last successful sign-in as that user.
+MAX_FAILURES = 10
+FAILURE_WINDOW = timedelta(minutes=15)
+SIGN_IN_FAILED, SIGNED_IN = "auth.login_failed", "auth.login"
+
+
+def sign_ins_refused(session: Session, username: str, client: str) -> bool:
+    """Whether sign-ins as ``username`` from ``client`` are refused for now. Counted from
+    the audit log, which records every attempt (``record_sign_in``): the count is the same
+    in every API worker process and survives a restart, and nothing grows in memory with
+    the usernames an attacker tries."""
+    since = utcnow() - FAILURE_WINDOW
+    events = session.exec(
+        select(AuditEvent.action, AuditEvent.after)
+        .where(
+            col(AuditEvent.at) >= since,
+            ((col(AuditEvent.action) == SIGN_IN_FAILED) & (col(AuditEvent.object_id) == username[:64]))
+            | ((col(AuditEvent.action) == SIGNED_IN) & (col(AuditEvent.actor_name) == username)),
+        )
+        .order_by(col(AuditEvent.id))
+    )
+    failures = 0
+    for action, after in events:
+        if (after or {}).get("client") == client:
+            failures = failures + 1 if action == SIGN_IN_FAILED else 0
+    return failures >= MAX_FAILURES
+
+
+def record_sign_in(
+    session: Session, ctx: Context, username: str, client: str, via: str, account: Account | None
+) -> None:
+    """Audit a sign-in (``account``) or a failed one (None), naming the client it came from."""
+    if account is None:
+        after = {"username": username, "via": via, "client": client}
+        audit.record(session, ctx, SIGN_IN_FAILED, "account", username[:64], None, after)
+    else:
+        audit.record(session, ctx, SIGNED_IN, "account", account.id, None, {"via": via, "client": client})
 
 
 def issue_token(settings: Settings, account: Account) -> tuple[str, int]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict, deque
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -13,36 +11,13 @@ from sqlmodel import Session
 
 from api.deps import CurrentAccount, SessionDep, SettingsDep
 from api.schemas import Token
-from triage import accounts, audit
+from triage import accounts
 from triage.context import Context
 from triage.errors import AuthenticationError
 from triage.models.accounts import Account, AccountPublic
 from triage.settings import Settings
 
 router = APIRouter(prefix="/auth", tags=["auth"])
-
-MAX_FAILURES = 10
-WINDOW_SECONDS = 15 * 60
-
-
-class LoginThrottle:
-    """At most ``MAX_FAILURES`` failed logins per username and client in a sliding window."""
-
-    def __init__(self) -> None:
-        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
-
-    def blocked(self, key: tuple[str, str]) -> bool:
-        window = self._failures[key]
-        cutoff = time.monotonic() - WINDOW_SECONDS
-        while window and window[0] < cutoff:
-            window.popleft()
-        return len(window) >= MAX_FAILURES
-
-    def fail(self, key: tuple[str, str]) -> None:
-        self._failures[key].append(time.monotonic())
-
-    def clear(self, key: tuple[str, str]) -> None:
-        self._failures.pop(key, None)
 
 
 class TooManyLogins(Exception):
@@ -54,30 +29,18 @@ def sign_in(
 ) -> tuple[Account, str, int]:
     """The one way in, for the API and the pages alike: throttled, every attempt audited.
     Returns the account, a bearer token and its lifetime in seconds."""
-    throttle: LoginThrottle = request.app.state.login_throttle
-    key = (username, request.client.host if request.client else "")
-    if throttle.blocked(key):
+    client = request.client.host if request.client else ""
+    if accounts.sign_ins_refused(session, username, client):
         raise TooManyLogins
     try:
         account = accounts.authenticate(session, username, password)
     except AuthenticationError:
-        throttle.fail(key)
         ctx = Context(actor=None, request_id=request.state.request_id)
-        audit.record(
-            session, ctx, "auth.login_failed", "account", "", None, {"username": username, "via": via}
-        )
+        accounts.record_sign_in(session, ctx, username, client, via, None)
         session.commit()
         raise
-    throttle.clear(key)
-    audit.record(
-        session,
-        Context(actor=account, request_id=request.state.request_id),
-        "auth.login",
-        "account",
-        account.id,
-        None,
-        {"via": via},
-    )
+    ctx = Context(actor=account, request_id=request.state.request_id)
+    accounts.record_sign_in(session, ctx, username, client, via, account)
     session.commit()
     token, lifetime = accounts.issue_token(settings, account)
     return account, token, lifetime

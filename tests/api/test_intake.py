@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,9 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from tests.api.helpers import case_body, create_case, create_exhibit, registered_exhibit
-from tests.conftest import TESTDATA, Users
+from tests.conftest import PASSWORD, TESTDATA, Users
 from tests.factories import row_id
+from triage.settings import Settings
 
 E01 = TESTDATA / "ext2.E01"
 E01_MD5 = "196066add11fb71c4c49cf1bb50d6d24"
@@ -431,6 +433,41 @@ def test_disabled_account_cannot_log_in_or_use_its_token(
     assert "examiner" in [a["username"] for a in listed]
 
 
+def test_failed_sign_ins_are_counted_across_api_workers_and_restarts(
+    client: TestClient, users: Users, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The count was kept in each API worker process's memory: with the three workers
+    # production runs, a password could be tried thirty times in the window, and as many
+    # again after every restart; each username tried stayed in memory for good.
+    from api.main import create_app
+    from triage import accounts, audit
+    from triage.models.types import utcnow
+
+    later = [timedelta(0)]  # how far the clock has moved on
+    for module in (accounts, audit):
+        monkeypatch.setattr(module, "utcnow", lambda: utcnow() + later[0])
+
+    def sign_in(to: TestClient, password: str = "wrong-password") -> int:
+        return to.post("/api/v1/auth/token", data={"username": "examiner", "password": password}).status_code
+
+    other_worker = TestClient(create_app(settings))
+    for attempt in range(10):
+        assert sign_in(client if attempt % 2 else other_worker) == 401
+    assert sign_in(client) == 429 and sign_in(other_worker) == 429
+    assert sign_in(client, PASSWORD) == 429  # the right password too, for now
+    assert sign_in(TestClient(create_app(settings))) == 429  # after a restart
+    elsewhere = TestClient(create_app(settings), client=("192.0.2.7", 50000))
+    assert sign_in(elsewhere, PASSWORD) == 200  # from another client: not refused
+    later[0] = timedelta(minutes=16)
+    assert sign_in(client, PASSWORD) == 200  # the window passed
+    for _ in range(9):
+        assert sign_in(client) == 401
+    assert sign_in(client, PASSWORD) == 200  # which starts the count again
+    for _ in range(9):
+        assert sign_in(client) == 401
+    assert sign_in(client, PASSWORD) == 200
+
+
 def test_request_id_is_echoed_and_recorded(
     client: TestClient, users: Users, headers: dict[str, dict[str, str]]
 ) -> None:
@@ -476,7 +513,7 @@ def test_a_database_that_does_not_answer_is_503_with_retry_after(
     try again, and the operator finds the database's reason in the log."""
     from api.main import create_app
     from tests.services import free_port
-    from triage.settings import Environment, Settings
+    from triage.settings import Environment
 
     nobody = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"  # nothing listens
     app = create_app(
