@@ -113,6 +113,7 @@ def update_account(session: Session, ctx: Context, account: Account, data: Accou
         setattr(account, key, [d.value for d in value] if key == "device_types" else value)
     if password:
         account.password_hash = hash_password(password)
+        account.token_version += 1  # whoever had the old password keeps no way in
     session.add(account)
     session.flush()
     after = _public(account)
@@ -131,6 +132,8 @@ def set_active(session: Session, ctx: Context, account: Account, active: bool) -
     before = _public(account)
     account.is_active = active
     account.disabled_at = None if active else utcnow()
+    if not active:  # its tokens do not come back to life when it is enabled again
+        account.token_version += 1
     session.add(account)
     session.flush()
     audit.record(
@@ -218,6 +221,7 @@ def issue_token(settings: Settings, account: Account) -> tuple[str, int]:
         "iat": now,
         "exp": now + lifetime,
         "jti": uuid.uuid4().hex,
+        "ver": account.token_version,
     }
     token = jwt.encode(claims, settings.signing_key(), algorithm=TOKEN_ALGORITHM)
     return token, int(lifetime.total_seconds())
@@ -240,6 +244,8 @@ def account_from_token(session: Session, settings: Settings, token: str) -> Acco
     account = session.get(Account, account_id)
     if account is None or not account.is_active:
         raise AuthenticationError("account disabled or unknown")
+    if claims.get("ver", 0) != account.token_version:  # tokens from before the upgrade: 0
+        raise AuthenticationError("token withdrawn (the password changed, or the account was disabled)")
     return account
 
 

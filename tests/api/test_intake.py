@@ -433,6 +433,35 @@ def test_disabled_account_cannot_log_in_or_use_its_token(
     assert "examiner" in [a["username"] for a in listed]
 
 
+def test_tokens_issued_before_a_password_change_or_a_disable_stop_working(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], settings: Settings
+) -> None:
+    # An admin who reset the password of an account thought compromised, or disabled it and
+    # enabled it again, left every token issued before valid for its lifetime (8 hours by
+    # default), the sign-in cookie of a browser left signed in among them.
+    from api.main import create_app
+    from tests.conftest import login
+
+    admin, before = headers["admin"], headers["examiner"]
+    browser = TestClient(create_app(settings))
+    assert browser.post("/login", data={"username": "examiner", "password": PASSWORD}).status_code == 200
+    assert browser.get("/work", follow_redirects=False).status_code == 200
+    r = client.patch(f"/api/v1/accounts/{users.examiner.id}", json={"password": "x" * 16}, headers=admin)
+    assert r.status_code == 200, r.text
+    r = client.get("/api/v1/auth/me", headers=before)
+    assert r.status_code == 401 and "token withdrawn" in r.json()["detail"]
+    assert browser.get("/work", follow_redirects=False).headers["location"] == "/login"
+    assert client.get("/api/v1/auth/me", headers=admin).status_code == 200  # only that account's
+    r = client.post("/api/v1/auth/token", data={"username": "examiner", "password": "x" * 16})
+    after = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    assert client.get("/api/v1/auth/me", headers=after).status_code == 200
+    for action in ("disable", "enable"):
+        assert client.post(f"/api/v1/accounts/{users.examiner.id}/{action}", headers=admin).status_code == 200
+    assert client.get("/api/v1/auth/me", headers=after).status_code == 401
+    client.patch(f"/api/v1/accounts/{users.examiner.id}", json={"password": PASSWORD}, headers=admin)
+    assert client.get("/api/v1/auth/me", headers=login(client, "examiner")).status_code == 200
+
+
 def test_failed_sign_ins_are_counted_across_api_workers_and_restarts(
     client: TestClient, users: Users, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

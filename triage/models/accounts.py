@@ -30,6 +30,9 @@ class Account(SQLModel, table=True):
     team: str = Field(default="", sa_type=sa.String(100))
     password_hash: str = Field(sa_type=sa.String(200))
     is_active: bool = True
+    # Carried by each token issued; raised when the password changes or the account is
+    # disabled, so that every token issued before stops working (see ``account_from_token``).
+    token_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # Examiner qualifications: device kinds examined (empty = all) and IIOC clearance.
     device_types: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     iioc_cleared: bool = False
