@@ -203,10 +203,11 @@ def sign_ins_refused(session: Session, username: str, client: str) -> bool:
 def record_sign_in(
     session: Session, ctx: Context, username: str, client: str, via: str, account: Account | None
 ) -> None:
-    """Audit a sign-in (``account``) or a failed one (None), naming the client it came from."""
+    """Audit a sign-in (``account``) or a failed one (None: by the username tried, which may
+    name no account), naming the client it came from."""
     if account is None:
         after = {"username": username, "via": via, "client": client}
-        audit.record(session, ctx, SIGN_IN_FAILED, "account", username[:64], None, after)
+        audit.record(session, ctx, SIGN_IN_FAILED, "username", username[:64], None, after)
     else:
         audit.record(session, ctx, SIGNED_IN, "account", account.id, None, {"via": via, "client": client})
 

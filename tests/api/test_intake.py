@@ -469,6 +469,7 @@ def test_failed_sign_ins_are_counted_across_api_workers_and_restarts(
     # production runs, a password could be tried thirty times in the window, and as many
     # again after every restart; each username tried stayed in memory for good.
     from api.main import create_app
+    from tests.conftest import login
     from triage import accounts, audit
     from triage.models.types import utcnow
 
@@ -484,6 +485,11 @@ def test_failed_sign_ins_are_counted_across_api_workers_and_restarts(
         assert sign_in(client if attempt % 2 else other_worker) == 401
     assert sign_in(client) == 429 and sign_in(other_worker) == 429
     assert sign_in(client, PASSWORD) == 429  # the right password too, for now
+    admin = login(client, "admin")
+    failed = client.get("/api/v1/audit?object_type=username&object_id=examiner", headers=admin).json()
+    assert [(e["action"], e["after"]["client"]) for e in failed["items"]] == [
+        ("auth.login_failed", "testclient")
+    ] * 10
     assert sign_in(TestClient(create_app(settings))) == 429  # after a restart
     elsewhere = TestClient(create_app(settings), client=("192.0.2.7", 50000))
     assert sign_in(elsewhere, PASSWORD) == 200  # from another client: not refused
