@@ -84,11 +84,9 @@ def check(
             report.add(f"rule set #{ruleset.id} ({ruleset.name})", str(exc))
     for run in finished:
         report.checked += 1
-        for label, path in (("file listing", run.listing_path), ("DFXML", run.dfxml_path)):
-            if path and not settings.artifact(path).is_file():
-                report.add(
-                    f"triage run #{run.id}", f"its {label} is missing: {shown(settings.artifact(path))}"
-                )
+        for label, name in (("file listing", run.listing_path), ("DFXML", run.dfxml_path)):
+            if name and not (found := settings.artifact(name)).is_file():
+                report.add(f"triage run #{run.id}", f"its {label} is missing: {shown(found)}")
     for image, exhibit in in_work:
         report.checked += 1
         missing = [segment for segment in image.segments or [image.path] if not Path(segment).is_file()]
