@@ -586,6 +586,39 @@ def test_a_truncated_mbr_disk_still_gives_its_whole_partitions(
     assert summary["partitions"][0]["offset"] == fat["offset"]
 
 
+@pytest.mark.parametrize(
+    ("where", "what"),
+    [
+        (0x200, "the primary header's signature"),  # The Sleuth Kit then read the protective MBR
+        (0x248, "where the primary header says its entries are"),  # it read no partition
+        (0x428, "the first partition's end in the primary entries"),  # it read a wrong partition
+    ],
+)
+def test_a_gpt_disk_whose_primary_table_is_damaged_is_read_from_its_backup(
+    images: dict[str, Path], tmp_path: Path, where: int, what: str
+) -> None:
+    # A bad sector at the start of the disk, or a wipe of its first sectors that spared the
+    # protective MBR: The Sleuth Kit reads whatever the primary GPT says, checksum or not,
+    # so the scan found no partition (or a wrong one) though the backup GPT was whole.
+    whole, records = _scan(images["gpt"], tmp_path)
+    assert whole["walk_problems"] == []
+    damaged = tmp_path / "damaged-gpt.img"
+    data = bytearray(images["gpt"].read_bytes())
+    data[where] ^= 0x5A
+    damaged.write_bytes(data)
+    summary, found = _scan(damaged, tmp_path)
+    assert summary["volume_system"] == "gpt"
+    data_parts = [
+        (p["offset"], p["length"], p["filesystem"]) for p in summary["partitions"] if p["kind"] == "data"
+    ]
+    assert data_parts == [
+        (p["offset"], p["length"], p["filesystem"]) for p in whole["partitions"] if p["kind"] == "data"
+    ]
+    assert [(r["path"], r["md5"]) for r in found] == [(r["path"], r["md5"]) for r in records]
+    (problem,) = summary["walk_problems"]
+    assert "primary GPT is damaged" in problem["reason"] and "backup GPT" in problem["reason"], what
+
+
 def test_fat_times_do_not_depend_on_the_time_zone_of_the_machine(
     images: dict[str, Path], tmp_path: Path
 ) -> None:

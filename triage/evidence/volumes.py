@@ -2,12 +2,15 @@
 
 Every partition is listed. Data partitions whose file system cannot be opened are reported
 with the reason; volume-system metadata and unallocated space are listed as such. Of a
-truncated MBR disk that The Sleuth Kit refuses, the four primary entries are read directly.
+truncated MBR disk that The Sleuth Kit refuses, the four primary entries are read directly. A
+GPT disk whose primary table is damaged is read from its backup table, as partitioning tools
+do (The Sleuth Kit reads whatever the primary header says, checksum or not).
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -110,15 +113,26 @@ def _tsk_reason(exc: OSError) -> str:
     return f"file system not recognised or damaged: {detail}"
 
 
-def list_partitions(img: pytsk3.Img_Info) -> tuple[str | None, list[Partition]]:
-    """The volume system type (None for a bare file system) and every partition in it."""
+@dataclass
+class VolumeSystem:
+    kind: str | None  # "mbr", "gpt", ...; None for a bare file system
+    partitions: list[Partition]
+    note: str = ""  # what was wrong with the volume system and how it was read all the same
+
+
+def list_partitions(img: pytsk3.Img_Info) -> VolumeSystem:
+    """The volume system and every partition in it."""
+    backup_gpt = _gpt_to_read_from_backup(img)
     try:
-        volume = pytsk3.Volume_Info(img)
+        if backup_gpt is not None:
+            volume = pytsk3.Volume_Info(_WithoutPrimaryGpt(img, backup_gpt), pytsk3.TSK_VS_TYPE_GPT)
+        else:
+            volume = pytsk3.Volume_Info(img)
     except OSError:
         primary = _primary_mbr_partitions(img)
         if primary:
-            return "mbr", primary
-        return None, [Partition(1, 0, 0, int(img.get_size()), "whole image", "whole-image")]
+            return VolumeSystem("mbr", primary)
+        return VolumeSystem(None, [Partition(1, 0, 0, int(img.get_size()), "whole image", "whole-image")])
     block = int(volume.info.block_size)
     vs_type = {pytsk3.TSK_VS_TYPE_DOS: "mbr", pytsk3.TSK_VS_TYPE_GPT: "gpt"}.get(
         volume.info.vstype, f"vs-{int(volume.info.vstype)}"
@@ -146,7 +160,83 @@ def list_partitions(img: pytsk3.Img_Info) -> tuple[str | None, list[Partition]]:
                 status="not-examined" if kind != "data" else "pending",
             )
         )
-    return vs_type, partitions
+    note = ""
+    if backup_gpt is not None:
+        note = (
+            "the primary GPT is damaged (its header or partition entries fail their checksum): "
+            "the partitions were read from the backup GPT at the end of the disk"
+        )
+    return VolumeSystem(vs_type, partitions, note)
+
+
+GPT_SIGNATURE = b"EFI PART"
+GPT_SECTORS = (512, 4096)  # logical sector sizes a GPT disk may have
+
+
+def _gpt_header(img: pytsk3.Img_Info, lba: int, sector: int) -> bytes | None:
+    """The GPT header at ``lba``, if one is there whose header and partition entries both match
+    their CRC-32s."""
+    try:
+        header = img.read(lba * sector, sector)
+    except OSError:
+        return None
+    if len(header) < 92 or header[:8] != GPT_SIGNATURE:
+        return None
+    size = int.from_bytes(header[12:16], "little")
+    if not 92 <= size <= sector:
+        return None
+    blank = header[:16] + b"\0\0\0\0" + header[20:size]
+    if zlib.crc32(blank) != int.from_bytes(header[16:20], "little"):
+        return None
+    entries_lba = int.from_bytes(header[72:80], "little")
+    count, entry_size = int.from_bytes(header[80:84], "little"), int.from_bytes(header[84:88], "little")
+    if not (0 < count <= 1024 and 128 <= entry_size <= 4096):
+        return None
+    try:
+        entries = img.read(entries_lba * sector, count * entry_size)
+    except OSError:
+        return None
+    if len(entries) != count * entry_size or zlib.crc32(entries) != int.from_bytes(header[88:92], "little"):
+        return None
+    return header
+
+
+def _gpt_to_read_from_backup(img: pytsk3.Img_Info) -> int | None:
+    """The logical sector size of a GPT disk whose primary table is damaged while its backup
+    (header in the last sector, pointing back to the first) is whole; else None. The
+    protective MBR must be there, so that a bare file system is never taken for such a disk."""
+    mbr = img.read(0, SECTOR)
+    if len(mbr) < SECTOR or mbr[510:512] != b"\x55\xaa" or 0xEE not in mbr[446 + 4 : 510 : 16]:
+        return None
+    size = int(img.get_size())
+    for sector in GPT_SECTORS:
+        if _gpt_header(img, 1, sector) is not None:
+            return None  # whole: read as The Sleuth Kit reads it
+    for sector in GPT_SECTORS:
+        last = size // sector - 1
+        backup = _gpt_header(img, last, sector)
+        if backup is not None and int.from_bytes(backup[24:32], "little") == last:
+            return sector
+    return None
+
+
+class _WithoutPrimaryGpt(pytsk3.Img_Info):  # type: ignore[misc]
+    """``img`` with its primary GPT header read as zeros, so that The Sleuth Kit, finding no
+    header there, reads the backup."""
+
+    def __init__(self, img: pytsk3.Img_Info, sector: int) -> None:
+        self._img, self._hidden = img, (sector, 2 * sector)
+        super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
+
+    def read(self, offset: int, size: int) -> bytes:
+        data = self._img.read(offset, size)
+        start, end = max(offset, self._hidden[0]), min(offset + len(data), self._hidden[1])
+        if start >= end:
+            return data
+        return data[: start - offset] + bytes(end - start) + data[end - offset :]
+
+    def get_size(self) -> int:
+        return int(self._img.get_size())
 
 
 SECTOR = 512

@@ -115,8 +115,9 @@ def walk_to_spool(detected: DetectedImage, include_deleted: bool, spool: str, co
     os.environ["TZ"] = "UTC"
     time.tzset()
     img = open_tsk_image(detected)
-    volume_system, partitions = list_partitions(img)
-    problems: list[WalkProblem] = []
+    volumes = list_partitions(img)
+    partitions = volumes.partitions
+    problems = [WalkProblem(0, "/", volumes.note)] if volumes.note else []
     files = 0
     total = 0
     with _Spool(Path(spool)) as out:
@@ -151,7 +152,7 @@ def walk_to_spool(detected: DetectedImage, include_deleted: bool, spool: str, co
                 if files % 256 == 0:
                     out.flush()  # the parent starts analysing while the walk goes on
     return {
-        "volume_system": volume_system,
+        "volume_system": volumes.kind,
         "partitions": [p.to_dict() for p in partitions],
         "problems": [p.__dict__ for p in _kept_problems(problems)],
         "files": files,
