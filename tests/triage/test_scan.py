@@ -550,7 +550,7 @@ def test_a_file_system_running_past_the_end_of_the_image_is_reported(
     assert shown.returncode == 0 and "walk problem: partition 1 /: the file system runs" in shown.stdout
 
 
-def test_a_batch_is_given_time_for_its_bytes_but_no_more_than_the_image_holds() -> None:
+def test_a_batch_is_given_time_for_the_bytes_it_will_read() -> None:
     # A fixed 900 s killed a large file half way (300 GB at the 390 MB/s of three hashes in
     # one process), twice, and listed it as an error.
     from triage.scan.engine import _deadline
@@ -560,9 +560,39 @@ def test_a_batch_is_given_time_for_its_bytes_but_no_more_than_the_image_holds() 
     assert _deadline([row], options, media_size=2**40) == 900 + 300 * 2**30 / (16 * 2**20)
     small = [[0, 1, f"/f{n}", n, 2**20] for n in range(64)]
     assert _deadline(small, options, media_size=2**40) == 900 + 4
-    # A file that claims more than the whole image (sparse, or a hostile record): bounded.
+    # A file that claims more than the whole image (sparse, or a hostile record) is not read.
     claim = [0, 1, "/huge", 13, 2**60]
-    assert _deadline([claim], options, media_size=2**30) == 900 + 2**30 / (16 * 2**20)
+    assert _deadline([claim], options, media_size=2**30) == 900
+
+
+def test_a_file_claiming_more_than_the_whole_image_is_reported_not_read_for_hours(
+    images: dict[str, Path], tmp_path: Path
+) -> None:
+    # One damaged inode on a 32 MiB image claimed 81 TB (found by flipping bytes in the test
+    # images): its holes read as zeros, so it was hashed until its batch's time ran out (15
+    # minutes), then again alone, and the progress's total counted its 81 TB.
+    damaged = tmp_path / "huge-inode.img"
+    shutil.copyfile(images["ext4"], damaged)
+    claimed = 81_363_860_461_446
+    subprocess.run(
+        ["debugfs", "-w", "-R", f"sif /photos/IMG_0001.jpg size {claimed}", str(damaged)],
+        check=True,
+        capture_output=True,
+    )
+    totals: list[int] = []
+    listing = tmp_path / "huge.jsonl"
+    options = ScanOptions(batch_timeout=5)  # the code before this gave up on the file after 2 x 5 s
+    result = scan_image(damaged, options, listing, lambda phase, done, total: totals.append(total))
+    records = {r["path"]: r for r in read_jsonl(listing)}
+    huge = records["/photos/IMG_0001.jpg"]
+    assert huge["size"] == claimed and huge["md5"] is None
+    assert huge["error"].startswith(
+        f"not read: its size ({claimed:,} bytes) is more than the whole image holds"
+    )
+    _, whole = _scan(images["ext4"], tmp_path)
+    others = [(r["path"], r["md5"]) for r in whole if r["path"] != "/photos/IMG_0001.jpg"]
+    assert [(r["path"], r["md5"]) for r in records.values() if r["path"] != "/photos/IMG_0001.jpg"] == others
+    assert result.summary["errors"] == 1 and max(totals) <= damaged.stat().st_size
 
 
 def test_a_truncated_mbr_disk_still_gives_its_whole_partitions(

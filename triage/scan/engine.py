@@ -24,7 +24,7 @@ from triage.errors import CorruptImageError, IntegrityError, UnsupportedFormatEr
 from triage.evidence.formats import DetectedImage, ImageFormat, detect
 from triage.leftovers import remove_stale
 from triage.scan import phases
-from triage.scan.analyse import error_record, init_worker, process_batch
+from triage.scan.analyse import bytes_to_read, error_record, init_worker, process_batch
 from triage.scan.options import ScanOptions
 from triage.scan.outputs import DfxmlWriter, JsonlWriter
 from triage.scan.pool import Child, ChildFailed, IsolatedPool, WorkerInitError, run_child
@@ -130,16 +130,20 @@ def _tail(spool: Path, walker: Child) -> Iterator[bytes]:
                 return
 
 
-def _batches(lines: Iterator[bytes], options: ScanOptions, seen: list[int]) -> Iterator[list[list[Any]]]:
-    """Group spooled entries into batches by bytes and count; ``seen`` counts files, bytes."""
+def _batches(
+    lines: Iterator[bytes], options: ScanOptions, seen: list[int], media_size: int
+) -> Iterator[list[list[Any]]]:
+    """Group spooled entries into batches by bytes to read and count; ``seen`` counts files
+    and the bytes they will be read for."""
     batch: list[list[Any]] = []
     size = 0
     for line in lines:
         row = orjson.loads(line)
         batch.append(row)
-        size += int(row[4])
+        to_read = bytes_to_read(int(row[4]), media_size)
+        size += to_read
         seen[0] += 1
-        seen[1] += int(row[4])
+        seen[1] += to_read
         if size >= options.batch_bytes or len(batch) >= options.batch_files:
             yield batch
             batch, size = [], 0
@@ -161,10 +165,9 @@ def _only_known(record: dict[str, Any]) -> bool:
 def _deadline(batch: list[list[Any]], options: ScanOptions, media_size: int) -> float:
     """Seconds a batch may take: ``batch_timeout``, plus time for its bytes at ``slowest_rate``,
     so that a large file (a 300 GB virtual disk inside the evidence) is hashed rather than
-    killed half way, twice, and listed as an error. A file cannot hold more data than the
-    whole image: one claiming more (sparse, or a hostile record) is given no more time than
-    the image's size needs."""
-    bytes_ = sum(min(int(row[4]), media_size) for row in batch)
+    killed half way, twice, and listed as an error. A file claiming more data than the whole
+    image holds is not read (``bytes_to_read``)."""
+    bytes_ = sum(bytes_to_read(int(row[4]), media_size) for row in batch)
     return options.batch_timeout + bytes_ / options.slowest_rate
 
 
@@ -244,6 +247,7 @@ def scan_image(
         )
         cleanup.callback(walker.close)
         seen = [0, 0]  # files and bytes listed so far
+        media_size = int(image["media_size"])
         summary = SummaryBuilder()
         done_bytes = 0
         retry: list[list[Any]] = []
@@ -259,7 +263,7 @@ def scan_image(
                 if document is not None:
                     document.add(record)
             summary.add(record)
-            done_bytes += int(record["size"])
+            done_bytes += bytes_to_read(int(record["size"]), media_size)
 
         def on_done(batch: list[list[Any]], records: list[dict[str, Any]]) -> None:
             for record in records:
@@ -277,8 +281,7 @@ def scan_image(
         )
         cleanup.callback(pool.close)
         try:
-            batches = _batches(_tail(spool, walker), options, seen)
-            media_size = int(image["media_size"])
+            batches = _batches(_tail(spool, walker), options, seen, media_size)
             pool.run(((b, _deadline(b, options, media_size)) for b in batches), on_done, on_failed)
             if retry:
                 alone = (([row], _deadline([row], options, media_size)) for row in list(retry))
