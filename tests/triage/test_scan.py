@@ -649,6 +649,27 @@ def test_a_gpt_disk_whose_primary_table_is_damaged_is_read_from_its_backup(
     assert "primary GPT is damaged" in problem["reason"] and "backup GPT" in problem["reason"], what
 
 
+def test_an_ntfs_volume_whose_boot_sector_is_damaged_is_read_with_its_backup(
+    images: dict[str, Path], tmp_path: Path
+) -> None:
+    # A wiped or unreadable first sector: The Sleuth Kit does not look for the copy NTFS keeps
+    # in its last sector, so the scan found no file system and read nothing.
+    whole, records = _scan(images["ntfs"], tmp_path)
+    damaged = tmp_path / "damaged-ntfs.img"
+    data = bytearray(images["ntfs"].read_bytes())
+    data[:512] = bytes(512)
+    damaged.write_bytes(data)
+    summary, found = _scan(damaged, tmp_path)
+    assert [(r["path"], r["md5"], r["error"]) for r in found] == [
+        (r["path"], r["md5"], None) for r in records
+    ]
+    (problem,) = summary["walk_problems"]
+    assert problem["reason"].startswith(
+        "the NTFS boot sector is damaged: the file system was read with its backup"
+    )
+    assert whole["walk_problems"] == []
+
+
 def test_fat_times_do_not_depend_on_the_time_zone_of_the_machine(
     images: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -49,16 +50,61 @@ def fs_type_name(ftype: int) -> str:
 
 
 def try_open_fs(img: pytsk3.Img_Info, offset: int, length: int) -> tuple[pytsk3.FS_Info | None, str]:
-    """Open the file system of the partition at ``offset`` (``length`` bytes), or return the
-    reason it cannot be."""
+    """Open the file system of the partition at ``offset`` (``length`` bytes). Returns it and
+    "", or it and a note when it could be opened only with its backup boot sector, or None and
+    the reason it cannot be opened."""
     try:
-        fs = pytsk3.FS_Info(img, offset=offset)
+        return pytsk3.FS_Info(img, offset=offset), ""
     except OSError as exc:
         known = unsupported_kind(img, offset, length)
         if known is not None:
             return None, f"not supported: {known}, which The Sleuth Kit does not read"
+        for backup, kind, where in _backup_boot_sectors(img, offset, length):
+            try:
+                fs = pytsk3.FS_Info(_WithSector(img, offset, backup), offset=offset)
+            except OSError:
+                continue
+            return (
+                fs,
+                f"the {kind} boot sector is damaged: the file system was read with its backup ({where})",
+            )
         return None, _tsk_reason(exc)
-    return fs, ""
+
+
+def _backup_boot_sectors(img: pytsk3.Img_Info, offset: int, length: int) -> Iterator[tuple[bytes, str, str]]:
+    """The copy of its boot sector an NTFS file system keeps in its last sector, as recovery
+    tools read it: The Sleuth Kit reads only the first. (Of FAT32 it reads the copy in sector
+    6 itself.)"""
+    for size in (512, 4096):
+        at = offset + length - size
+        if at < offset:
+            continue
+        try:
+            last = bytes(img.read(at, size))
+        except OSError:
+            continue
+        if last[3:11] == b"NTFS    " and last[510:512] == b"\x55\xaa":
+            yield last, "NTFS", "its last sector"
+
+
+class _WithSector(pytsk3.Img_Info):  # type: ignore[misc]
+    """``img`` with the bytes at ``at`` read as ``data`` (a file system's backup boot sector in
+    place of its damaged first one). The file system opened on it keeps it alive."""
+
+    def __init__(self, img: pytsk3.Img_Info, at: int, data: bytes) -> None:
+        self._img, self._at, self._data = img, at, data
+        super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
+
+    def read(self, offset: int, size: int) -> bytes:
+        data = self._img.read(offset, size)
+        start, end = max(offset, self._at), min(offset + len(data), self._at + len(self._data))
+        if start >= end:
+            return data
+        patch = self._data[start - self._at : end - self._at]
+        return data[: start - offset] + patch + data[end - offset :]
+
+    def get_size(self) -> int:
+        return int(self._img.get_size())
 
 
 MD_MAGIC = b"\xfc\x4e\x2b\xa9"  # a Linux software RAID superblock's, little-endian
@@ -125,7 +171,9 @@ def list_partitions(img: pytsk3.Img_Info) -> VolumeSystem:
     backup_gpt = _gpt_to_read_from_backup(img)
     try:
         if backup_gpt is not None:
-            volume = pytsk3.Volume_Info(_WithoutPrimaryGpt(img, backup_gpt), pytsk3.TSK_VS_TYPE_GPT)
+            # The primary header read as zeros: The Sleuth Kit, finding none, reads the backup.
+            hidden = _WithSector(img, backup_gpt, bytes(backup_gpt))
+            volume = pytsk3.Volume_Info(hidden, pytsk3.TSK_VS_TYPE_GPT)
         else:
             volume = pytsk3.Volume_Info(img)
     except OSError:
@@ -218,25 +266,6 @@ def _gpt_to_read_from_backup(img: pytsk3.Img_Info) -> int | None:
         if backup is not None and int.from_bytes(backup[24:32], "little") == last:
             return sector
     return None
-
-
-class _WithoutPrimaryGpt(pytsk3.Img_Info):  # type: ignore[misc]
-    """``img`` with its primary GPT header read as zeros, so that The Sleuth Kit, finding no
-    header there, reads the backup."""
-
-    def __init__(self, img: pytsk3.Img_Info, sector: int) -> None:
-        self._img, self._hidden = img, (sector, 2 * sector)
-        super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
-
-    def read(self, offset: int, size: int) -> bytes:
-        data = self._img.read(offset, size)
-        start, end = max(offset, self._hidden[0]), min(offset + len(data), self._hidden[1])
-        if start >= end:
-            return data
-        return data[: start - offset] + bytes(end - start) + data[end - offset :]
-
-    def get_size(self) -> int:
-        return int(self._img.get_size())
 
 
 SECTOR = 512

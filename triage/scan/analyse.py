@@ -15,6 +15,7 @@ from triage.analysis.yarascan import Scanner
 from triage.evidence.filesystems import DEFAULT_ATTR, FileEntry
 from triage.evidence.formats import DetectedImage
 from triage.evidence.tsk import open_tsk_image
+from triage.evidence.volumes import list_partitions, try_open_fs
 from triage.scan.options import ScanOptions
 
 
@@ -28,7 +29,17 @@ class _WorkerState:
 
     def fs(self, offset: int) -> Any:
         if offset not in self.filesystems:
-            self.filesystems[offset] = pytsk3.FS_Info(self.img, offset=offset)
+            try:
+                self.filesystems[offset] = pytsk3.FS_Info(self.img, offset=offset)
+            except OSError:
+                # One the walk could open only with its backup boot sector, found in the same way.
+                length = {p.offset: p.length for p in list_partitions(self.img).partitions}.get(offset)
+                if length is None:
+                    raise
+                fs, reason = try_open_fs(self.img, offset, length)
+                if fs is None:
+                    raise OSError(reason) from None
+                self.filesystems[offset] = fs
         return self.filesystems[offset]
 
 

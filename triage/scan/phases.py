@@ -128,6 +128,8 @@ def walk_to_spool(detected: DetectedImage, include_deleted: bool, spool: str, co
             if fs is None:
                 part.status, part.reason = "unreadable", reason
                 continue
+            if reason:  # opened all the same, as the note says
+                problems.append(WalkProblem(part.index, "/", reason))
             part.filesystem = fs_type_name(fs.info.ftype)
             part.status = "ok"
             part.extra = {
