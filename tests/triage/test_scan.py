@@ -649,24 +649,38 @@ def test_a_gpt_disk_whose_primary_table_is_damaged_is_read_from_its_backup(
     assert "primary GPT is damaged" in problem["reason"] and "backup GPT" in problem["reason"], what
 
 
-def test_an_ntfs_volume_whose_boot_sector_is_damaged_is_read_with_its_backup(
-    images: dict[str, Path], tmp_path: Path
+@pytest.mark.parametrize(
+    ("damaged", "said"),
+    [
+        ({"boot sector": (0, 512)}, ["its boot sector is damaged"]),
+        ({"MFT record 0": (0x4000, 1024)}, ["the first records of its master file table are damaged"]),
+        (
+            {"boot sector": (0, 512), "MFT record 0": (0x4000, 1024)},
+            ["its boot sector is damaged", "the first records of its master file table are damaged"],
+        ),
+    ],
+)
+def test_an_ntfs_volume_whose_boot_sector_or_mft_is_damaged_is_read_with_their_copies(
+    images: dict[str, Path], tmp_path: Path, damaged: dict[str, tuple[int, int]], said: list[str]
 ) -> None:
-    # A wiped or unreadable first sector: The Sleuth Kit does not look for the copy NTFS keeps
-    # in its last sector, so the scan found no file system and read nothing.
+    # A wiped or unreadable first sector, or a bad sector in the master file table's first
+    # record ($MFT itself): The Sleuth Kit reads neither NTFS's copy of its boot sector (in
+    # its last sector) nor $MFTMirr, so the scan found no file system and read nothing.
     whole, records = _scan(images["ntfs"], tmp_path)
-    damaged = tmp_path / "damaged-ntfs.img"
     data = bytearray(images["ntfs"].read_bytes())
-    data[:512] = bytes(512)
-    damaged.write_bytes(data)
-    summary, found = _scan(damaged, tmp_path)
-    assert [(r["path"], r["md5"], r["error"]) for r in found] == [
-        (r["path"], r["md5"], None) for r in records
+    assert data[0x4000:0x4004] == b"FILE"  # where this image's MFT starts (cluster 4 of 4 KiB)
+    for at, size in damaged.values():
+        data[at : at + size] = bytes(size)
+    image = tmp_path / "damaged-ntfs.img"
+    image.write_bytes(data)
+    summary, found = _scan(image, tmp_path)
+    altered = {"/$Boot", "/$MFT"}  # read, and so hashed, with the copies in place
+    assert [(r["path"], r["md5"], r["error"]) for r in found if r["path"] not in altered] == [
+        (r["path"], r["md5"], None) for r in records if r["path"] not in altered
     ]
     (problem,) = summary["walk_problems"]
-    assert problem["reason"].startswith(
-        "the NTFS boot sector is damaged: the file system was read with its backup"
-    )
+    assert problem["reason"].startswith("NTFS: ") and all(words in problem["reason"] for words in said)
+    assert len(problem["reason"].split(";")) == len(said)
     assert whole["walk_problems"] == []
 
 

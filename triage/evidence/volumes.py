@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pytsk3
+
+from triage.evidence.repairs import Patched, ntfs_readings
 
 FS_TYPE_NAMES = {
     getattr(pytsk3, name): name.removeprefix("TSK_FS_TYPE_").lower()
@@ -51,60 +52,20 @@ def fs_type_name(ftype: int) -> str:
 
 def try_open_fs(img: pytsk3.Img_Info, offset: int, length: int) -> tuple[pytsk3.FS_Info | None, str]:
     """Open the file system of the partition at ``offset`` (``length`` bytes). Returns it and
-    "", or it and a note when it could be opened only with its backup boot sector, or None and
-    the reason it cannot be opened."""
+    "", or it and a note when it could be opened only with a copy of a damaged structure (see
+    ``repairs``), or None and the reason it cannot be opened."""
     try:
         return pytsk3.FS_Info(img, offset=offset), ""
     except OSError as exc:
         known = unsupported_kind(img, offset, length)
         if known is not None:
             return None, f"not supported: {known}, which The Sleuth Kit does not read"
-        for backup, kind, where in _backup_boot_sectors(img, offset, length):
+        for patches, note in ntfs_readings(img, offset, length):
             try:
-                fs = pytsk3.FS_Info(_WithSector(img, offset, backup), offset=offset)
+                return pytsk3.FS_Info(Patched(img, patches), offset=offset), note
             except OSError:
                 continue
-            return (
-                fs,
-                f"the {kind} boot sector is damaged: the file system was read with its backup ({where})",
-            )
         return None, _tsk_reason(exc)
-
-
-def _backup_boot_sectors(img: pytsk3.Img_Info, offset: int, length: int) -> Iterator[tuple[bytes, str, str]]:
-    """The copy of its boot sector an NTFS file system keeps in its last sector, as recovery
-    tools read it: The Sleuth Kit reads only the first. (Of FAT32 it reads the copy in sector
-    6 itself.)"""
-    for size in (512, 4096):
-        at = offset + length - size
-        if at < offset:
-            continue
-        try:
-            last = bytes(img.read(at, size))
-        except OSError:
-            continue
-        if last[3:11] == b"NTFS    " and last[510:512] == b"\x55\xaa":
-            yield last, "NTFS", "its last sector"
-
-
-class _WithSector(pytsk3.Img_Info):  # type: ignore[misc]
-    """``img`` with the bytes at ``at`` read as ``data`` (a file system's backup boot sector in
-    place of its damaged first one). The file system opened on it keeps it alive."""
-
-    def __init__(self, img: pytsk3.Img_Info, at: int, data: bytes) -> None:
-        self._img, self._at, self._data = img, at, data
-        super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
-
-    def read(self, offset: int, size: int) -> bytes:
-        data = self._img.read(offset, size)
-        start, end = max(offset, self._at), min(offset + len(data), self._at + len(self._data))
-        if start >= end:
-            return data
-        patch = self._data[start - self._at : end - self._at]
-        return data[: start - offset] + patch + data[end - offset :]
-
-    def get_size(self) -> int:
-        return int(self._img.get_size())
 
 
 MD_MAGIC = b"\xfc\x4e\x2b\xa9"  # a Linux software RAID superblock's, little-endian
@@ -172,7 +133,7 @@ def list_partitions(img: pytsk3.Img_Info) -> VolumeSystem:
     try:
         if backup_gpt is not None:
             # The primary header read as zeros: The Sleuth Kit, finding none, reads the backup.
-            hidden = _WithSector(img, backup_gpt, bytes(backup_gpt))
+            hidden = Patched(img, [(backup_gpt, bytes(backup_gpt))])
             volume = pytsk3.Volume_Info(hidden, pytsk3.TSK_VS_TYPE_GPT)
         else:
             volume = pytsk3.Volume_Info(img)

@@ -1,0 +1,103 @@
+"""Reading volumes whose first copy of a structure is damaged, from the copy they keep.
+
+The Sleuth Kit reads an NTFS volume's boot sector and the first records of its master file
+table (MFT) as they are, and a GPT disk's primary table whatever its checksums say. Each has a
+copy that recovery tools (chkdsk, gdisk) read instead when the first is damaged: NTFS keeps
+its boot sector again in its last sector and the MFT's first four records in ``$MFTMirr``; GPT
+keeps its table again at the end of the disk. Here The Sleuth Kit is given a view of the
+image in which the copy stands in the damaged one's place (``Patched``); the image itself is
+never written. Whoever uses a copy says so: the files holding the damaged structure ($Boot,
+$MFT) are then read, and hashed, with the copy in its place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytsk3
+
+NTFS_OEM = b"NTFS    "
+BOOT_SIGNATURE = b"\x55\xaa"
+MFT_MIRROR_RECORDS = 4  # $MFT, $MFTMirr, $LogFile, $Volume: what $MFTMirr holds
+
+Patch = tuple[int, bytes]  # where, what to read there instead
+
+
+class Patched(pytsk3.Img_Info):  # type: ignore[misc]
+    """``img`` with each patch's bytes read in place of what lies at its offset. A file
+    system or volume system opened on it keeps it alive."""
+
+    def __init__(self, img: pytsk3.Img_Info, patches: list[Patch]) -> None:
+        self._img, self._patches = img, patches
+        super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
+
+    def read(self, offset: int, size: int) -> bytes:
+        data = self._img.read(offset, size)
+        for at, patch in self._patches:
+            start, end = max(offset, at), min(offset + len(data), at + len(patch))
+            if start < end:
+                data = data[: start - offset] + patch[start - at : end - at] + data[end - offset :]
+        return data
+
+    def get_size(self) -> int:
+        return int(self._img.get_size())
+
+
+def _read(img: pytsk3.Img_Info, at: int, size: int) -> bytes:
+    try:
+        return bytes(img.read(at, size))
+    except OSError:
+        return b""
+
+
+def _is_ntfs_boot(sector: bytes) -> bool:
+    return sector[3:11] == NTFS_OEM and sector[510:512] == BOOT_SIGNATURE
+
+
+def ntfs_readings(img: pytsk3.Img_Info, offset: int, length: int) -> Iterator[tuple[list[Patch], str]]:
+    """The ways to read the NTFS volume at ``offset`` (``length`` bytes) that The Sleuth Kit
+    could not open, each with what it says of the volume: with the boot sector's copy in the
+    volume's last sector, with the MFT's first records from ``$MFTMirr``, or both. None if
+    neither copy is there."""
+    boots: list[tuple[list[Patch], bytes, list[str]]] = []
+    first = _read(img, offset, 512)
+    if _is_ntfs_boot(first):
+        boots.append(([], first, []))
+    for size in (512, 4096):
+        last = _read(img, offset + length - size, size) if length >= 2 * size else b""
+        if _is_ntfs_boot(last) and last[:512] != first:
+            boot_copy = (
+                "its boot sector is damaged: read with the copy in its last sector (so $Boot is hashed)"
+            )
+            boots.append(([(offset, last)], last, [boot_copy]))
+            yield [(offset, last)], f"NTFS: {boot_copy}"
+            break
+    mft = (
+        "the first records of its master file table are damaged: read with their copies in "
+        "$MFTMirr ($MFT hashed with them)"
+    )
+    for patches, boot, said in boots:
+        mirror = _mft_mirror(img, offset, length, boot)
+        if mirror is not None:
+            yield [*patches, mirror], "NTFS: " + "; ".join([*said, mft])
+
+
+def _mft_mirror(img: pytsk3.Img_Info, offset: int, length: int, boot: bytes) -> Patch | None:
+    """``$MFTMirr``'s copy of the MFT's first records, placed over them, as ``boot`` (a boot
+    sector) locates both; None when the boot sector's figures make no sense or the copy is not
+    there or is the same."""
+    sector = int.from_bytes(boot[11:13], "little")
+    per_cluster = boot[13] if boot[13] <= 0x80 else 1 << (256 - boot[13])
+    cluster = sector * per_cluster
+    record = boot[0x40] * cluster if boot[0x40] < 0x80 else 1 << (256 - boot[0x40])
+    if sector not in (512, 1024, 2048, 4096) or not 0 < cluster <= 2**21 or not 256 <= record <= 2**16:
+        return None
+    mft = offset + int.from_bytes(boot[0x30:0x38], "little") * cluster
+    mirror = offset + int.from_bytes(boot[0x38:0x40], "little") * cluster
+    size = MFT_MIRROR_RECORDS * record
+    if max(mft, mirror) + size > offset + length:
+        return None
+    copy = _read(img, mirror, size)
+    if len(copy) != size or copy[:4] != b"FILE" or copy == _read(img, mft, size):
+        return None
+    return mft, copy
