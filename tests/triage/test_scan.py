@@ -257,6 +257,26 @@ def test_an_e01_without_its_further_segments_says_so(tmp_path: Path) -> None:
     assert scan_image(tmp_path / "laptop.E01", ScanOptions(), tmp_path / "x.jsonl").summary["files"] > 0
 
 
+def test_an_e01_renamed_is_read_when_whole_and_refused_clearly_when_not(tmp_path: Path) -> None:
+    # An E01 saved as ".E01.bak" or ".img" (the evidence store is read-only, so renaming it
+    # back means copying it) ended in libewf's words: "invalid filename - unsupported
+    # extension", though libewf reads one whole segment under any name.
+    _, expected = _scan(TESTDATA / "ext2.E01", tmp_path)
+    for name in ("laptop.E01.bak", "laptop.img"):
+        shutil.copy(TESTDATA / "ext2.E01", tmp_path / name)
+        summary, records = _scan(tmp_path / name, tmp_path)
+        assert summary["image"]["integrity"] == "verified" and records == expected
+    # In segments, the others cannot be found by its name: refused, saying what to do.
+    shutil.copy(TESTDATA / "ext2.split.E01", tmp_path / "split.E01.bak")
+    with pytest.raises(
+        InvalidInputError, match=r"split\.E01\.bak: the first segment of an EWF image whose name"
+    ):
+        scan_image(tmp_path / "split.E01.bak", ScanOptions(), tmp_path / "x.jsonl")
+    shutil.copy(TESTDATA / "ext2.split.E02", tmp_path / "split.E02.bak")
+    with pytest.raises(InvalidInputError, match=r"split\.E02\.bak: segment 2 of an EWF image, not its first"):
+        scan_image(tmp_path / "split.E02.bak", ScanOptions(), tmp_path / "x.jsonl")
+
+
 def test_a_later_segment_of_a_split_raw_image_is_refused_naming_the_first(tmp_path: Path) -> None:
     # It was read on its own, from the middle of the disk: "not recognised or damaged".
     for n in ("000", "001"):

@@ -94,7 +94,24 @@ def _ewf_segments(first: Path) -> tuple[Path, ...]:
     except MemoryError:  # libewf's answer when no first segment is beside a later one
         raise InvalidInputError(f"{first.name}: open an EWF image at its first segment (.E01)") from None
     except OSError as exc:
-        raise InvalidInputError(f"{first}: cannot list EWF segments: {exc}") from exc
+        if "unsupported extension" not in str(exc):
+            raise InvalidInputError(f"{first}: cannot list EWF segments: {exc}") from exc
+        # Renamed (".E01.bak", ".img"), which libewf's search for the segments refuses: a
+        # whole image in one segment is read as it is (the evidence store is read-only, so
+        # renaming it would mean copying it); one that goes on in further segments is not.
+        number = _ewf_segment_number(first)
+        if number not in (None, 1):
+            raise InvalidInputError(
+                f"{first.name}: segment {number} of an EWF image, not its first; open the first "
+                "(copies under names ending .E01, .E02, ..., if renamed)"
+            ) from None
+        if _ewf_goes_on(first):
+            raise InvalidInputError(
+                f"{first.name}: the first segment of an EWF image whose name does not end in .E01, "
+                "so its further segments cannot be found: copy the segments under names ending "
+                ".E01, .E02, ..."
+            ) from None
+        return (first,)
     segments = tuple(Path(n) for n in names)
     if segments and _ewf_goes_on(segments[-1]):
         raise InvalidInputError(
@@ -106,6 +123,16 @@ def _ewf_segments(first: Path) -> tuple[Path, ...]:
 
 EWF_SECTION = struct.Struct("<16sQQ")  # a section descriptor's type, next offset and size
 EWF_FILE_HEADER = 13  # signature, fields start, segment number, fields end
+
+
+def _ewf_segment_number(segment: Path) -> int | None:
+    """The segment number an EWF (version 1) segment's file header gives (1 for the first);
+    None for another version."""
+    with segment.open("rb") as fh:
+        header = fh.read(EWF_FILE_HEADER)
+    if not header.startswith(EWF_SIGNATURE) or len(header) < EWF_FILE_HEADER:
+        return None
+    return int.from_bytes(header[9:11], "little")
 
 
 def _ewf_goes_on(segment: Path) -> bool:
