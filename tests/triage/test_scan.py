@@ -700,7 +700,41 @@ def test_an_ntfs_volume_whose_boot_sector_or_mft_is_damaged_is_read_with_their_c
     ]
     (problem,) = summary["walk_problems"]
     assert problem["reason"].startswith("NTFS: ") and all(words in problem["reason"] for words in said)
+    assert ("$Boot hashed with it" in problem["reason"]) == ("boot sector" in damaged)
     assert len(problem["reason"].split(";")) == len(said)
+    assert whole["walk_problems"] == []
+
+
+@pytest.mark.parametrize(
+    ("damaged", "said"),
+    [
+        ([(1024, 1024)], "its superblock is damaged"),
+        ([(2048, 1024)], "its group descriptors are damaged"),
+        ([(1024, 2048)], "its superblock and group descriptors are damaged"),
+    ],
+)
+def test_an_ext4_file_system_whose_superblock_or_descriptors_are_damaged_is_read_with_their_copies(
+    images: dict[str, Path], tmp_path: Path, damaged: list[tuple[int, int]], said: str
+) -> None:
+    # A bad sector at the start of the partition: The Sleuth Kit reads neither the superblock's
+    # nor the group descriptors' copies in block group 1 (what e2fsck -b reads), so the scan
+    # found no file system, or one whose root directory it could not read (0 files, no error).
+    whole, records = _scan(images["ext4"], tmp_path)
+    data = bytearray(images["ext4"].read_bytes())
+    assert data[1024 + 56 : 1024 + 58] == b"\x53\xef" and data[1024 + 24] == 0  # 1 KiB blocks
+    for at, size in damaged:
+        data[at : at + size] = bytes(size)
+    image = tmp_path / "damaged-ext4.img"
+    image.write_bytes(data)
+    summary, found = _scan(image, tmp_path)
+    assert [(r["path"], r["md5"], r["error"]) for r in found] == [
+        (r["path"], r["md5"], None) for r in records
+    ]
+    (problem,) = summary["walk_problems"]
+    assert (
+        problem["reason"]
+        == f"ext: {said}: read with {'the copy' if ' is ' in said else 'their copies'} in block group 1"
+    )
     assert whole["walk_problems"] == []
 
 

@@ -1,10 +1,12 @@
 """Reading volumes whose first copy of a structure is damaged, from the copy they keep.
 
 The Sleuth Kit reads an NTFS volume's boot sector and the first records of its master file
-table (MFT) as they are, and a GPT disk's primary table whatever its checksums say. Each has a
-copy that recovery tools (chkdsk, gdisk) read instead when the first is damaged: NTFS keeps
-its boot sector again in its last sector and the MFT's first four records in ``$MFTMirr``; GPT
-keeps its table again at the end of the disk. Here The Sleuth Kit is given a view of the
+table (MFT), an ext2/3/4 file system's superblock and group descriptors, and a GPT disk's
+primary table as they are, whatever their checksums say. Each has a copy that recovery tools
+(chkdsk, e2fsck -b, gdisk) read instead when the first is damaged: NTFS keeps its boot sector
+again in its last sector and the MFT's first four records in ``$MFTMirr``; ext keeps its
+superblock and group descriptors again in block group 1; GPT keeps its table again at the end
+of the disk. Here The Sleuth Kit is given a view of the
 image in which the copy stands in the damaged one's place (``Patched``); the image itself is
 never written. Whoever uses a copy says so: the files holding the damaged structure ($Boot,
 $MFT) are then read, and hashed, with the copy in its place.
@@ -12,6 +14,8 @@ $MFT) are then read, and hashed, with the copy in its place.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Iterator
 
 import pytsk3
@@ -54,6 +58,12 @@ def _is_ntfs_boot(sector: bytes) -> bool:
     return sector[3:11] == NTFS_OEM and sector[510:512] == BOOT_SIGNATURE
 
 
+def readings(img: pytsk3.Img_Info, offset: int, length: int) -> Iterator[tuple[list[Patch], str]]:
+    """The ways to read the file system at ``offset`` (``length`` bytes), which The Sleuth Kit
+    could not open, with copies of its damaged structures; each with what it says of them."""
+    return itertools.chain(ntfs_readings(img, offset, length), ext_readings(img, offset, length))
+
+
 def ntfs_readings(img: pytsk3.Img_Info, offset: int, length: int) -> Iterator[tuple[list[Patch], str]]:
     """The ways to read the NTFS volume at ``offset`` (``length`` bytes) that The Sleuth Kit
     could not open, each with what it says of the volume: with the boot sector's copy in the
@@ -67,7 +77,7 @@ def ntfs_readings(img: pytsk3.Img_Info, offset: int, length: int) -> Iterator[tu
         last = _read(img, offset + length - size, size) if length >= 2 * size else b""
         if _is_ntfs_boot(last) and last[:512] != first:
             boot_copy = (
-                "its boot sector is damaged: read with the copy in its last sector (so $Boot is hashed)"
+                "its boot sector is damaged: read with the copy in its last sector ($Boot hashed with it)"
             )
             boots.append(([(offset, last)], last, [boot_copy]))
             yield [(offset, last)], f"NTFS: {boot_copy}"
@@ -101,3 +111,41 @@ def _mft_mirror(img: pytsk3.Img_Info, offset: int, length: int, boot: bytes) -> 
     if len(copy) != size or copy[:4] != b"FILE" or copy == _read(img, mft, size):
         return None
     return mft, copy
+
+
+EXT_MAGIC = b"\x53\xef"
+EXT_SUPERBLOCK = 1024  # where the primary superblock lies, and its size
+EXT_64BIT = 0x80  # incompatible feature: 64-bit block numbers and larger group descriptors
+
+
+def ext_readings(img: pytsk3.Img_Info, offset: int, length: int) -> Iterator[tuple[list[Patch], str]]:
+    """The ways to read an ext2/3/4 file system whose superblock (and group descriptors) are
+    damaged, with their copies in block group 1, as ``e2fsck -b`` does: first the superblock's
+    copy alone, then with the group descriptors' too. Groups of the default size only."""
+    for block in (1024, 2048, 4096):
+        first_block = 1 if block == 1024 else 0
+        per_group = 8 * block
+        group1 = offset + (first_block + per_group) * block  # its first block holds the copy
+        copy = _read(img, group1, EXT_SUPERBLOCK) if group1 + 2 * block <= offset + length else b""
+        if (
+            copy[56:58] != EXT_MAGIC
+            or EXT_SUPERBLOCK << min(int.from_bytes(copy[24:28], "little"), 16) != block
+            or int.from_bytes(copy[32:36], "little") != per_group
+        ):
+            continue
+        superblock = (offset + EXT_SUPERBLOCK, copy)
+        yield [superblock], "ext: its superblock is damaged: read with the copy in block group 1"
+        wide = bool(int.from_bytes(copy[0x60:0x64], "little") & EXT_64BIT)
+        blocks = int.from_bytes(copy[4:8], "little") | (
+            int.from_bytes(copy[0x150:0x154], "little") << 32 if wide else 0
+        )
+        desc = int.from_bytes(copy[0xFE:0x100], "little") if wide else 32
+        groups = math.ceil((blocks - first_block) / per_group)
+        size = math.ceil(groups * max(desc, 32) / block) * block
+        descriptors = _read(img, group1 + block, size)
+        if len(descriptors) == size:
+            table = (offset + (first_block + 1) * block, descriptors)
+            in_group1 = "read with their copies in block group 1"
+            yield [table], f"ext: its group descriptors are damaged: {in_group1}"
+            yield [superblock, table], f"ext: its superblock and group descriptors are damaged: {in_group1}"
+        return

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytsk3
 
-from triage.evidence.repairs import Patched, ntfs_readings
+from triage.evidence.repairs import Patched, readings
 
 FS_TYPE_NAMES = {
     getattr(pytsk3, name): name.removeprefix("TSK_FS_TYPE_").lower()
@@ -52,20 +52,37 @@ def fs_type_name(ftype: int) -> str:
 
 def try_open_fs(img: pytsk3.Img_Info, offset: int, length: int) -> tuple[pytsk3.FS_Info | None, str]:
     """Open the file system of the partition at ``offset`` (``length`` bytes). Returns it and
-    "", or it and a note when it could be opened only with a copy of a damaged structure (see
-    ``repairs``), or None and the reason it cannot be opened."""
+    "", or it and a note when it could be read only with copies of damaged structures (see
+    ``repairs``), or None and the reason it cannot be opened. One that opens but whose root
+    directory cannot be read is tried with the copies too, and returned as it is if they do
+    not help (the walk then reports the root directory)."""
     try:
-        return pytsk3.FS_Info(img, offset=offset), ""
+        fs, failure = pytsk3.FS_Info(img, offset=offset), None
     except OSError as exc:
-        known = unsupported_kind(img, offset, length)
-        if known is not None:
-            return None, f"not supported: {known}, which The Sleuth Kit does not read"
-        for patches, note in ntfs_readings(img, offset, length):
-            try:
-                return pytsk3.FS_Info(Patched(img, patches), offset=offset), note
-            except OSError:
-                continue
-        return None, _tsk_reason(exc)
+        fs, failure = None, exc
+    if fs is not None and _root_readable(fs):
+        return fs, ""
+    if failure is not None and (known := unsupported_kind(img, offset, length)) is not None:
+        return None, f"not supported: {known}, which The Sleuth Kit does not read"
+    for patches, note in readings(img, offset, length):
+        try:
+            repaired = pytsk3.FS_Info(Patched(img, patches), offset=offset)
+        except OSError:
+            continue
+        if _root_readable(repaired):
+            return repaired, note
+    if fs is not None:
+        return fs, ""
+    assert failure is not None
+    return None, _tsk_reason(failure)
+
+
+def _root_readable(fs: pytsk3.FS_Info) -> bool:
+    try:
+        fs.open_dir(path="/")
+    except OSError:
+        return False
+    return True
 
 
 MD_MAGIC = b"\xfc\x4e\x2b\xa9"  # a Linux software RAID superblock's, little-endian

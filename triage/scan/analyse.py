@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytsk3
-
 from triage.analysis import filetypes
 from triage.analysis.hashers import MultiHasher
 from triage.analysis.hashsets import HashSetInfo, HashSetStore
@@ -26,20 +24,18 @@ class _WorkerState:
     scanner: Scanner | None
     stores: list[tuple[HashSetInfo, HashSetStore]]
     filesystems: dict[int, Any] = field(default_factory=dict)
+    lengths: dict[int, int] = field(default_factory=dict)  # partitions' lengths by offset
 
     def fs(self, offset: int) -> Any:
+        """The file system at ``offset``, opened as the walk opened it (with copies of damaged
+        structures, if it needed them)."""
         if offset not in self.filesystems:
-            try:
-                self.filesystems[offset] = pytsk3.FS_Info(self.img, offset=offset)
-            except OSError:
-                # One the walk could open only with its backup boot sector, found in the same way.
-                length = {p.offset: p.length for p in list_partitions(self.img).partitions}.get(offset)
-                if length is None:
-                    raise
-                fs, reason = try_open_fs(self.img, offset, length)
-                if fs is None:
-                    raise OSError(reason) from None
-                self.filesystems[offset] = fs
+            if not self.lengths:
+                self.lengths = {p.offset: p.length for p in list_partitions(self.img).partitions}
+            fs, reason = try_open_fs(self.img, offset, self.lengths.get(offset, 0))
+            if fs is None:
+                raise OSError(reason)
+            self.filesystems[offset] = fs
         return self.filesystems[offset]
 
 
