@@ -14,7 +14,18 @@ from tests.images.planted import Planted, tree, write_tree
 
 SECTOR = 512
 MiB = 1024 * 1024
-TOOLS = ["mke2fs", "mkfs.vfat", "mcopy", "mdel", "mkntfs", "ntfscp", "sfdisk", "ewfacquire", "fiwalk"]
+TOOLS = [
+    "mke2fs",
+    "mkfs.vfat",
+    "mcopy",
+    "mdel",
+    "mkntfs",
+    "ntfscp",
+    "mkfs.exfat",
+    "sfdisk",
+    "ewfacquire",
+    "fiwalk",
+]
 
 
 def missing_tools() -> list[str]:
@@ -111,6 +122,14 @@ def ntfs(out: Path) -> Path:
     stream = src / "ads.bin"
     stream.write_bytes(b"hidden stream " * 300)
     _run("ntfscp", "-q", "-f", "-N", "secret", out, stream, "/notes.txt")
+    return out
+
+
+def exfat(out: Path, size_mib: int = 16) -> Path:
+    """An exFAT volume as a memory or camera card holds, empty: no tool writes files into one
+    without mounting it, and its own metadata files ($ALLOC_BITMAP, $UPCASE_TABLE) are listed."""
+    _zero(out, size_mib * MiB)
+    _run("mkfs.exfat", "-L", "CARD", out)
     return out
 
 

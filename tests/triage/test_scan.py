@@ -738,6 +738,25 @@ def test_an_ext4_file_system_whose_superblock_or_descriptors_are_damaged_is_read
     assert whole["walk_problems"] == []
 
 
+def test_an_exfat_card_whose_boot_sector_is_damaged_is_read_with_its_copy(tmp_path: Path) -> None:
+    # Memory and camera cards are exFAT; The Sleuth Kit does not read the copy of the boot
+    # sector that starts its backup boot region (sector 12), so a damaged first sector left
+    # the card unreadable.
+    from tests.images import build
+
+    card = build.exfat(tmp_path / "card.img")
+    whole, records = _scan(card, tmp_path)
+    data = bytearray(card.read_bytes())
+    data[:512] = bytes(512)
+    damaged = tmp_path / "damaged-card.img"
+    damaged.write_bytes(data)
+    summary, found = _scan(damaged, tmp_path)
+    assert records and [(r["path"], r["md5"]) for r in found] == [(r["path"], r["md5"]) for r in records]
+    (problem,) = summary["walk_problems"]
+    assert problem["reason"] == "exFAT: its boot sector is damaged: read with the copy in sector 12"
+    assert whole["walk_problems"] == [] and whole["partitions"][0]["filesystem"] == "exfat"
+
+
 def test_fat_times_do_not_depend_on_the_time_zone_of_the_machine(
     images: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -411,7 +411,9 @@ def test_the_task_page_says_what_triage_could_not_read(
     page = client.get(task_page).text
     assert "<td>ntfs</td><td>yes</td>" in page and "<b>no</b>: BitLocker" in page
     assert page.count("<td>1.0 GiB</td>") == 2  # the volume system's own entries are not partitions
-    assert "Damaged, or not read in full (1)" in page and "partition 1 /: runs past the end of the image" in page
+    assert (
+        "Damaged, or not read in full (1)" in page and "partition 1 /: runs past the end of the image" in page
+    )
 
 
 def _runs(s: Session, users: Users, exhibit_ref: str, *states: RunState) -> tuple[int, int]:

@@ -4,7 +4,8 @@ The Sleuth Kit reads an NTFS volume's boot sector and the first records of its m
 table (MFT), an ext2/3/4 file system's superblock and group descriptors, and a GPT disk's
 primary table as they are, whatever their checksums say. Each has a copy that recovery tools
 (chkdsk, e2fsck -b, gdisk) read instead when the first is damaged: NTFS keeps its boot sector
-again in its last sector and the MFT's first four records in ``$MFTMirr``; ext keeps its
+again in its last sector and the MFT's first four records in ``$MFTMirr``; exFAT (memory and
+camera cards) keeps its boot region again from sector 12; ext keeps its
 superblock and group descriptors again in block group 1; GPT keeps its table again at the end
 of the disk. Here The Sleuth Kit is given a view of the
 image in which the copy stands in the damaged one's place (``Patched``); the image itself is
@@ -61,7 +62,11 @@ def _is_ntfs_boot(sector: bytes) -> bool:
 def readings(img: pytsk3.Img_Info, offset: int, length: int) -> Iterator[tuple[list[Patch], str]]:
     """The ways to read the file system at ``offset`` (``length`` bytes), which The Sleuth Kit
     could not open, with copies of its damaged structures; each with what it says of them."""
-    return itertools.chain(ntfs_readings(img, offset, length), ext_readings(img, offset, length))
+    return itertools.chain(
+        ntfs_readings(img, offset, length),
+        exfat_readings(img, offset, length),
+        ext_readings(img, offset, length),
+    )
 
 
 def ntfs_readings(img: pytsk3.Img_Info, offset: int, length: int) -> Iterator[tuple[list[Patch], str]]:
@@ -111,6 +116,21 @@ def _mft_mirror(img: pytsk3.Img_Info, offset: int, length: int, boot: bytes) -> 
     if len(copy) != size or copy[:4] != b"FILE" or copy == _read(img, mft, size):
         return None
     return mft, copy
+
+
+EXFAT_OEM = b"EXFAT   "
+EXFAT_BACKUP = 12  # the backup boot region's first sector
+
+
+def exfat_readings(img: pytsk3.Img_Info, offset: int, length: int) -> Iterator[tuple[list[Patch], str]]:
+    """The way to read an exFAT volume whose boot sector is damaged: with the copy that starts
+    its backup boot region (sector 12)."""
+    for shift in (9, 12):  # 512- and 4096-byte sectors
+        size = 1 << shift
+        copy = _read(img, offset + EXFAT_BACKUP * size, size) if (EXFAT_BACKUP + 1) * size <= length else b""
+        if copy[3:11] == EXFAT_OEM and copy[510:512] == BOOT_SIGNATURE and copy[108] == shift:
+            yield [(offset, copy)], "exFAT: its boot sector is damaged: read with the copy in sector 12"
+            return
 
 
 EXT_MAGIC = b"\x53\xef"
