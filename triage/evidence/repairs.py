@@ -1,22 +1,23 @@
 """Reading volumes whose first copy of a structure is damaged, from the copy they keep.
 
 The Sleuth Kit reads an NTFS volume's boot sector and the first records of its master file
-table (MFT), an ext2/3/4 file system's superblock and group descriptors, and a GPT disk's
-primary table as they are, whatever their checksums say. Each has a copy that recovery tools
-(chkdsk, e2fsck -b, gdisk) read instead when the first is damaged: NTFS keeps its boot sector
-again in its last sector and the MFT's first four records in ``$MFTMirr``; exFAT (memory and
-camera cards) keeps its boot region again from sector 12; ext keeps its
-superblock and group descriptors again in block group 1; GPT keeps its table again at the end
-of the disk. Here The Sleuth Kit is given a view of the
-image in which the copy stands in the damaged one's place (``Patched``); the image itself is
-never written. Whoever uses a copy says so: the files holding the damaged structure ($Boot,
-$MFT) are then read, and hashed, with the copy in its place.
+table (MFT), an exFAT volume's boot sector, an ext2/3/4 file system's superblock and group
+descriptors, and a GPT disk's primary table as they are, whatever their checksums say. Each
+has a copy that recovery tools (chkdsk, e2fsck -b, gdisk) read instead when the first is
+damaged: NTFS keeps its boot sector again in its last sector and the MFT's first four records
+in ``$MFTMirr``; exFAT (memory and camera cards) keeps its boot region again from sector 12;
+ext keeps its superblock and group descriptors again in block group 1; GPT keeps its table
+again at the end of the disk. Here The Sleuth Kit is given a view of the image in which the
+copy stands in the damaged one's place (``Patched``); the image itself is never written.
+Whoever uses a copy says so: the files holding the damaged structure ($Boot, $MFT) are then
+read, and hashed, with the copy in its place.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import zlib
 from collections.abc import Iterator
 
 import pytsk3
@@ -60,8 +61,9 @@ def _is_ntfs_boot(sector: bytes) -> bool:
 
 
 def readings(img: pytsk3.Img_Info, offset: int, length: int) -> Iterator[tuple[list[Patch], str]]:
-    """The ways to read the file system at ``offset`` (``length`` bytes), which The Sleuth Kit
-    could not open, with copies of its damaged structures; each with what it says of them."""
+    """The ways to read the file system at ``offset`` (``length`` bytes) that The Sleuth Kit
+    could not open (or whose root directory it could not read) with copies of its damaged
+    structures; each with what it says of them."""
     return itertools.chain(
         ntfs_readings(img, offset, length),
         exfat_readings(img, offset, length),
@@ -72,7 +74,7 @@ def readings(img: pytsk3.Img_Info, offset: int, length: int) -> Iterator[tuple[l
 def ntfs_readings(img: pytsk3.Img_Info, offset: int, length: int) -> Iterator[tuple[list[Patch], str]]:
     """The ways to read the NTFS volume at ``offset`` (``length`` bytes) that The Sleuth Kit
     could not open, each with what it says of the volume: with the boot sector's copy in the
-    volume's last sector, with the MFT's first records from ``$MFTMirr``, or both. None if
+    volume's last sector, with the MFT's first records from ``$MFTMirr``, or both. Nothing if
     neither copy is there."""
     boots: list[tuple[list[Patch], bytes, list[str]]] = []
     first = _read(img, offset, 512)
@@ -162,6 +164,8 @@ def ext_readings(img: pytsk3.Img_Info, offset: int, length: int) -> Iterator[tup
         desc = int.from_bytes(copy[0xFE:0x100], "little") if wide else 32
         groups = math.ceil((blocks - first_block) / per_group)
         size = math.ceil(groups * max(desc, 32) / block) * block
+        if not 0 < size <= length:  # figures no file system of this size has: not a copy to trust
+            return
         descriptors = _read(img, group1 + block, size)
         if len(descriptors) == size:
             table = (offset + (first_block + 1) * block, descriptors)
@@ -169,3 +173,53 @@ def ext_readings(img: pytsk3.Img_Info, offset: int, length: int) -> Iterator[tup
             yield [table], f"ext: its group descriptors are damaged: {in_group1}"
             yield [superblock, table], f"ext: its superblock and group descriptors are damaged: {in_group1}"
         return
+
+
+GPT_SIGNATURE = b"EFI PART"
+GPT_SECTORS = (512, 4096)  # logical sector sizes a GPT disk may have
+
+
+def _gpt_header(img: pytsk3.Img_Info, lba: int, sector: int) -> bytes | None:
+    """The GPT header at ``lba``, if one is there whose header and partition entries both match
+    their CRC-32s."""
+    header = _read(img, lba * sector, sector)
+    if len(header) < 92 or header[:8] != GPT_SIGNATURE:
+        return None
+    size = int.from_bytes(header[12:16], "little")
+    if not 92 <= size <= sector:
+        return None
+    blank = header[:16] + b"\0\0\0\0" + header[20:size]
+    if zlib.crc32(blank) != int.from_bytes(header[16:20], "little"):
+        return None
+    entries_lba = int.from_bytes(header[72:80], "little")
+    count, entry_size = int.from_bytes(header[80:84], "little"), int.from_bytes(header[84:88], "little")
+    if not (0 < count <= 1024 and 128 <= entry_size <= 4096):
+        return None
+    entries = _read(img, entries_lba * sector, count * entry_size)
+    if len(entries) != count * entry_size or zlib.crc32(entries) != int.from_bytes(header[88:92], "little"):
+        return None
+    return header
+
+
+def gpt_reading(img: pytsk3.Img_Info) -> tuple[list[Patch], str] | None:
+    """How to read a GPT disk whose primary table is damaged (fails its CRC-32s) while its
+    backup (header in the last sector, pointing back to the first) is whole: with the primary
+    header read as zeros, The Sleuth Kit, finding none, reads the backup. None for any other
+    disk. The protective MBR must be there, so that a bare file system is never taken for one."""
+    mbr = _read(img, 0, 512)
+    if len(mbr) < 512 or mbr[510:512] != BOOT_SIGNATURE or 0xEE not in mbr[446 + 4 : 510 : 16]:
+        return None
+    size = int(img.get_size())
+    for sector in GPT_SECTORS:
+        if _gpt_header(img, 1, sector) is not None:
+            return None  # whole: read as The Sleuth Kit reads it
+    for sector in GPT_SECTORS:
+        last = size // sector - 1
+        backup = _gpt_header(img, last, sector)
+        if backup is not None and int.from_bytes(backup[24:32], "little") == last:
+            said = (
+                "the primary GPT is damaged (its header or partition entries fail their checksum): "
+                "the partitions were read from the backup GPT at the end of the disk"
+            )
+            return [(sector, bytes(sector))], said
+    return None

@@ -3,20 +3,19 @@
 Every partition is listed. Data partitions whose file system cannot be opened are reported
 with the reason; volume-system metadata and unallocated space are listed as such. Of a
 truncated MBR disk that The Sleuth Kit refuses, the four primary entries are read directly. A
-GPT disk whose primary table is damaged is read from its backup table, as partitioning tools
-do (The Sleuth Kit reads whatever the primary header says, checksum or not).
+GPT disk whose primary table is damaged is read from its backup table, and a file system
+whose key structures are damaged with their copies (see ``repairs``).
 """
 
 from __future__ import annotations
 
 import re
-import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pytsk3
 
-from triage.evidence.repairs import Patched, readings
+from triage.evidence.repairs import Patched, gpt_reading, readings
 
 FS_TYPE_NAMES = {
     getattr(pytsk3, name): name.removeprefix("TSK_FS_TYPE_").lower()
@@ -146,12 +145,10 @@ class VolumeSystem:
 
 def list_partitions(img: pytsk3.Img_Info) -> VolumeSystem:
     """The volume system and every partition in it."""
-    backup_gpt = _gpt_to_read_from_backup(img)
+    backup_gpt = gpt_reading(img)
     try:
         if backup_gpt is not None:
-            # The primary header read as zeros: The Sleuth Kit, finding none, reads the backup.
-            hidden = Patched(img, [(backup_gpt, bytes(backup_gpt))])
-            volume = pytsk3.Volume_Info(hidden, pytsk3.TSK_VS_TYPE_GPT)
+            volume = pytsk3.Volume_Info(Patched(img, backup_gpt[0]), pytsk3.TSK_VS_TYPE_GPT)
         else:
             volume = pytsk3.Volume_Info(img)
     except OSError:
@@ -186,64 +183,7 @@ def list_partitions(img: pytsk3.Img_Info) -> VolumeSystem:
                 status="not-examined" if kind != "data" else "pending",
             )
         )
-    note = ""
-    if backup_gpt is not None:
-        note = (
-            "the primary GPT is damaged (its header or partition entries fail their checksum): "
-            "the partitions were read from the backup GPT at the end of the disk"
-        )
-    return VolumeSystem(vs_type, partitions, note)
-
-
-GPT_SIGNATURE = b"EFI PART"
-GPT_SECTORS = (512, 4096)  # logical sector sizes a GPT disk may have
-
-
-def _gpt_header(img: pytsk3.Img_Info, lba: int, sector: int) -> bytes | None:
-    """The GPT header at ``lba``, if one is there whose header and partition entries both match
-    their CRC-32s."""
-    try:
-        header = img.read(lba * sector, sector)
-    except OSError:
-        return None
-    if len(header) < 92 or header[:8] != GPT_SIGNATURE:
-        return None
-    size = int.from_bytes(header[12:16], "little")
-    if not 92 <= size <= sector:
-        return None
-    blank = header[:16] + b"\0\0\0\0" + header[20:size]
-    if zlib.crc32(blank) != int.from_bytes(header[16:20], "little"):
-        return None
-    entries_lba = int.from_bytes(header[72:80], "little")
-    count, entry_size = int.from_bytes(header[80:84], "little"), int.from_bytes(header[84:88], "little")
-    if not (0 < count <= 1024 and 128 <= entry_size <= 4096):
-        return None
-    try:
-        entries = img.read(entries_lba * sector, count * entry_size)
-    except OSError:
-        return None
-    if len(entries) != count * entry_size or zlib.crc32(entries) != int.from_bytes(header[88:92], "little"):
-        return None
-    return header
-
-
-def _gpt_to_read_from_backup(img: pytsk3.Img_Info) -> int | None:
-    """The logical sector size of a GPT disk whose primary table is damaged while its backup
-    (header in the last sector, pointing back to the first) is whole; else None. The
-    protective MBR must be there, so that a bare file system is never taken for such a disk."""
-    mbr = img.read(0, SECTOR)
-    if len(mbr) < SECTOR or mbr[510:512] != b"\x55\xaa" or 0xEE not in mbr[446 + 4 : 510 : 16]:
-        return None
-    size = int(img.get_size())
-    for sector in GPT_SECTORS:
-        if _gpt_header(img, 1, sector) is not None:
-            return None  # whole: read as The Sleuth Kit reads it
-    for sector in GPT_SECTORS:
-        last = size // sector - 1
-        backup = _gpt_header(img, last, sector)
-        if backup is not None and int.from_bytes(backup[24:32], "little") == last:
-            return sector
-    return None
+    return VolumeSystem(vs_type, partitions, backup_gpt[1] if backup_gpt is not None else "")
 
 
 SECTOR = 512
