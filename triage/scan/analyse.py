@@ -90,16 +90,15 @@ def bytes_to_read(size: int, media_size: int) -> int:
 def analyse_entry(state: _WorkerState, fs_offset: int, entry: FileEntry) -> dict[str, Any]:
     record = _record(entry)
     media_size = int(state.img.get_size())
-    if not bytes_to_read(entry.size, media_size):
-        if entry.size:
-            # Damaged metadata (a hostile or corrupt inode claiming terabytes on a memory stick),
-            # or a sparse file larger than the disk: read, it was hashed for hours or days, as
-            # its holes read as zeros, until the batch's time ran out, twice.
-            record["error"] = (
-                f"not read: its size ({entry.size:,} bytes) is more than the whole image holds "
-                f"({media_size:,} bytes): damaged metadata, or a sparse file"
-            )
-            return record
+    if bytes_to_read(entry.size, media_size) < entry.size:
+        # Damaged metadata (a hostile or corrupt inode claiming terabytes on a memory stick), or
+        # a sparse file larger than the disk: read, it was hashed for hours or days, as its
+        # holes read as zeros, until the batch's time ran out, twice.
+        record["error"] = (
+            f"not read: its size ({entry.size:,} bytes) is more than the whole image holds "
+            f"({media_size:,} bytes): damaged metadata, or a sparse file"
+        )
+        return record
     hasher = MultiHasher()
     try:
         head, content = _read(state, fs_offset, entry, hasher)
