@@ -192,6 +192,24 @@ def test_a_virtual_disk_or_an_archive_is_named_not_taken_for_damaged(
         scan_image(image, ScanOptions(), tmp_path / "x.jsonl")
 
 
+def test_an_aff4_image_is_named_as_one_not_as_an_archive_to_extract(tmp_path: Path) -> None:
+    # An AFF4 volume is a ZIP container: it was refused as "a ZIP archive (or AFF4 image)" with
+    # the advice to extract the image from it, which an AFF4 image does not allow.
+    import zipfile
+
+    image = tmp_path / "laptop.aff4"
+    with zipfile.ZipFile(image, "w") as container:
+        container.writestr("information.turtle", "@prefix aff4: <http://aff4.org/Schema#> .")
+        container.writestr("aff4%3A%2F%2Fvolume/data/00000000", bytes(4096))
+    with pytest.raises(UnsupportedFormatError, match=r"laptop\.aff4: an AFF4 image.*aff4imager --export"):
+        scan_image(image, ScanOptions(), tmp_path / "x.jsonl")
+    archive = tmp_path / "exhibit.zip"
+    with zipfile.ZipFile(archive, "w") as container:
+        container.writestr("laptop.dd", bytes(4096))
+    with pytest.raises(UnsupportedFormatError, match=r"exhibit\.zip: a ZIP archive.*extract the image"):
+        scan_image(archive, ScanOptions(), tmp_path / "x.jsonl")
+
+
 @pytest.mark.parametrize("image", ["ext4", "e01"])
 def test_an_image_whose_name_is_not_utf8_is_refused_clearly(
     image: str, images: dict[str, Path], tmp_path: Path

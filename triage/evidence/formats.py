@@ -12,6 +12,7 @@ import os
 import re
 import string
 import struct
+import zipfile
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -29,6 +30,20 @@ _CONVERT = (
     "record the new image's hash, and register that"
 )
 _EXTRACT = "extract the image from it (and check it against its acquisition hash) first"
+ZIP_SIGNATURE = b"PK\x03\x04"
+AFF4_INFORMATION = "information.turtle"  # every AFF4 container's description of its volumes
+
+
+def _is_aff4(path: Path) -> bool:
+    """Whether the ZIP file ``path`` is an AFF4 image (an AFF4 volume is a ZIP container),
+    which needs exporting, not extracting. Only its central directory is read."""
+    try:
+        with zipfile.ZipFile(path) as container:
+            return AFF4_INFORMATION in container.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
 # Containers that are not disk images this tool reads, by (offset, signature), with what to
 # do. Read as raw, each was reported as a file system "not recognised or damaged", which reads
 # as damaged evidence. (A fixed VHD is a raw disk with a footer, and is read as raw.)
@@ -47,7 +62,7 @@ CONTAINERS: tuple[tuple[int, bytes, str, str], ...] = (
     (0x40, b"\x7f\x10\xda\xbe", "VirtualBox virtual disk (VDI)", _CONVERT),
     (0, b"AFF10\r\n\x00", "AFF image", _CONVERT),
     (0, b"ADSEGMENTEDFILE", "FTK logical image (AD1), which holds files, not a disk", _EXTRACT),
-    (0, b"PK\x03\x04", "ZIP archive (or AFF4 image)", _EXTRACT),
+    (0, ZIP_SIGNATURE, "ZIP archive", _EXTRACT),
     (0, b"\x1f\x8b\x08", "gzip archive", _EXTRACT),
     (0, b"BZh", "bzip2 archive", _EXTRACT),
     (0, b"\xfd7zXZ\x00", "xz archive", _EXTRACT),
@@ -238,6 +253,11 @@ def detect(path: Path) -> DetectedImage:
         return DetectedImage(ImageFormat.ewf, segments)
     if any(head.startswith(sig) for sig in LEF_SIGNATURES):
         raise UnsupportedFormatError(f"{path.name}: logical evidence files (L01/Lx01) are not disk images")
+    if head.startswith(ZIP_SIGNATURE) and _is_aff4(path):
+        raise UnsupportedFormatError(
+            f"{path.name}: an AFF4 image, not a disk image this tool reads; export it to raw or "
+            "E01 with the AFF4 tools (aff4imager --export), record the new image's hash, and register that"
+        )
     for offset, signature, what, advice in CONTAINERS:
         if head[offset : offset + len(signature)] == signature:
             raise UnsupportedFormatError(f"{path.name}: a {what}, not a disk image this tool reads; {advice}")
