@@ -14,6 +14,7 @@ from typing import Any
 import pytsk3
 
 from triage.evidence.names import name_text
+from triage.evidence.tsk import tsk_words
 
 MAX_DEPTH = 128
 NTFS_DATA = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_DATA)
@@ -121,7 +122,7 @@ def walk(
         root = fs.open_dir(path="/")
         root_addr = int(root.info.fs_file.meta.addr) if root.info.fs_file.meta else -1
     except OSError as exc:
-        problems.append(WalkProblem(partition, "/", f"root directory unreadable: {exc}"))
+        problems.append(WalkProblem(partition, "/", f"root directory unreadable: {tsk_words(exc)}"))
         return
     visited.add(root_addr)
     stack.append((root, "", 0))
@@ -130,7 +131,7 @@ def walk(
         try:
             children = list(directory)
         except OSError as exc:
-            problems.append(WalkProblem(partition, prefix or "/", f"directory unreadable: {exc}"))
+            problems.append(WalkProblem(partition, prefix or "/", f"directory unreadable: {tsk_words(exc)}"))
             continue
         for entry in children:
             name_info = entry.info.name
@@ -163,7 +164,7 @@ def walk(
                 try:
                     stack.append((entry.as_directory(), path, depth + 1))
                 except OSError as exc:
-                    problems.append(WalkProblem(partition, path, f"directory unreadable: {exc}"))
+                    problems.append(WalkProblem(partition, path, f"directory unreadable: {tsk_words(exc)}"))
                 continue
             if meta_type != _REG:
                 continue

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytsk3
 
 from triage.evidence.formats import DetectedImage, ImageFormat
@@ -35,3 +37,13 @@ def open_tsk_image(detected: DetectedImage) -> pytsk3.Img_Info:
 
 def tsk_version() -> str:
     return str(pytsk3.TSK_VERSION_STR)
+
+
+_PYTSK_PLACE = re.compile(r"\b\w+: \(\w+\.cpp:\d+\) ")  # "FS_Info_Con: (tsk3.cpp:327) "
+
+
+def tsk_words(exc: BaseException) -> str:
+    """What The Sleuth Kit said, from a pytsk3 error: its last line, without pytsk3's own
+    function and source line, which are no use to an examiner."""
+    lines = str(exc).strip().splitlines()
+    return _PYTSK_PLACE.sub("", lines[-1]).strip() if lines else type(exc).__name__

@@ -9,13 +9,13 @@ whose key structures are damaged with their copies (see ``repairs``).
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pytsk3
 
 from triage.evidence.repairs import Patched, gpt_reading, readings
+from triage.evidence.tsk import tsk_words
 
 FS_TYPE_NAMES = {
     getattr(pytsk3, name): name.removeprefix("TSK_FS_TYPE_").lower()
@@ -124,13 +124,8 @@ def unsupported_kind(img: pytsk3.Img_Info, offset: int, length: int) -> str | No
     return None
 
 
-_PYTSK_PLACE = re.compile(r"^\w+: \(\w+\.cpp:\d+\) ")  # "FS_Info_Con: (tsk3.cpp:327) "
-
-
 def _tsk_reason(exc: OSError) -> str:
-    text = str(exc).strip().splitlines()
-    # pytsk3's own source line is no use to an examiner; The Sleuth Kit's words are kept.
-    detail = _PYTSK_PLACE.sub("", text[-1]) if text else type(exc).__name__
+    detail = tsk_words(exc)
     if "Encryption" in str(exc) or "encrypt" in str(exc).lower():
         return f"encrypted: {detail}"
     return f"file system not recognised or damaged: {detail}"

@@ -12,7 +12,7 @@ from triage.analysis.hashsets import HashSetInfo, HashSetStore
 from triage.analysis.yarascan import Scanner
 from triage.evidence.filesystems import DEFAULT_ATTR, FileEntry
 from triage.evidence.formats import DetectedImage
-from triage.evidence.tsk import open_tsk_image
+from triage.evidence.tsk import open_tsk_image, tsk_words
 from triage.evidence.volumes import list_partitions, try_open_fs
 from triage.scan.options import ScanOptions
 
@@ -103,7 +103,7 @@ def analyse_entry(state: _WorkerState, fs_offset: int, entry: FileEntry) -> dict
     try:
         head, content = _read(state, fs_offset, entry, hasher)
     except (OSError, MemoryError) as exc:
-        record["error"] = f"read failed: {exc}".strip()
+        record["error"] = f"read failed: {tsk_words(exc)}"
         return record
     digests = hasher.hexdigests()
     record.update(digests)
