@@ -813,6 +813,27 @@ def test_images_with_bytes_flipped_give_results_or_one_clear_error(
         assert not [words for words in said if words.startswith("analysis failed") or ".cpp:" in words], said
 
 
+def test_a_fat_volume_whose_two_allocation_tables_differ_says_so(
+    images: dict[str, Path], tmp_path: Path
+) -> None:
+    # The Sleuth Kit follows the first table: where a cluster chain is damaged there, a file can
+    # read short or, through another file's clusters, wrongly, with nothing to tell the examiner
+    # that the second table says otherwise.
+    whole, _ = _scan(images["mbr"], tmp_path)
+    fat32 = next(p for p in whole["partitions"] if p["filesystem"] == "fat32")
+    assert whole["walk_problems"] == []
+    data = bytearray(images["mbr"].read_bytes())
+    boot = data[fat32["offset"] : fat32["offset"] + 512]
+    first_table = fat32["offset"] + int.from_bytes(boot[14:16], "little") * 512
+    data[first_table + 4 * 10 : first_table + 4 * 11] = (50).to_bytes(4, "little")  # cluster 10 -> 50
+    damaged = tmp_path / "fat-tables.img"
+    damaged.write_bytes(data)
+    summary, _ = _scan(damaged, tmp_path)
+    (problem,) = summary["walk_problems"]
+    assert problem["partition"] == fat32["index"]
+    assert problem["reason"].startswith("FAT: its two file allocation tables differ in 1 of ")
+
+
 def test_fat_times_do_not_depend_on_the_time_zone_of_the_machine(
     images: dict[str, Path], tmp_path: Path
 ) -> None:

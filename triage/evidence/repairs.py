@@ -11,6 +11,9 @@ again at the end of the disk. Here The Sleuth Kit is given a view of the image i
 copy stands in the damaged one's place (``Patched``); the image itself is never written.
 Whoever uses a copy says so: the files holding the damaged structure ($Boot, $MFT) are then
 read, and hashed, with the copy in its place.
+
+A FAT volume's two file allocation tables are compared too (``fat_copies_differ``): The Sleuth
+Kit follows the first, and where it is damaged a file can read wrongly without any error.
 """
 
 from __future__ import annotations
@@ -223,3 +226,41 @@ def gpt_reading(img: pytsk3.Img_Info) -> tuple[list[Patch], str] | None:
             )
             return [(sector, bytes(sector))], said
     return None
+
+
+FAT_COMPARE_BLOCK = 1 << 20
+
+
+def fat_copies_differ(img: pytsk3.Img_Info, offset: int) -> str | None:
+    """What to say of a FAT12/16/32 volume at ``offset`` whose first and second file
+    allocation tables differ (a bad sector, a write cut short): The Sleuth Kit reads the
+    first, so a file whose cluster chain is damaged there may be read short or, following
+    another file's clusters, wrongly, with nothing else to tell. None when they agree, or when
+    there is one table or FAT32 keeps only one up to date (mirroring off)."""
+    boot = _read(img, offset, 512)
+    if len(boot) < 512 or boot[510:512] != BOOT_SIGNATURE:
+        return None
+    sector = int.from_bytes(boot[11:13], "little")
+    reserved, copies = int.from_bytes(boot[14:16], "little"), boot[16]
+    per_fat = int.from_bytes(boot[22:24], "little") or int.from_bytes(boot[36:40], "little")
+    fat32 = int.from_bytes(boot[22:24], "little") == 0
+    if copies < 2 or sector not in (512, 1024, 2048, 4096) or not per_fat:
+        return None
+    if fat32 and boot[40] & 0x80:  # mirroring off: only the active table is kept
+        return None
+    size = per_fat * sector
+    first, second = offset + reserved * sector, offset + (reserved + per_fat) * sector
+    differing = 0
+    for at in range(0, size, FAT_COMPARE_BLOCK):
+        want = min(FAT_COMPARE_BLOCK, size - at)
+        one, two = _read(img, first + at, want), _read(img, second + at, want)
+        if one != two:
+            differing += sum(
+                one[i : i + sector] != two[i : i + sector] for i in range(0, max(len(one), len(two)), sector)
+            )
+    if not differing:
+        return None
+    return (
+        f"FAT: its two file allocation tables differ in {differing:,} of {per_fat:,} sectors: "
+        "the first is read, and a file whose clusters are listed where they differ may read wrongly"
+    )

@@ -15,6 +15,7 @@ from triage.errors import CorruptImageError, ResultsNotWritten
 from triage.evidence.filesystems import WalkProblem, walk
 from triage.evidence.formats import DetectedImage
 from triage.evidence.images import open_image
+from triage.evidence.repairs import fat_copies_differ
 from triage.evidence.tsk import open_tsk_image
 from triage.evidence.volumes import fs_type_name, list_partitions, try_open_fs
 from triage.scan.outputs import json_line
@@ -132,6 +133,8 @@ def walk_to_spool(detected: DetectedImage, include_deleted: bool, spool: str, co
                 problems.append(WalkProblem(part.index, "/", reason))
             part.filesystem = fs_type_name(fs.info.ftype)
             part.status = "ok"
+            if part.filesystem.startswith("fat") and (differ := fat_copies_differ(img, part.offset)):
+                problems.append(WalkProblem(part.index, "/", differ))
             part.extra = {
                 "block_size": int(fs.info.block_size),
                 "block_count": int(fs.info.block_count),
