@@ -248,8 +248,11 @@ def fat_copies_differ(img: pytsk3.Img_Info, offset: int) -> str | None:
         return None
     if fat32 and boot[40] & 0x80:  # mirroring off: only the active table is kept
         return None
-    size = per_fat * sector
     first, second = offset + reserved * sector, offset + (reserved + per_fat) * sector
+    # No further than the image goes: a damaged boot sector may claim tables of any size.
+    size = min(per_fat * sector, int(img.get_size()) - second)
+    if size <= 0:
+        return None
     differing = 0
     for at in range(0, size, FAT_COMPARE_BLOCK):
         want = min(FAT_COMPARE_BLOCK, size - at)
