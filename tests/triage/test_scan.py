@@ -775,7 +775,7 @@ def test_an_exfat_card_whose_boot_sector_is_damaged_is_read_with_its_copy(tmp_pa
     assert whole["walk_problems"] == [] and whole["partitions"][0]["filesystem"] == "exfat"
 
 
-@pytest.mark.parametrize("name", ["ext4", "mbr", "ntfs", "gpt", "e01"])
+@pytest.mark.parametrize("name", ["ext4", "mbr", "ntfs", "gpt", "e01", "exfat"])
 def test_images_with_bytes_flipped_give_results_or_one_clear_error(
     name: str, images: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -785,7 +785,10 @@ def test_images_with_bytes_flipped_give_results_or_one_clear_error(
     # other exception, nor past the time a batch is given.
     import random
 
-    original = images[name].read_bytes()
+    from tests.images import build
+
+    source = build.exfat(tmp_path / "card.img") if name == "exfat" else images[name]
+    original = source.read_bytes()
     used = [i for i in range(0, min(len(original), 2 << 20), 512) if any(original[i : i + 512])]
     options = ScanOptions(batch_timeout=20, walk_timeout=60, include_deleted=True)
     for seed in range(4):
@@ -793,7 +796,7 @@ def test_images_with_bytes_flipped_give_results_or_one_clear_error(
         data = bytearray(original)
         for _ in range(chance.choice([5, 50, 200])):
             data[chance.choice(used) + chance.randrange(512)] = chance.randrange(256)
-        image = tmp_path / f"flipped-{seed}{images[name].suffix}"
+        image = tmp_path / f"flipped-{seed}{source.suffix}"
         image.write_bytes(data)
         listing = tmp_path / f"flipped-{seed}.jsonl"
         try:
