@@ -175,7 +175,7 @@ def authenticate(session: Session, username: str, password: str) -> Account:
 # counted since that client's last successful sign-in as that user.
 MAX_FAILURES = 10
 FAILURE_WINDOW = timedelta(minutes=15)
-SIGN_IN_FAILED, SIGNED_IN = "auth.login_failed", "auth.login"
+SIGN_IN_FAILED, SIGNED_IN, SIGNED_OUT = "auth.login_failed", "auth.login", "auth.logout"
 
 
 def sign_ins_refused(session: Session, username: str, client: str) -> bool:
@@ -210,6 +210,11 @@ def record_sign_in(
         audit.record(session, ctx, SIGN_IN_FAILED, "username", username[:64], None, after)
     else:
         audit.record(session, ctx, SIGNED_IN, "account", account.id, None, {"via": via, "client": client})
+
+
+def record_sign_out(session: Session, ctx: Context, client: str, via: str) -> None:
+    """Audit the signed-in account (``ctx``'s actor) signing out, from ``client``."""
+    audit.record(session, ctx, SIGNED_OUT, "account", ctx.actor_id, None, {"via": via, "client": client})
 
 
 def issue_token(settings: Settings, account: Account) -> tuple[str, int]:

@@ -24,12 +24,17 @@ class TooManyLogins(Exception):
     """Too many failed sign-ins for this username from this client."""
 
 
+def client_of(request: Request) -> str:
+    """The address a request came from, as the audit log records it."""
+    return request.client.host if request.client else ""
+
+
 def sign_in(
     request: Request, session: Session, settings: Settings, username: str, password: str, via: str
 ) -> tuple[Account, str, int]:
     """The one way in, for the API and the pages alike: throttled, every attempt audited.
     Returns the account, a bearer token and its lifetime in seconds."""
-    client = request.client.host if request.client else ""
+    client = client_of(request)
     if accounts.sign_ins_refused(session, username, client):
         raise TooManyLogins
     try:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from api.deps import Offset, RowId, SessionDep, SettingsDep
-from api.routes.auth import TooManyLogins, sign_in
+from api.routes.auth import TooManyLogins, client_of, sign_in
 from api.uploads import save_upload, staging
 from scoring.score import restriction_words
 from triage import access, accounts, backlog, queue, registry, runs, vendors
@@ -188,7 +188,18 @@ def login(
 
 
 @router.post("/logout")
-def logout() -> RedirectResponse:
+def logout(request: Request, session: SessionDep, settings: SettingsDep) -> RedirectResponse:
+    """Sign out: the cookie goes, and the audit log records who signed out, as it records who
+    signed in (nobody, if the cookie's token had already expired or been withdrawn)."""
+    token = request.cookies.get(COOKIE)
+    if token:
+        try:
+            account = accounts.account_from_token(session, settings, token)
+        except AuthenticationError:
+            pass
+        else:
+            accounts.record_sign_out(session, _ctx(request, account), client_of(request), "pages")
+            session.commit()
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE)
     return response

@@ -170,6 +170,25 @@ def test_an_investigator_is_told_why_a_queued_device_has_no_expected_date(
     assert '<td class="expected">not known: none examined in the last 4 weeks</td>' in page
 
 
+def test_signing_out_is_audited_as_signing_in_is(client: TestClient, users: Users, engine: Engine) -> None:
+    # Sign-ins were in the audit log and sign-outs not, so no one could tell from it how long a
+    # session on a shared station lasted.
+    from triage.models.audit import AuditEvent
+
+    def sign_outs() -> list[tuple[str, Any]]:
+        with Session(engine) as s:
+            rows = s.exec(select(AuditEvent).where(AuditEvent.action == "auth.logout")).all()
+            return [(e.actor_name, e.after) for e in rows]
+
+    assert client.post("/login", data={"username": "ioc", "password": PASSWORD}).status_code == 200
+    assert client.post("/logout", follow_redirects=False).headers["location"] == "/login"
+    assert sign_outs() == [("ioc", {"via": "pages", "client": "testclient"})]
+    assert client.post("/logout", follow_redirects=False).status_code == 303  # signed out already
+    client.cookies.set("triage_session", "not a token")
+    assert client.post("/logout", follow_redirects=False).status_code == 303
+    assert len(sign_outs()) == 1
+
+
 def test_forms_answer_bad_input_with_a_clear_message(
     client: TestClient, users: Users, engine: Engine
 ) -> None:
