@@ -4,6 +4,7 @@ sniffer and (for files under the cap) YARA; then the hash sets are consulted."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from triage.analysis import filetypes
@@ -24,14 +25,20 @@ class _WorkerState:
     scanner: Scanner | None
     stores: list[tuple[HashSetInfo, HashSetStore]]
     filesystems: dict[int, Any] = field(default_factory=dict)
-    lengths: dict[int, int] = field(default_factory=dict)  # partitions' lengths by offset
+
+    @cached_property
+    def media_size(self) -> int:
+        return int(self.img.get_size())
+
+    @cached_property
+    def lengths(self) -> dict[int, int]:
+        """The partitions' lengths by their offsets."""
+        return {p.offset: p.length for p in list_partitions(self.img).partitions}
 
     def fs(self, offset: int) -> Any:
         """The file system at ``offset``, opened as the walk opened it (with copies of damaged
         structures, if it needed them)."""
         if offset not in self.filesystems:
-            if not self.lengths:
-                self.lengths = {p.offset: p.length for p in list_partitions(self.img).partitions}
             fs, reason = try_open_fs(self.img, offset, self.lengths.get(offset, 0))
             if fs is None:
                 raise OSError(reason)
@@ -89,7 +96,7 @@ def bytes_to_read(size: int, media_size: int) -> int:
 
 def analyse_entry(state: _WorkerState, fs_offset: int, entry: FileEntry) -> dict[str, Any]:
     record = _record(entry)
-    media_size = int(state.img.get_size())
+    media_size = state.media_size
     if bytes_to_read(entry.size, media_size) < entry.size:
         # Damaged metadata (a hostile or corrupt inode claiming terabytes on a memory stick), or
         # a sparse file larger than the disk: read, it was hashed for hours or days, as its
