@@ -52,7 +52,9 @@ class Patched(pytsk3.Img_Info):  # type: ignore[misc]
         return int(self._img.get_size())
 
 
-def _read(img: pytsk3.Img_Info, at: int, size: int) -> bytes:
+def read_quietly(img: pytsk3.Img_Info, at: int, size: int) -> bytes:
+    """``size`` bytes of ``img`` at ``at``; what an unreadable place gives is b"" (or less),
+    for the caller's signature check to fail on."""
     try:
         return bytes(img.read(at, size))
     except OSError:
@@ -80,11 +82,11 @@ def ntfs_readings(img: pytsk3.Img_Info, offset: int, length: int) -> Iterator[tu
     volume's last sector, with the MFT's first records from ``$MFTMirr``, or both. Nothing if
     neither copy is there."""
     boots: list[tuple[list[Patch], bytes, list[str]]] = []
-    first = _read(img, offset, 512)
+    first = read_quietly(img, offset, 512)
     if _is_ntfs_boot(first):
         boots.append(([], first, []))
     for size in (512, 4096):
-        last = _read(img, offset + length - size, size) if length >= 2 * size else b""
+        last = read_quietly(img, offset + length - size, size) if length >= 2 * size else b""
         if _is_ntfs_boot(last) and last[:512] != first:
             boot_copy = (
                 "its boot sector is damaged: read with the copy in its last sector ($Boot hashed with it)"
@@ -117,8 +119,8 @@ def _mft_mirror(img: pytsk3.Img_Info, offset: int, length: int, boot: bytes) -> 
     size = MFT_MIRROR_RECORDS * record
     if max(mft, mirror) + size > offset + length:
         return None
-    copy = _read(img, mirror, size)
-    if len(copy) != size or copy[:4] != b"FILE" or copy == _read(img, mft, size):
+    copy = read_quietly(img, mirror, size)
+    if len(copy) != size or copy[:4] != b"FILE" or copy == read_quietly(img, mft, size):
         return None
     return mft, copy
 
@@ -132,7 +134,11 @@ def exfat_readings(img: pytsk3.Img_Info, offset: int, length: int) -> Iterator[t
     its backup boot region (sector 12)."""
     for shift in (9, 12):  # 512- and 4096-byte sectors
         size = 1 << shift
-        copy = _read(img, offset + EXFAT_BACKUP * size, size) if (EXFAT_BACKUP + 1) * size <= length else b""
+        copy = (
+            read_quietly(img, offset + EXFAT_BACKUP * size, size)
+            if (EXFAT_BACKUP + 1) * size <= length
+            else b""
+        )
         if copy[3:11] == EXFAT_OEM and copy[510:512] == BOOT_SIGNATURE and copy[108] == shift:
             yield [(offset, copy)], "exFAT: its boot sector is damaged: read with the copy in sector 12"
             return
@@ -151,7 +157,7 @@ def ext_readings(img: pytsk3.Img_Info, offset: int, length: int) -> Iterator[tup
         first_block = 1 if block == 1024 else 0
         per_group = 8 * block
         group1 = offset + (first_block + per_group) * block  # its first block holds the copy
-        copy = _read(img, group1, EXT_SUPERBLOCK) if group1 + 2 * block <= offset + length else b""
+        copy = read_quietly(img, group1, EXT_SUPERBLOCK) if group1 + 2 * block <= offset + length else b""
         if (
             copy[56:58] != EXT_MAGIC
             or EXT_SUPERBLOCK << min(int.from_bytes(copy[24:28], "little"), 16) != block
@@ -169,7 +175,7 @@ def ext_readings(img: pytsk3.Img_Info, offset: int, length: int) -> Iterator[tup
         size = math.ceil(groups * max(desc, 32) / block) * block
         if not 0 < size <= length:  # figures no file system of this size has: not a copy to trust
             return
-        descriptors = _read(img, group1 + block, size)
+        descriptors = read_quietly(img, group1 + block, size)
         if len(descriptors) == size:
             table = (offset + (first_block + 1) * block, descriptors)
             in_group1 = "read with their copies in block group 1"
@@ -185,7 +191,7 @@ GPT_SECTORS = (512, 4096)  # logical sector sizes a GPT disk may have
 def _gpt_header(img: pytsk3.Img_Info, lba: int, sector: int) -> bytes | None:
     """The GPT header at ``lba``, if one is there whose header and partition entries both match
     their CRC-32s."""
-    header = _read(img, lba * sector, sector)
+    header = read_quietly(img, lba * sector, sector)
     if len(header) < 92 or header[:8] != GPT_SIGNATURE:
         return None
     size = int.from_bytes(header[12:16], "little")
@@ -198,7 +204,7 @@ def _gpt_header(img: pytsk3.Img_Info, lba: int, sector: int) -> bytes | None:
     count, entry_size = int.from_bytes(header[80:84], "little"), int.from_bytes(header[84:88], "little")
     if not (0 < count <= 1024 and 128 <= entry_size <= 4096):
         return None
-    entries = _read(img, entries_lba * sector, count * entry_size)
+    entries = read_quietly(img, entries_lba * sector, count * entry_size)
     if len(entries) != count * entry_size or zlib.crc32(entries) != int.from_bytes(header[88:92], "little"):
         return None
     return header
@@ -209,7 +215,7 @@ def gpt_reading(img: pytsk3.Img_Info) -> tuple[list[Patch], str] | None:
     backup (header in the last sector, pointing back to the first) is whole: with the primary
     header read as zeros, The Sleuth Kit, finding none, reads the backup. None for any other
     disk. The protective MBR must be there, so that a bare file system is never taken for one."""
-    mbr = _read(img, 0, 512)
+    mbr = read_quietly(img, 0, 512)
     if len(mbr) < 512 or mbr[510:512] != BOOT_SIGNATURE or 0xEE not in mbr[446 + 4 : 510 : 16]:
         return None
     size = int(img.get_size())
@@ -237,7 +243,7 @@ def fat_copies_differ(img: pytsk3.Img_Info, offset: int) -> str | None:
     first, so a file whose cluster chain is damaged there may be read short or, following
     another file's clusters, wrongly, with nothing else to tell. None when they agree, or when
     there is one table or FAT32 keeps only one up to date (mirroring off)."""
-    boot = _read(img, offset, 512)
+    boot = read_quietly(img, offset, 512)
     if len(boot) < 512 or boot[510:512] != BOOT_SIGNATURE:
         return None
     sector = int.from_bytes(boot[11:13], "little")
@@ -256,7 +262,7 @@ def fat_copies_differ(img: pytsk3.Img_Info, offset: int) -> str | None:
     differing = 0
     for at in range(0, size, FAT_COMPARE_BLOCK):
         want = min(FAT_COMPARE_BLOCK, size - at)
-        one, two = _read(img, first + at, want), _read(img, second + at, want)
+        one, two = read_quietly(img, first + at, want), read_quietly(img, second + at, want)
         if one != two:
             differing += sum(
                 one[i : i + sector] != two[i : i + sector] for i in range(0, max(len(one), len(two)), sector)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytsk3
 
-from triage.evidence.repairs import Patched, gpt_reading, readings
+from triage.evidence.repairs import Patched, gpt_reading, read_quietly, readings
 from triage.evidence.tsk import tsk_words
 
 FS_TYPE_NAMES = {
@@ -108,10 +108,7 @@ def unsupported_kind(img: pytsk3.Img_Info, offset: int, length: int) -> str | No
     def at(where: int, size: int) -> bytes:
         if where < 0 or where + size > length:
             return b""
-        try:
-            return bytes(img.read(offset + where, size))
-        except OSError:
-            return b""
+        return read_quietly(img, offset + where, size)
 
     for where, signature, kind in UNSUPPORTED:
         if at(where, len(signature)) == signature:
