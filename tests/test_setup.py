@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import socket
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,10 @@ import yaml
 from pydantic import SecretStr, ValidationError
 from typer.core import TyperGroup
 from typer.main import get_command
+from typer.testing import CliRunner
 
 from triage.cli import app as cli
-from triage.settings import Environment, Settings
+from triage.settings import Environment, Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,6 +95,31 @@ def test_a_policy_with_an_unknown_factor_is_refused_at_start_up(tmp_path: Path) 
     )
     with pytest.raises(PolicyError, match=r"policy.toml:4: unknown policy factor 'horoscope'"):
         create_app(Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}", scoring_policy=bad))
+
+
+def test_serve_refuses_an_address_in_use_before_starting_the_local_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A second `triage serve` on the same port used to start its local worker, which could claim
+    # a run, before uvicorn found the port taken and exited: the run then sat out its lease.
+    from workers import local
+
+    started: list[object] = []
+    monkeypatch.setattr(local, "start_in_thread", started.append)
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    monkeypatch.setenv("TRIAGE_QUEUE_BACKEND", "local")
+    get_settings.cache_clear()
+    try:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            result = CliRunner().invoke(cli, ["serve", "--host", "127.0.0.1", "--port", str(port)])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1, result.output
+    assert f"127.0.0.1:{port} is in use" in result.output and "nothing was started" in result.output
+    assert not started
 
 
 def test_migrations_match_the_models(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 from typing import Annotated
 
 import typer
@@ -264,9 +266,14 @@ def serve(
     from triage.settings import QueueBackend
 
     settings = get_settings()
+    host, port = host or settings.api_host, port or settings.api_port
     # A bad scoring policy is refused now, naming its line, before the worker thread or the API
     # starts (as `triage worker` and `triage scheduler` refuse it in their _start).
     queue.policy(settings.policy_path)
+    # So is an address already taken (a second `triage serve`, another service): uvicorn would
+    # find it only after the local worker had started and perhaps claimed a run, which would
+    # then wait out its lease before another worker took it up.
+    _refuse_taken_address(host, port)
     if settings.queue_backend is QueueBackend.local:
         from workers.local import start_in_thread
 
@@ -275,7 +282,23 @@ def serve(
     uvicorn.run(
         "api.main:create_app",
         factory=True,
-        host=host or settings.api_host,
-        port=port or settings.api_port,
+        host=host,
+        port=port,
         workers=workers or settings.api_workers,
     )
+
+
+def _refuse_taken_address(host: str, port: int) -> None:
+    """Exit with a one-line message if HOST:PORT cannot be bound, trying it as uvicorn will
+    (IPv6 when the host has a colon, with SO_REUSEADDR) and letting it go at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                why = "is in use (is another `triage serve` running?)"
+            else:
+                why = f"cannot be bound: {exc.strerror}"
+            raise fail(f"{host}:{port} {why}; nothing was started") from None
