@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import Any
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from pydantic import Field as PField
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, delete, select
 
 from triage import audit
 from triage.context import Context
@@ -21,7 +22,7 @@ from triage.errors import (
     FieldValidationError,
     NotFoundError,
 )
-from triage.models.accounts import Account, Role
+from triage.models.accounts import Account, Role, WithdrawnToken
 from triage.models.audit import AuditEvent
 from triage.models.exhibits import DeviceType
 from triage.models.requests import RequestModel
@@ -212,8 +213,15 @@ def record_sign_in(
         audit.record(session, ctx, SIGNED_IN, "account", account.id, None, {"via": via, "client": client})
 
 
-def record_sign_out(session: Session, ctx: Context, client: str, via: str) -> None:
-    """Audit the signed-in account (``ctx``'s actor) signing out, from ``client``."""
+def sign_out(session: Session, settings: Settings, ctx: Context, token: str, client: str, via: str) -> None:
+    """Withdraw ``token`` (the signed-in account's, ``ctx``'s actor) for the rest of its
+    lifetime and audit the sign-out from ``client``. Rows of tokens past their expiry go."""
+    claims = _claims(settings, token)
+    now = utcnow()
+    session.exec(delete(WithdrawnToken).where(col(WithdrawnToken.expires_at) < now))
+    if session.get(WithdrawnToken, claims["jti"]) is None:
+        expires = datetime.fromtimestamp(claims["exp"], UTC)
+        session.add(WithdrawnToken(jti=claims["jti"], account_id=claims["sub"], expires_at=expires))
     audit.record(session, ctx, SIGNED_OUT, "account", ctx.actor_id, None, {"via": via, "client": client})
 
 
@@ -233,23 +241,34 @@ def issue_token(settings: Settings, account: Account) -> tuple[str, int]:
     return token, int(lifetime.total_seconds())
 
 
-def account_from_token(session: Session, settings: Settings, token: str) -> Account:
-    """The active account a valid, unexpired token names; anything else is 401."""
+def _claims(settings: Settings, token: str) -> dict[str, Any]:
+    """The claims of a well-signed, unexpired token; anything else is 401."""
     try:
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
             settings.signing_key(),
             algorithms=[TOKEN_ALGORITHM],
-            options={"require": ["exp", "sub", "iat"]},
+            options={"require": ["exp", "sub", "iat", "jti"]},
         )
-        account_id = int(claims["sub"])
+        claims["sub"] = int(claims["sub"])
     except jwt.ExpiredSignatureError:
         raise AuthenticationError("token expired") from None
     except (jwt.InvalidTokenError, ValueError):
         raise AuthenticationError("invalid token") from None
-    account = session.get(Account, account_id)
-    if account is None or not account.is_active:
+    return claims
+
+
+def account_from_token(session: Session, settings: Settings, token: str) -> Account:
+    """The active account a valid, unexpired, not withdrawn token names; anything else is 401.
+    One query: the account, and whether the token was signed out."""
+    claims = _claims(settings, token)
+    signed_out = select(WithdrawnToken.jti).where(WithdrawnToken.jti == claims["jti"]).exists()
+    found = session.exec(select(Account, signed_out).where(Account.id == claims["sub"])).first()
+    if found is None or not found[0].is_active:
         raise AuthenticationError("account disabled or unknown")
+    account, withdrawn = found
+    if withdrawn:
+        raise AuthenticationError("token withdrawn (signed out)")
     if claims.get("ver", 0) != account.token_version:  # tokens from before the upgrade: 0
         raise AuthenticationError("token withdrawn (the password changed, or the account was disabled)")
     return account

@@ -1,4 +1,4 @@
-"""Log in (bearer token) and who-am-I."""
+"""Log in (bearer token), log out (the token withdrawn) and who-am-I."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlmodel import Session
 
-from api.deps import CurrentAccount, SessionDep, SettingsDep
+from api.deps import CurrentAccount, SessionDep, SettingsDep, oauth2_scheme
 from api.schemas import Token
 from triage import accounts
 from triage.context import Context
@@ -64,6 +64,21 @@ def login(
     except TooManyLogins:
         return JSONResponse({"detail": "too many failed logins; try again later"}, status_code=429)
     return Token(access_token=token, expires_in=expires_in)
+
+
+@router.post("/logout", status_code=204, responses={401: {}})
+def logout(
+    request: Request,
+    account: CurrentAccount,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> None:
+    """Sign out: the token presented is refused from now on (other tokens of the account are
+    not), and the audit log records it."""
+    ctx = Context(actor=account, request_id=request.state.request_id)
+    accounts.sign_out(session, settings, ctx, token or "", client_of(request), "api")
+    session.commit()
 
 
 @router.get("/me", response_model=AccountPublic)

@@ -189,8 +189,9 @@ def login(
 
 @router.post("/logout")
 def logout(request: Request, session: SessionDep, settings: SettingsDep) -> RedirectResponse:
-    """Sign out: the cookie goes, and the audit log records who signed out, as it records who
-    signed in (nobody, if the cookie's token had already expired or been withdrawn)."""
+    """Sign out: the cookie goes, the token it held is withdrawn (a copy of it no longer
+    works), and the audit log records who signed out, as it records who signed in (nobody, if
+    the cookie's token had already expired or been withdrawn)."""
     token = request.cookies.get(COOKIE)
     if token:
         try:
@@ -198,7 +199,7 @@ def logout(request: Request, session: SessionDep, settings: SettingsDep) -> Redi
         except AuthenticationError:
             pass
         else:
-            accounts.record_sign_out(session, _ctx(request, account), client_of(request), "pages")
+            accounts.sign_out(session, settings, _ctx(request, account), token, client_of(request), "pages")
             session.commit()
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE)

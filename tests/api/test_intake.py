@@ -8,10 +8,15 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
 from tests.api.helpers import case_body, create_case, create_exhibit, registered_exhibit
 from tests.conftest import PASSWORD, TESTDATA, Users
 from tests.factories import row_id
+from triage.models.accounts import WithdrawnToken
+from triage.models.audit import AuditEvent
+from triage.models.types import utcnow
 from triage.settings import Settings
 
 E01 = TESTDATA / "ext2.E01"
@@ -460,6 +465,43 @@ def test_tokens_issued_before_a_password_change_or_a_disable_stop_working(
     assert client.get("/api/v1/auth/me", headers=after).status_code == 401
     client.patch(f"/api/v1/accounts/{users.examiner.id}", json={"password": PASSWORD}, headers=admin)
     assert client.get("/api/v1/auth/me", headers=login(client, "examiner")).status_code == 200
+
+
+def test_logging_out_withdraws_that_token_only(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], engine: Engine
+) -> None:
+    # The API had no way to end a token before its expiry: a script's token that leaked stayed
+    # good for eight hours.
+    from tests.conftest import login
+
+    mine, other = headers["examiner"], login(client, "examiner")
+    assert client.post("/api/v1/auth/logout").status_code == 401  # no token, nothing to end
+    assert client.post("/api/v1/auth/logout", headers=mine).status_code == 204
+    r = client.get("/api/v1/auth/me", headers=mine)
+    assert r.status_code == 401 and r.json()["detail"] == "token withdrawn (signed out)"
+    assert client.post("/api/v1/auth/logout", headers=mine).status_code == 401  # ended once
+    assert client.get("/api/v1/auth/me", headers=other).status_code == 200  # the account's others live
+    with Session(engine) as s:
+        events = s.exec(select(AuditEvent).where(AuditEvent.action == "auth.logout")).all()
+        assert [(e.actor_name, e.after) for e in events] == [
+            ("examiner", {"via": "api", "client": "testclient"})
+        ]
+        assert len(s.exec(select(WithdrawnToken)).all()) == 1
+
+
+def test_a_withdrawn_token_is_forgotten_once_it_has_expired(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], engine: Engine
+) -> None:
+    # Kept only while it could still be used: the next sign-out clears those past their expiry.
+    examiner, now = users.examiner.id or 0, utcnow()
+    with Session(engine) as s:
+        s.add(WithdrawnToken(jti="old", account_id=examiner, expires_at=now - timedelta(seconds=1)))
+        s.add(WithdrawnToken(jti="live", account_id=examiner, expires_at=now + timedelta(hours=1)))
+        s.commit()
+    assert client.post("/api/v1/auth/logout", headers=headers["manager"]).status_code == 204
+    with Session(engine) as s:
+        kept = {t.jti for t in s.exec(select(WithdrawnToken)).all()}
+    assert "old" not in kept and "live" in kept and len(kept) == 2  # and the manager's
 
 
 def test_failed_sign_ins_are_counted_across_api_workers_and_restarts(

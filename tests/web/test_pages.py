@@ -170,7 +170,9 @@ def test_an_investigator_is_told_why_a_queued_device_has_no_expected_date(
     assert '<td class="expected">not known: none examined in the last 4 weeks</td>' in page
 
 
-def test_signing_out_is_audited_as_signing_in_is(client: TestClient, users: Users, engine: Engine) -> None:
+def test_signing_out_withdraws_the_token_and_is_audited_as_signing_in_is(
+    client: TestClient, users: Users, engine: Engine
+) -> None:
     # Sign-ins were in the audit log and sign-outs not, so no one could tell from it how long a
     # session on a shared station lasted.
     from triage.models.audit import AuditEvent
@@ -181,8 +183,15 @@ def test_signing_out_is_audited_as_signing_in_is(client: TestClient, users: User
             return [(e.actor_name, e.after) for e in rows]
 
     assert client.post("/login", data={"username": "ioc", "password": PASSWORD}).status_code == 200
+    copied = client.cookies["triage_session"]
     assert client.post("/logout", follow_redirects=False).headers["location"] == "/login"
     assert sign_outs() == [("ioc", {"via": "pages", "client": "testclient"})]
+    # The cookie went from the browser but its token stayed good for its lifetime: a copy of it
+    # (a shared station's browser profile, a proxy's log) still opened the pages and the API.
+    client.cookies.set("triage_session", copied)
+    assert client.get("/my", follow_redirects=False).headers["location"] == "/login"
+    r = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {copied}"})
+    assert r.status_code == 401 and r.json()["detail"] == "token withdrawn (signed out)"
     assert client.post("/logout", follow_redirects=False).status_code == 303  # signed out already
     client.cookies.set("triage_session", "not a token")
     assert client.post("/logout", follow_redirects=False).status_code == 303

@@ -1,6 +1,6 @@
 """Table models and API schemas, one module per concept. Importing this registers every table."""
 
-from triage.models.accounts import Account, AccountPublic, Role
+from triage.models.accounts import Account, AccountPublic, Role, WithdrawnToken
 from triage.models.audit import AuditEvent, AuditEventPublic
 from triage.models.cases import Case, CaseMember, CasePublic
 from triage.models.exhibits import CustodyEvent, Exhibit, ExhibitState
@@ -35,4 +35,5 @@ __all__ = [
     "ExhibitState",
     "Role",
     "VerificationState",
+    "WithdrawnToken",
 ]

@@ -40,6 +40,18 @@ class Account(SQLModel, table=True):
     disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class WithdrawnToken(SQLModel, table=True):
+    """A token signed out before it expired: refused until its expiry, after which it would be
+    refused anyway and the row may go (``accounts.sign_out`` clears such rows)."""
+
+    __tablename__ = "withdrawn_token"
+
+    jti: str = Field(primary_key=True, sa_type=sa.String(64))
+    account_id: int = Field(foreign_key="account.id", index=True)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    withdrawn_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 class AccountPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
