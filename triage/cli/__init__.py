@@ -41,7 +41,7 @@ def load_command(name: str) -> Any:
     if isinstance(target, typer.Typer):
         command: Any = typer.main.get_group(target)
     else:
-        single = typer.Typer(add_completion=False)
+        single = typer.Typer(rich_markup_mode="markdown", add_completion=False)
         single.command(name)(target)
         command = typer.main.get_command(single)
     command.name = name
@@ -114,6 +114,7 @@ def _service_trouble(exc: Exception) -> str | None:
 
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     name="triage",
     cls=LazyGroup,
     help="HTCU triage queue: intake, triage of disk images, prioritised examination queue.",

@@ -22,12 +22,16 @@ from triage.models.exhibits import DeviceType
 from triage.settings import get_settings
 
 db_app = typer.Typer(
-    help="Database schema (Alembic migrations) and the files it names.", no_args_is_help=True
+    rich_markup_mode="markdown",
+    help="Database schema (Alembic migrations) and the files it names.",
+    no_args_is_help=True,
 )
 users_app = typer.Typer(
-    help="Accounts and roles. Accounts are disabled, never deleted.", no_args_is_help=True
+    rich_markup_mode="markdown",
+    help="Accounts and roles. Accounts are disabled, never deleted.",
+    no_args_is_help=True,
 )
-audit_app = typer.Typer(help="The append-only audit log.", no_args_is_help=True)
+audit_app = typer.Typer(rich_markup_mode="markdown", help="The append-only audit log.", no_args_is_help=True)
 
 
 @db_app.command("upgrade")

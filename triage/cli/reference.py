@@ -17,9 +17,11 @@ from triage.errors import TriageError
 from triage.settings import get_settings
 
 hashsets_app = typer.Typer(
-    help="Hash sets (known-bad: VICS, CAID, lists; known-good: NSRL).", no_args_is_help=True
+    rich_markup_mode="markdown",
+    help="Hash sets (known-bad: VICS, CAID, lists; known-good: NSRL).",
+    no_args_is_help=True,
 )
-rules_app = typer.Typer(help="YARA rule sets.", no_args_is_help=True)
+rules_app = typer.Typer(rich_markup_mode="markdown", help="YARA rule sets.", no_args_is_help=True)
 
 
 @hashsets_app.command("add")
