@@ -6,6 +6,7 @@ import codecs
 import json
 import os
 import random
+import re
 import sqlite3
 import time
 import tracemalloc
@@ -98,6 +99,107 @@ def test_nsrl_rds_v3_sqlite_file_table_or_distinct_hash_view(view: bool, tmp_pat
     info, found = _lookup(f, tmp_path, MD5)
     assert info.format == "nsrl" and info.kind == HashSetKind.known_good  # type: ignore[attr-defined]
     assert found == ("NSRL", False)
+
+
+def _nsrl_with(tmp_path: Path, md5: str) -> Path:
+    """An NSRL-shaped database whose second row's md5 is the SQL expression ``md5``, in a
+    column of no declared type (so SQLite keeps a number or a BLOB as it was written)."""
+    f = tmp_path / "RDS_damaged.db"
+    conn = sqlite3.connect(f)
+    conn.execute("CREATE TABLE FILE (sha256, sha1, md5)")
+    conn.execute("INSERT INTO FILE VALUES (NULL, NULL, ?)", (MD5,))
+    conn.execute(f"INSERT INTO FILE VALUES (NULL, NULL, {md5})")  # noqa: S608 - the test's own
+    conn.commit()
+    conn.close()
+    return f
+
+
+@pytest.mark.parametrize(
+    ("md5", "shown"),
+    [
+        (f"x'{MD5}'", "'<16 bytes of binary data>'"),  # a raw digest: ended in a TypeError
+        ("12345", "'12345'"),  # a number: ended in an AttributeError
+        (f"CAST(x'{MD5[:8].encode().hex()}d6' AS TEXT)", r"'9e107d9d\\xd6'"),  # not UTF-8
+        (f"x'{MD5.encode().hex()}'", None),  # hex text written as a BLOB: read
+    ],
+)
+def test_an_nsrl_database_with_values_that_are_not_hex_text_names_the_row(
+    md5: str, shown: str | None, tmp_path: Path
+) -> None:
+    # SQLite keeps any value in any column: a damaged or home-made set stopped the scan with a
+    # Python traceback rather than the bad-hash-set error naming the place.
+    f = _nsrl_with(tmp_path, md5)
+    if shown is None:
+        assert _lookup(f, tmp_path, MD5)[1] == ("NSRL", False)
+        return
+    with pytest.raises(HashSetError, match=re.escape(f"RDS_damaged.db:FILE row 2: {shown} is not an MD5")):
+        load_hashset(f, tmp_path / "cache")
+
+
+def test_an_nsrl_database_whose_schema_is_damaged_is_refused(tmp_path: Path) -> None:
+    # SQLite's own error message then holds the damaged bytes, which Python could not decode:
+    # a UnicodeDecodeError in place of the bad-hash-set error.
+    f = tmp_path / "RDS_schema.db"
+    conn = sqlite3.connect(f)
+    conn.execute("CREATE TABLE FILE (sha256 TEXT, sha1 TEXT, md5 TEXT)")
+    conn.commit()
+    conn.close()
+    f.write_bytes(f.read_bytes().replace(b"CREATE TABLE FILE", b"CREATE \xd6ABLE FILE"))
+    with pytest.raises(
+        HashSetError, match="RDS_schema.db: not a readable SQLite database: its schema is damaged"
+    ):
+        load_hashset(f, tmp_path / "cache")
+
+
+def _sets_of_every_format(tmp_path: Path) -> dict[str, bytes]:
+    """A small set in each format the readers take, by file name."""
+    nsrl = tmp_path / "seed.db"
+    conn = sqlite3.connect(nsrl)
+    conn.execute("CREATE TABLE FILE (sha256 TEXT, sha1 TEXT, md5 TEXT, crc32 TEXT, file_name TEXT)")
+    for i in range(20):
+        conn.execute("INSERT INTO FILE VALUES (?,?,?,'0','a.dll')", (f"{i:064x}", f"{i:040x}", f"{i:032x}"))
+    conn.commit()
+    conn.close()
+    vics = {"odata.metadata": "1.3.xml#Media", "value": [{"Media": [{"Category": "1", "MD5": MD5}]}]}
+    return {
+        "set.md5": f"{MD5}  a file.jpg\n{'a' * 32} *b.bin\n# comment\n".encode(),
+        "hashes.txt": f"{SHA1.upper()}\n{SHA256}\n".encode(),
+        "set.csv": f"Name,MD5,SHA1,Category\nx.jpg,{MD5},{SHA1},s-4\ny,{'b' * 32},{'c' * 40},z\n".encode(),
+        "caid.csv": f"MD5,Category\n{MD5},A\n{'b' * 32},Cat C\n{'c' * 32},Not Indecent\n".encode(),
+        "NSRLFile.txt": (
+            '"SHA-1","MD5","CRC32","FileName","FileSize","ProductCode","OpSystemCode","SpecialCode"\r\n'
+            f'"{SHA1}","{MD5}","7A0E4E7F","kernel32.dll",1114112,2754,"358",""\r\n'
+        ).encode(),
+        "known.hashdeep": (
+            f"%%%% HASHDEEP-1.0\n%%%% size,md5,sha256,filename\n##\n5,{MD5},{'c' * 64},/a, b.jpg\n"
+        ).encode(),
+        "vics.json": json.dumps(vics).encode(),
+        "RDS_minimal.db": nsrl.read_bytes(),
+    }
+
+
+def test_hash_sets_with_bytes_changed_load_or_give_one_clear_error(tmp_path: Path) -> None:
+    # A guard kept from the search that found the NSRL faults above (3,000 damaged sets a run,
+    # every format): whatever the damage, a set loads or is refused as a bad hash set naming
+    # the file, never with another exception (which would end a scan in a traceback).
+    for name, original in _sets_of_every_format(tmp_path).items():
+        for seed in range(40):
+            chance = random.Random(f"{name}-{seed}")
+            data = bytearray(original)
+            for _ in range(chance.choice([1, 2, 4, 16])):
+                at = chance.randrange(len(data))
+                if chance.random() < 0.6:
+                    data[at] = chance.randrange(256)
+                else:
+                    data[at:at] = chance.choice(
+                        [b"\x00", b"\r", b"\n", b'"', b",", b"\xff\xfe", b"{", b"\xc3"]
+                    )
+            damaged = tmp_path / f"{seed}-{name}"
+            damaged.write_bytes(data)
+            try:
+                load_hashset(damaged, tmp_path / "cache")
+            except HashSetError as exc:
+                assert damaged.name in str(exc) and "\n" not in str(exc), exc
 
 
 def test_sqlite_without_nsrl_tables_is_refused(tmp_path: Path) -> None:

@@ -62,27 +62,53 @@ def _sniff_nsrl(path: Path, head: bytes) -> bool:
     return head.startswith(SQLITE_MAGIC)
 
 
+def _sql_text(raw: bytes) -> str:
+    """SQLite text as str whatever its bytes: a damaged or foreign database may hold text that
+    is not UTF-8, which would otherwise stop the read with a decoding error."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _sqlite_fault(exc: Exception) -> str:
+    """SQLite's words for a fault. A damaged schema can put bytes in them that are not UTF-8,
+    and Python then raises its decoding error in place of SQLite's."""
+    return "its schema is damaged" if isinstance(exc, UnicodeDecodeError) else str(exc)
+
+
+def _blob_text(value: bytes) -> str:
+    """A BLOB as the text it may hold (hex written as bytes), or as what it is, for the error."""
+    return value.decode("ascii") if value.isascii() else f"<{len(value)} bytes of binary data>"
+
+
 def _read_nsrl(path: Path) -> Iterator[HashRecord]:
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    except sqlite3.Error as exc:
+        raise HashSetError(f"{path.name}: not a readable SQLite database: {exc}") from exc
+    conn.text_factory = _sql_text
+    try:
         names = {
             r[0].upper()
             for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view')")
         }
-    except sqlite3.DatabaseError as exc:
-        raise HashSetError(f"{path.name}: not a readable SQLite database: {exc}") from exc
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+        conn.close()
+        raise HashSetError(f"{path.name}: not a readable SQLite database: {_sqlite_fault(exc)}") from exc
     source = "DISTINCT_HASH" if "DISTINCT_HASH" in names else "FILE" if "FILE" in names else None
     if source is None:
         conn.close()
         raise HashSetError(f"{path.name}: SQLite file without an NSRL FILE table or DISTINCT_HASH view")
     try:
         cursor = conn.execute(f"SELECT sha256, sha1, md5 FROM {source}")  # noqa: S608 - fixed names
-        for row in cursor:
+        for number, row in enumerate(cursor, 1):
             for value in row:
                 if value:
-                    yield HashRecord(parse_digest(value, f"{path.name}:{source}"), "NSRL", alert=False)
-    except sqlite3.DatabaseError as exc:
-        raise HashSetError(f"{path.name}: NSRL query failed: {exc}") from exc
+                    # SQLite keeps whatever a value was written as: hex text in an NSRL set, but
+                    # a number or a BLOB in a damaged or home-made one, refused by its row.
+                    text = _blob_text(value) if isinstance(value, bytes) else str(value)
+                    where = f"{path.name}:{source} row {number}"
+                    yield HashRecord(parse_digest(text, where), "NSRL", alert=False)
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+        raise HashSetError(f"{path.name}: NSRL query failed: {_sqlite_fault(exc)}") from exc
     finally:
         conn.close()
 
@@ -159,11 +185,21 @@ def _vics_media(path: Path) -> Iterator[dict[str, Any]]:
                 yield item
 
 
+def _json_fault(exc: ijson.JSONError) -> str:
+    """The parser's words for a fault, on one line: yajl follows them with the text around the
+    fault (the evidence's bytes, control characters and all) and a pointer on further lines,
+    and sometimes gives them as the repr of bytes."""
+    words = str(exc)
+    if words[:2] in ("b'", 'b"'):
+        words = words[2:]
+    return words.split("\\n", 1)[0].split("\n", 1)[0].strip() or type(exc).__name__
+
+
 def _read_vics(path: Path) -> Iterator[HashRecord]:
     try:
         yield from _vics_records(path)
     except ijson.JSONError as exc:
-        raise HashSetError(f"{path.name}: malformed VICS JSON: {exc}") from exc
+        raise HashSetError(f"{path.name}: malformed VICS JSON: {_json_fault(exc)}") from exc
 
 
 def _vics_records(path: Path) -> Iterator[HashRecord]:
