@@ -49,6 +49,29 @@ def test_hash_sets_and_rules_are_added_and_listed(runner: CliRunner, tmp_path: P
     assert "r.yar" in runner.invoke(cli, ["rules", "list"]).output
 
 
+def test_names_and_paths_are_printed_as_written_not_read_as_rich_markup(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    # Rich read "[/x]" in a hash set's name as a closing tag: registering it ended in a
+    # MarkupError traceback, and so did every `triage hashsets list` after; "[bold]" vanished
+    # into a style. A refusal naming such a path was a traceback too.
+    name = "NSRL [/x] [bold]2026"
+    good = tmp_path / "set.md5"
+    good.write_text("d41d8cd98f00b204e9800998ecf8427e\n")
+    added = runner.invoke(cli, ["hashsets", "add", str(good), "--name", name])
+    assert added.exit_code == 0 and name in added.output, added.output
+    listed = runner.invoke(cli, ["hashsets", "list"])  # the table folds the name at a space
+    assert listed.exit_code == 0 and "NSRL [/x]" in listed.output and "[bold]2026" in listed.output
+    again = runner.invoke(cli, ["hashsets", "add", str(good)])
+    assert (
+        again.exit_code == 1
+        and again.output == f"error: this hash set is registered already as #1 ({name})\n"
+    )
+    absent = tmp_path / "no[/such].md5"
+    refused = runner.invoke(cli, ["hashsets", "add", str(absent)])
+    assert refused.exit_code == 1 and refused.output.count("\n") == 1 and "no[/such].md5" in refused.output
+
+
 def test_paths_that_cannot_be_looked_up_are_refused_in_one_line(runner: CliRunner, tmp_path: Path) -> None:
     too_long = str(tmp_path / ("a" * 300))
     for command in (

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -475,6 +476,15 @@ def test_cli_exit_codes_and_outputs(
     bad_set.write_text("d41d8cd98f00b204e9800998ecf8427e\nnot-a-hash\n")
     hs = run(str(images["ext4"]), "--hashset", str(bad_set))
     assert hs.returncode == 5 and "bad.txt:2" in hs.stderr
+    # SQLite's words for a damaged schema hold the file's own bytes: an escape character went
+    # to the terminal as itself.
+    damaged = tmp_path / "damaged.db"
+    with sqlite3.connect(damaged) as conn:
+        conn.execute("CREATE TABLE FILE (sha256 TEXT, sha1 TEXT, md5 TEXT)")
+    conn.close()
+    damaged.write_bytes(damaged.read_bytes().replace(b"CREATE TABLE FILE (", b"CREATE TABLE FILE \x1b"))
+    hs = run(str(images["ext4"]), "--hashset", str(damaged))
+    assert hs.returncode == 5 and hs.stderr.endswith('unrecognized token: "\\x1B"\n'), hs.stderr
     bad_rules = tmp_path / "bad.yar"
     bad_rules.write_text("rule broken { condition: nonsense_identifier }")
     rl = run(str(images["ext4"]), "--rules", str(bad_rules))

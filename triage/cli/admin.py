@@ -241,7 +241,7 @@ def users_bootstrap_admin(username: str = "admin") -> None:
         accounts.create_account(session, system_context(), data)
     console.print(f"created admin account {username!r}")
     if not supplied:
-        console.print(f"password (shown once, store it now): [bold]{secret}[/bold]")
+        console.print(f"password (shown once, store it now): [bold]{secret}[/bold]", markup=True)
 
 
 @audit_app.command("verify")

@@ -66,6 +66,7 @@ def _show_backlog(figures: dict[str, Any]) -> None:
         f"[b]{counted(figures['waiting_exhibits'], 'exhibit')} waiting[/b] on {str(figures['as_of'])[:10]}"
         + (f": {states}" if states else ""),
         soft_wrap=True,
+        markup=True,  # counts, a date and state names: nothing a user wrote
     )
     if figures["by_device_type"]:
         console.print(f"by kind of device: {_listed(figures['by_device_type'])}", soft_wrap=True)
@@ -95,7 +96,9 @@ def _show_backlog(figures: dict[str, Any]) -> None:
         soft_wrap=True,
     )
     forecast = figures["forecast"]
-    console.print(f"[b]at the current pace[/b] the backlog {_clears(forecast['current'])}", soft_wrap=True)
+    console.print(
+        f"[b]at the current pace[/b] the backlog {_clears(forecast['current'])}", soft_wrap=True, markup=True
+    )
     if forecast["extra_examiners"] or forecast["extra_outsourcing_per_month"]:
         console.print(
             f"with {counted(forecast['extra_examiners'], 'more examiner')} and "
@@ -117,6 +120,7 @@ def _show_recommendation(advice: dict[str, Any]) -> None:
         + (f"outsource {counted(len(picks), 'exhibit')}" if picks else "nothing needs to be outsourced")
         + (f"; {advice['cannot_place']} cannot be placed with any vendor" if advice["cannot_place"] else ""),
         soft_wrap=True,
+        markup=True,
     )
     if picks:
         table = Table("exhibit", "vendor", "due back", "in house expected", "child welfare")

@@ -10,19 +10,24 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
     from triage.analysis.hashsets.store import Progress as HashSetProgress
 
-console = Console()
-err = Console(stderr=True, soft_wrap=True)  # a refusal stays one line, however long
+# No console markup: what is printed holds names, references and reasons users typed and
+# names from evidence, and Rich read "[/x]" in one as a closing tag (a MarkupError traceback
+# for every later `triage hashsets list`) and "[bold]" as a style. The few styled words of
+# our own ask for markup at their call, around nothing a user wrote.
+console = Console(markup=False)
+err = Console(stderr=True, soft_wrap=True, markup=False)  # a refusal stays one line, however long
 
 
 def fail(message: str, code: int = 1, label: str = "error") -> typer.Exit:
     """Print ``label: message`` on stderr and return the exit to raise (``raise fail(...)``)."""
-    err.print(f"[red]{label}:[/red] {message}")
+    err.print(Text.assemble((f"{label}:", "red"), " ", message))
     return typer.Exit(code)
 
 

@@ -40,7 +40,7 @@ def hashsets_add(
         with (
             Progress(
                 SpinnerColumn(),
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 console=err,
                 transient=True,
                 disable=not err.is_terminal,  # not even a blank line when not a terminal

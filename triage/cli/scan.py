@@ -27,6 +27,7 @@ from triage.errors import (
     RulesError,
     UnsupportedFormatError,
 )
+from triage.evidence.names import xml_safe
 from triage.evidence.paths import not_usable, shown
 from triage.scan import ScanOptions, scan_image
 from triage.scan.pool import start_fork_server
@@ -47,7 +48,9 @@ class ExitCode(IntEnum):
 
 
 def _die(code: ExitCode, message: str) -> typer.Exit:
-    print(f"triage scan: {message.splitlines()[0]}", file=sys.stderr)
+    # The message can hold bytes of the evidence or of a hash set (a name, a damaged SQLite
+    # schema): control characters go to the terminal written as \xHH, not as themselves.
+    print(f"triage scan: {xml_safe(message).splitlines()[0]}", file=sys.stderr)
     return typer.Exit(int(code))
 
 
@@ -203,7 +206,7 @@ def scan(
         options.processes = processes
     show = sys.stderr.isatty()
     with Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         DownloadColumn(),
         TimeRemainingColumn(),
