@@ -248,13 +248,15 @@ def _claims(settings: Settings, token: str) -> dict[str, Any]:
             token,
             settings.signing_key(),
             algorithms=[TOKEN_ALGORITHM],
-            options={"require": ["exp", "sub", "iat", "jti"]},
+            options={"require": ["exp", "sub", "iat"]},
         )
         claims["sub"] = int(claims["sub"])
     except jwt.ExpiredSignatureError:
         raise AuthenticationError("token expired") from None
     except (jwt.InvalidTokenError, ValueError):
         raise AuthenticationError("invalid token") from None
+    if not isinstance(claims.get("jti"), str):  # checked after expiry, which is the news
+        raise AuthenticationError("invalid token")
     return claims
 
 

@@ -421,6 +421,9 @@ def test_wrong_or_expired_tokens_are_401(client: TestClient, users: Users, app) 
     assert client.get("/api/v1/cases", headers={"Authorization": f"Bearer {unsigned}"}).status_code == 401
     forged = jwt.encode({"sub": str(users.admin.id), "iat": 0, "exp": 2**40}, "x" * 40, algorithm="HS256")
     assert client.get("/api/v1/cases", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    no_id = jwt.encode({"sub": str(users.manager.id), "iat": 0, "exp": 2**40}, key, algorithm="HS256")
+    r = client.get("/api/v1/cases", headers={"Authorization": f"Bearer {no_id}"})  # could not be signed out
+    assert r.status_code == 401 and r.json()["detail"] == "invalid token"
     r = client.post("/api/v1/auth/token", data={"username": "manager", "password": "wrong-password"})
     assert r.status_code == 401
 
