@@ -3,6 +3,7 @@ the line they are on, at load (that is, at start-up)."""
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -46,6 +47,14 @@ def _line_of(text: str, needle: str) -> int:
     return 0
 
 
+def _weight(value: object) -> bool:
+    """Whether ``value`` can be a weight: a number, finite (TOML has ``inf``, which made every
+    score it touched infinite, and no JSON answer can hold that) and not negative."""
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    )
+
+
 def parse(text: str, source: str = "<policy>") -> Policy:
     try:
         data = tomllib.loads(text)
@@ -64,9 +73,9 @@ def parse(text: str, source: str = "<policy>") -> Policy:
                 line = _line_of(text, f"{key}")
                 raise PolicyError(f"{source}:{line}: unknown key {key!r} in factor {name!r}")
             numbers = value.values() if isinstance(value, dict) else [value]
-            if not all(isinstance(n, int | float) and not isinstance(n, bool) and n >= 0 for n in numbers):
+            if not all(_weight(n) for n in numbers):
                 line = _line_of(text, f"{key}")
-                raise PolicyError(f"{source}:{line}: {name}.{key} must be a number >= 0")
+                raise PolicyError(f"{source}:{line}: {name}.{key} must be a finite number >= 0")
     restriction = factors.get("family_restriction")
     if restriction and not restriction.get("steep_after_days", 0) <= restriction.get("cap_days", 0):
         raise PolicyError(
@@ -80,4 +89,13 @@ def load(path: Path | None = None) -> Policy:
     if path is None:
         text = resources.files("scoring").joinpath("policies/default.toml").read_text(encoding="utf-8")
         return parse(text, "default.toml")
-    return parse(Path(path).read_text(encoding="utf-8"), str(path))
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:  # a wrong TRIAGE_SCORING_POLICY: refused at start-up in one line
+        raise PolicyError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # saved by an editor in a Windows code page, say
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise PolicyError(f"{path}:{line}: not UTF-8 text (a TOML file must be saved as UTF-8)") from None
+    return parse(text, str(path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -130,6 +131,25 @@ def test_an_unknown_policy_factor_is_refused_with_its_line() -> None:
         scoring.parse("[factors.section47_open]\npoints = 1\n")
     with pytest.raises(scoring.PolicyError, match=">= 0"):
         scoring.parse('version = "x"\n[factors.section47_open]\npoints = -5\n')
+    # TOML's inf was taken, and every score it touched was infinite, which no JSON answer holds.
+    for weight in ("inf", "nan", "{ a = inf }"):
+        with pytest.raises(
+            scoring.PolicyError, match=r":3: section47_open.points must be a finite number >= 0"
+        ):
+            scoring.parse(f'version = "x"\n[factors.section47_open]\npoints = {weight}\n')
+
+
+def test_a_policy_file_that_cannot_be_read_or_is_not_utf8_is_refused_with_its_line(tmp_path: Path) -> None:
+    # Both ended `triage serve` and `triage rescore` in a traceback. A unit's policy edited in
+    # Notepad with a pound sign in a comment is saved in Windows-1252, not UTF-8.
+    cp1252 = tmp_path / "policy.toml"
+    cp1252.write_bytes(
+        'version = "local-1"\n# budget \u00a3 40k\n[factors.section47_open]\npoints = 9\n'.encode("cp1252")
+    )
+    with pytest.raises(scoring.PolicyError, match=r"policy.toml:2: not UTF-8 text"):
+        scoring.load(cp1252)
+    with pytest.raises(scoring.PolicyError, match=r"absent.toml: cannot be read: No such file or directory"):
+        scoring.load(tmp_path / "absent.toml")
 
 
 def test_scoring_is_pure_same_inputs_same_output() -> None:
