@@ -505,7 +505,7 @@ def test_cli_exit_codes_and_outputs(
     dfxml_only = tmp_path / "only.xml"
     assert run(str(images["ext4"]), "--dfxml", str(dfxml_only)).returncode == 0
     assert parse_dfxml(dfxml_only.read_text())
-    assert not list(tmp_path.glob(".only.xml-parts-*"))  # its fragments are gone
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # nor its fragments
     both, also = tmp_path / "both", tmp_path / "also.xml"
     assert run(str(images["ext4"]), "--out", str(both), "--dfxml", str(also)).returncode == 0
     assert also.read_bytes() == (both / "dfxml.xml").read_bytes()
@@ -519,6 +519,18 @@ def test_cli_exit_codes_and_outputs(
         assert again.stderr.count("\n") == 1
     assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier
     assert run(str(images["ext4"]), "--out", str(out), "--overwrite").returncode == 0
+    # A scan that failed once it had begun writing (here: no file system in the image), or was
+    # interrupted, took the earlier listing and DFXML with it, under --overwrite, and left
+    # their summary.json describing files no longer there.
+    blank = tmp_path / "blank.img"
+    blank.write_bytes(bytes(1 << 20))
+    earlier = {p.name: p.read_bytes() for p in out.iterdir()}
+    earlier_document = also.read_bytes()
+    failed = run(str(blank), "--out", str(out), "--dfxml", str(also), "--overwrite")
+    assert failed.returncode == 3 and "no readable partition" in failed.stderr, failed.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier
+    assert also.read_bytes() == earlier_document
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert run(str(images["ext4"]), "--dfxml", os.devnull).returncode == 0  # no results there
     assert json.loads((out / "summary.json").read_text())["image"]["path"].endswith(images["ext4"].name)
 

@@ -77,6 +77,31 @@ def _check_writable(target: Path) -> None:
 RESULT_FILES = ("files.jsonl", "summary.json", "dfxml.xml")
 
 
+def _staged(result: Path) -> Path:
+    """Where ``result`` is written until the scan has succeeded: a hidden name beside it, so
+    that a scan that fails or is interrupted (its partial files are removed) leaves the
+    results of an earlier scan there as they were, under --overwrite too, never some of them
+    replaced or gone and its summary describing files no longer there. A device or a pipe
+    (``/dev/null``) is written to directly."""
+    if result.exists() and not result.is_file():
+        return result
+    return result.with_name(f".{result.name}.partial")
+
+
+def _discard_staged(result: Path) -> None:
+    """Remove what was staged for ``result`` (never ``result`` itself: it may be a device)."""
+    staged = _staged(result)
+    if staged != result:
+        staged.unlink(missing_ok=True)
+
+
+def _put_in_place(result: Path) -> None:
+    """The staged ``result`` in its own name (replacing an earlier scan's)."""
+    staged = _staged(result)
+    if staged != result:
+        staged.replace(result)
+
+
 def _refuse_earlier_results(out: Path | None, dfxml: Path | None) -> None:
     """Exit status 1 if ``out`` or ``dfxml`` holds an earlier scan's results: replaced in
     silence, they would be lost (perhaps another image's), or left half replaced by a scan
@@ -237,7 +262,8 @@ def scan(
                 raise _die(ExitCode.bad_rules, str(exc)) from None
 
         folder = out or Path(tempfile.mkdtemp(prefix="triage-scan-"))
-        listing = folder / "files.jsonl"
+        listing = _staged(folder / "files.jsonl") if out else folder / "files.jsonl"
+        document = out / "dfxml.xml" if out else dfxml
         counting("opening")
 
         def progress(phase: str, done: int, total: int) -> None:
@@ -247,9 +273,10 @@ def scan(
                 bar.update(task, description=phase, total=total or None, completed=done)
 
         try:
-            document = out / "dfxml.xml" if out else dfxml
             try:
-                result = scan_image(image, options, listing, progress, dfxml=document)
+                result = scan_image(
+                    image, options, listing, progress, dfxml=_staged(document) if document else None
+                )
             except BaseException:
                 if out is None:  # a failed scan leaves no listing, nor the folder made for it
                     shutil.rmtree(folder, ignore_errors=True)
@@ -263,10 +290,16 @@ def scan(
     summary = result.summary
     try:
         if out:
-            (out / "summary.json").write_text(json.dumps(summary, indent=2))
-        if out and dfxml:
-            shutil.copyfile(out / "dfxml.xml", dfxml)
+            _staged(out / "summary.json").write_text(json.dumps(summary, indent=2))
+            for name in RESULT_FILES:
+                _put_in_place(out / name)
+        if dfxml:
+            if out:
+                shutil.copyfile(out / "dfxml.xml", _staged(dfxml))
+            _put_in_place(dfxml)
     except OSError as exc:
+        for place in [*(out / name for name in RESULT_FILES if out), *([dfxml] if dfxml else [])]:
+            _discard_staged(place)
         raise _not_written(exc) from None
     typer.echo(
         f"{summary['files']} files, {summary['bytes']} bytes in {len(summary['partitions'])} partition(s); "
