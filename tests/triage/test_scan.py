@@ -502,6 +502,11 @@ def test_cli_exit_codes_and_outputs(
         failed = run(*args)
         assert failed.returncode == code, (args[-1][-20:], failed.stderr)
         assert failed.stderr.count("\n") == 1 and "Traceback" not in failed.stderr, failed.stderr
+    # A newline in a name cut the one-line message there, naming another path.
+    broken = run(str(tmp_path / "line\nbreak.img"))
+    assert broken.returncode == 3 and broken.stderr.endswith("line\\x0Abreak.img: no such file\n"), (
+        broken.stderr
+    )
     dfxml_only = tmp_path / "only.xml"
     assert run(str(images["ext4"]), "--dfxml", str(dfxml_only)).returncode == 0
     assert parse_dfxml(dfxml_only.read_text())

@@ -4,10 +4,13 @@ the evidence roots, hash sets and rules registered through the API inside the re
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from triage.errors import InvalidInputError
+
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 def confine(
@@ -60,13 +63,16 @@ def _reason(exc: OSError | ValueError) -> str:
 
 def shown(path: str | Path, limit: int = 200) -> str:
     """The path as messages quote it: a long one shortened in the middle, bytes that are not
-    UTF-8 written as escapes (``\\xff``), so that the message itself can be printed and sent."""
+    UTF-8 and control characters written as escapes (``\\xff``, ``\\x0A``), so that the
+    message itself can be printed and sent, on one line (a newline in a name cut the scan's
+    one-line error there, naming another path)."""
     text = str(path)
     if not is_utf8(text):
         try:
             text = os.fsencode(text).decode("utf-8", "backslashreplace")
         except UnicodeEncodeError:  # a stand-in that is no byte's: escaped as itself
             text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02X}", text)
     return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 2 :]}"
 
 
