@@ -10,10 +10,12 @@ from typing import Any
 
 import orjson
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlmodel import Session, create_engine
 
 from triage.clock import utcnow
+from triage.errors import ConfigurationError
 from triage.settings import without_password
 
 AUDIT_PENDING = "triage.audit.pending"
@@ -54,11 +56,32 @@ def database_now(session: Session) -> datetime:
     return utcnow()
 
 
+_URL_FORMS = "sqlite:///path/to/triage.db or postgresql+psycopg://user@host/database"
+
+
+def _usable_url(database_url: str) -> URL:
+    """``database_url`` parsed, its kind of database known; a one-line refusal otherwise (it was
+    SQLAlchemy's traceback at the start of every command and of the server). The URL itself is
+    not repeated: it may hold a password."""
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        raise ConfigurationError(f"TRIAGE_DATABASE_URL is not a database URL; give {_URL_FORMS}") from None
+    try:
+        url.get_dialect()
+    except NoSuchModuleError:
+        kind = url.drivername
+        raise ConfigurationError(
+            f"TRIAGE_DATABASE_URL names {kind!r}, a database this system cannot use; give {_URL_FORMS}"
+        ) from None
+    return url
+
+
 def make_engine(database_url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets foreign keys, WAL and ``BEGIN IMMEDIATE`` transactions
     so that concurrent writers (audit chain, queue claims) serialise instead of failing late."""
     kwargs.setdefault("json_serializer", json_text)
-    url = make_url(database_url)
+    url = _usable_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)

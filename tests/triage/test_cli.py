@@ -66,6 +66,22 @@ def _invoke(args: list[str], env: dict[str, str]) -> Any:
         get_settings.cache_clear()
 
 
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("var/triage.db", "is not a database URL"),  # a path where a URL goes
+        ("postgres+nodriver://officer:s3cret@db/triage", "names 'postgres+nodriver', a database"),
+    ],
+)
+@pytest.mark.parametrize("command", ["queue", "serve"])
+def test_a_database_url_that_cannot_be_used_is_refused_in_one_line(command: str, url: str, said: str) -> None:
+    # SQLAlchemy's traceback ended every command, and the server, at start-up.
+    result = _invoke([command], {"TRIAGE_DATABASE_URL": url})
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"triage: TRIAGE_DATABASE_URL {said}") and result.stderr.count("\n") == 1
+    assert "s3cret" not in result.stderr and "local worker started" not in result.stdout
+
+
 @pytest.mark.parametrize("command", ["rescore", "serve"])
 def test_a_bad_scoring_policy_is_refused_with_its_line_not_a_traceback(
     command: str, database_url: str, engine: Engine, tmp_path: Path
