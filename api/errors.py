@@ -64,7 +64,7 @@ def for_a_person(request: Request) -> bool:
 def answer(request: Request, status: int, detail: Any, headers: dict[str, str] | None = None) -> Response:
     """The error response: a page for a person (:func:`for_a_person`), else ``{"detail": ...}``."""
     if for_a_person(request):
-        text = pages.in_words(detail, whole="request") if isinstance(detail, list) else str(detail)
+        text = errors.in_words(detail, whole="request") if isinstance(detail, list) else str(detail)
         return pages.problem_page(request, None, status, text, headers)
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 

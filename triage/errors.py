@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 
 class TriageError(Exception):
     """Base of every error this project raises on purpose."""
@@ -71,3 +74,19 @@ class AuditChainError(TriageError):
 class ResultsNotWritten(OSError):
     """Writing a result failed (disk full, ...) in a child process: carried to the parent as
     the ``OSError`` it is, not as a failure to read the evidence."""
+
+
+def in_words(problems: Iterable[Mapping[str, Any]], whole: str = "input") -> str:
+    """Validation problems (pydantic's ``errors()``) on one line, as a person reads them, such
+    as ``offset: Input should be ...``: never the values given (they may be passwords or
+    secrets). The parts of a location a person did not type (query, path, body, form) are left
+    out; a problem with the input as a whole is put down to ``whole``, or to nothing when it is
+    empty. Our own checks' words come without pydantic's "Value error, " before them."""
+    said = []
+    for problem in problems:
+        where = (
+            ".".join(str(p) for p in problem["loc"] if p not in ("query", "path", "body", "form")) or whole
+        )
+        words = str(problem["msg"]).removeprefix("Value error, ")
+        said.append(f"{where}: {words}" if where else words)
+    return "; ".join(said)

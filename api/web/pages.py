@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +19,7 @@ from api.uploads import save_upload, staging
 from scoring.score import restriction_words
 from triage import access, accounts, backlog, queue, registry, runs, vendors
 from triage.context import Context
-from triage.errors import AuthenticationError, NotFoundError, PermissionDeniedError, TriageError
+from triage.errors import AuthenticationError, NotFoundError, PermissionDeniedError, TriageError, in_words
 from triage.models.accounts import Account, Role
 from triage.models.cases import Case
 from triage.models.exhibits import DeviceType, Exhibit
@@ -125,19 +124,8 @@ def error_page(request: Request, account: Account | None, exc: Exception) -> HTM
     return problem_page(request, account, status_for(exc), str(exc))
 
 
-def in_words(problems: Iterable[Mapping[str, Any]], whole: str = "form") -> str:
-    """Validation problems as a person reads them, such as ``offset: Input should be ...``. The
-    parts of a location a person did not type (query, path, body, form) are left out; a problem
-    with the input as a whole is put down to ``whole``."""
-    said = []
-    for problem in problems:
-        loc = [str(p) for p in problem["loc"] if p not in ("query", "path", "body", "form")]
-        said.append(f"{'.'.join(loc) or whole}: {problem['msg']}")
-    return "; ".join(said)
-
-
 def _errors(exc: ValidationError) -> str:
-    return in_words(exc.errors())
+    return in_words(exc.errors(), "form")
 
 
 # --- sign in and out -----------------------------------------------------------------------

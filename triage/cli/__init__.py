@@ -80,10 +80,10 @@ class LazyGroup(TyperGroup):
         except ValidationError as exc:
             if exc.title != "Settings":
                 raise
-            from triage.cli.output import in_words
+            from triage.errors import in_words
 
             # Each error's field and message; not the input values, which hold the settings.
-            typer.echo(f"triage: invalid settings: {in_words(exc, 'settings')}", err=True)
+            typer.echo(f"triage: invalid settings: {in_words(exc.errors(), '')}", err=True)
             raise typer.Exit(1) from None
         except Exception as exc:
             message = _service_trouble(exc)

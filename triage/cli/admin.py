@@ -13,10 +13,10 @@ from rich.table import Table
 from sqlmodel import col, select
 
 from triage import accounts, audit, migrate
-from triage.cli.output import console, counted, fail, in_words
+from triage.cli.output import console, counted, fail
 from triage.context import system_context
 from triage.db import make_engine, session_scope
-from triage.errors import TriageError
+from triage.errors import TriageError, in_words
 from triage.models.accounts import Account, Role
 from triage.models.exhibits import DeviceType
 from triage.settings import get_settings
@@ -106,7 +106,7 @@ def users_create(
             iioc_cleared=iioc_cleared,
         )
     except ValidationError as exc:
-        raise fail(in_words(exc), 2) from None
+        raise fail(in_words(exc.errors()), 2) from None
     engine = make_engine(get_settings().database_url)
     try:
         with session_scope(engine) as session:
@@ -156,7 +156,7 @@ def users_update(
     try:
         data = accounts.AccountUpdate(**changes)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise fail(in_words(exc), 2) from None
+        raise fail(in_words(exc.errors()), 2) from None
     engine = make_engine(get_settings().database_url)
     try:
         with session_scope(engine) as session:
@@ -237,7 +237,7 @@ def users_bootstrap_admin(username: str = "admin") -> None:
                 username=username, password=secret, role=Role.admin, full_name="First administrator"
             )
         except ValidationError as exc:
-            raise fail(f"TRIAGE_ADMIN_PASSWORD: {in_words(exc)}", 2) from None
+            raise fail(f"TRIAGE_ADMIN_PASSWORD: {in_words(exc.errors())}", 2) from None
         accounts.create_account(session, system_context(), data)
     console.print(f"created admin account {username!r}")
     if not supplied:

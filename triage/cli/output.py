@@ -13,8 +13,6 @@ from rich.console import Console
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from pydantic import ValidationError
-
     from triage.analysis.hashsets.store import Progress as HashSetProgress
 
 # No console markup: what is printed holds names, references and reasons users typed and
@@ -34,14 +32,6 @@ def fail(message: str, code: int = 1, label: str = "error") -> typer.Exit:
 def counted(count: int, noun: str) -> str:
     """``count`` and ``noun``, plural unless one: "1 rule", "3 exhibits"."""
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
-
-
-def in_words(exc: ValidationError, whole: str = "input") -> str:
-    """A validation error on one line: each field and what is wrong with it, never the values
-    given (they may be passwords or secrets)."""
-    return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or whole}: {error['msg']}" for error in exc.errors()
-    )
 
 
 def hashset_progress(name: str, show: Callable[[str], None]) -> HashSetProgress:
