@@ -15,7 +15,7 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from triage.cli import app as cli
-from triage.settings import Environment, Settings, get_settings
+from triage.settings import Environment, QueueBackend, Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,6 +27,16 @@ def test_default_secret_is_refused_in_production() -> None:
         Settings(environment=Environment.test)
     Settings(environment=Environment.production, secret_key=SecretStr("x" * 40))  # a real key is accepted
     Settings(environment=Environment.development)  # and the default is fine for local development
+
+
+def test_rq_is_refused_a_broker_url_that_is_not_redis() -> None:
+    # Redis refused it with a ValueError traceback as each RQ worker started, and the runs the
+    # API sent went nowhere.
+    with pytest.raises(ValidationError, match="TRIAGE_BROKER_URL: RQ needs a Redis URL"):
+        Settings(queue_backend=QueueBackend.rq, broker_url="amqp://guest:guest@127.0.0.1:5672//")
+    for url in ("redis://127.0.0.1:6379/0", "rediss://cache:6380/1", "unix:///run/redis.sock"):
+        Settings(queue_backend=QueueBackend.rq, broker_url=url)
+    Settings(queue_backend=QueueBackend.celery, broker_url="amqp://guest:guest@127.0.0.1:5672//")
 
 
 def test_evidence_roots_accept_a_colon_separated_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -98,6 +98,18 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _rq_needs_redis(self) -> Settings:
+        # Redis refused any other URL with a ValueError traceback at each worker's start, and
+        # every run the API sent went nowhere. (Celery takes a bare word for a host name and
+        # says it cannot connect, as for any broker that is down.)
+        scheme = urlsplit(self.broker_url).scheme
+        if self.queue_backend is QueueBackend.rq and scheme not in ("redis", "rediss", "unix"):
+            raise ConfigurationError(
+                "TRIAGE_BROKER_URL: RQ needs a Redis URL (redis://host:6379/0, rediss://... or unix:///path)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
         if self.environment is not Environment.development:
             if self.secret_key.get_secret_value() in ("", DEFAULT_SECRET):
