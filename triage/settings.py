@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tempfile
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -141,6 +142,20 @@ class Settings(BaseSettings):
         path.write_text(key)
         path.chmod(0o600)
         return key
+
+    def check_artifact_dir(self) -> None:
+        """Refuse, in one line, an artifact folder that cannot be made or written: each command
+        and server that keeps files there asks at its start (a traceback, or every run
+        failing, when the first file was written)."""
+        folder = self.artifact_dir
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".writable-"):
+                pass
+        except OSError as exc:
+            raise ConfigurationError(
+                f"TRIAGE_ARTIFACT_DIR {folder}: cannot keep files there: {exc.strerror or exc}"
+            ) from None
 
     def artifact(self, name: str) -> Path:
         """The file that the database names ``name``: names are recorded relative to the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -64,6 +65,34 @@ def _invoke(args: list[str], env: dict[str, str]) -> Any:
         return CliRunner().invoke(cli, args, env=env)
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("command", ["hashsets add", "rules add", "worker --once", "serve"])
+def test_an_artifact_folder_that_cannot_be_written_is_refused_at_the_start(
+    command: str, database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    # Registering a hash set or rules ended in a FileNotFoundError traceback; a worker or the
+    # server started, and each run then failed when it came to write its listing.
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    inputs = {"hashsets add": "set.md5", "rules add": "set.yar"}
+    (tmp_path / "set.md5").write_text("d41d8cd98f00b204e9800998ecf8427e\n")
+    (tmp_path / "set.yar").write_text("rule a { condition: true }\n")
+    args = command.split() + ([str(tmp_path / inputs[command])] if command in inputs else [])
+    with socket.socket() as taken:  # should `serve` get past the check, it stops at the port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {
+            "TRIAGE_DATABASE_URL": database_url,
+            "TRIAGE_ARTIFACT_DIR": str(blocked / "artifacts"),
+            "TRIAGE_API_PORT": str(taken.getsockname()[1]),
+        }
+        result = _invoke(args, env)
+    assert result.exit_code == 1, result.output
+    assert (
+        result.stderr
+        == f"triage: TRIAGE_ARTIFACT_DIR {blocked / 'artifacts'}: cannot keep files there: Not a directory\n"
+    )
 
 
 @pytest.mark.parametrize(

@@ -274,6 +274,7 @@ def serve(
     # A bad scoring policy is refused now, naming its line, before the worker thread or the API
     # starts (as `triage worker` and `triage scheduler` refuse it in their _start).
     queue.policy(settings.policy_path)
+    settings.check_artifact_dir()  # uploads, hash sets, rules and the local worker's runs
     # So is an address already taken (a second `triage serve`, another service): uvicorn would
     # find it only after the local worker had started and perhaps claimed a run, which would
     # then wait out its lease before another worker took it up.

@@ -35,6 +35,7 @@ def hashsets_add(
     Indexing takes minutes for a set of NSRL size; on a terminal its progress is shown.
     """
     settings = get_settings()
+    settings.check_artifact_dir()
     try:
         # Indexing a set of NSRL size takes minutes: a terminal shows how far it has got.
         with (
@@ -109,6 +110,7 @@ def _set_active(kind: str, set_id: int, active: bool) -> None:
 def rules_add(path: Path, name: Annotated[str | None, typer.Option()] = None) -> None:
     """Compile and register a YARA rule file or folder (refused if it does not compile)."""
     settings = get_settings()
+    settings.check_artifact_dir()
     try:
         with session_scope(make_engine(settings.database_url)) as session:
             record = registry.register_ruleset(session, system_context(), settings, path, name)

@@ -19,6 +19,7 @@ def worker(
 ) -> None:
     """Run triage jobs; a sweeper beside them returns runs whose worker died to the queue."""
     settings = _start(backend)
+    settings.check_artifact_dir()  # each run's listing and DFXML go there (not the scheduler's)
     chosen = settings.queue_backend
     stop = threading.Event()
     if chosen is QueueBackend.local:
