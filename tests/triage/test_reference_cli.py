@@ -72,6 +72,24 @@ def test_names_and_paths_are_printed_as_written_not_read_as_rich_markup(
     assert refused.exit_code == 1 and refused.output.count("\n") == 1 and "no[/such].md5" in refused.output
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["hashsets", "deactivate", str(2**31)],
+        ["rules", "activate", str(10**20)],
+        ["outsource", str(2**31), "--vendor", "1", "--as", "manager"],
+        ["outsource", "1", "--vendor", str(2**63), "--as", "manager"],
+    ],
+)
+def test_ids_past_the_databases_range_are_refused_as_they_are_parsed(
+    runner: CliRunner, args: list[str]
+) -> None:
+    # They reached the database: an OverflowError traceback on SQLite, not "not found".
+    result = runner.invoke(cli, args)
+    said = " ".join(result.output.replace("│", " ").split())  # the words, out of typer's box
+    assert result.exit_code == 2 and "less than or equal to 2147483647" in said, result.output
+
+
 def test_paths_that_cannot_be_looked_up_are_refused_in_one_line(runner: CliRunner, tmp_path: Path) -> None:
     too_long = str(tmp_path / ("a" * 300))
     for command in (

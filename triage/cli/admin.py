@@ -258,7 +258,7 @@ def audit_verify() -> None:
 
 def serve(
     host: Annotated[str | None, typer.Option(help="default: TRIAGE_API_HOST")] = None,
-    port: Annotated[int | None, typer.Option(help="default: TRIAGE_API_PORT")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="default: TRIAGE_API_PORT")] = None,
     workers: Annotated[
         int | None, typer.Option(min=1, help="API worker processes (default: TRIAGE_API_WORKERS, 1)")
     ] = None,

@@ -14,8 +14,9 @@ from sqlmodel import col, select
 from triage import backlog as backlog_figures
 from triage import queue
 from triage.cli.output import console, counted, fail
+from triage.cli.types import RowIdArgument
 from triage.db import make_engine, session_scope
-from triage.models.types import utcnow
+from triage.models.types import INT32_MAX, utcnow
 from triage.models.vendors import Vendor
 from triage.settings import get_settings
 
@@ -230,8 +231,8 @@ def _figure(value: Any) -> str:
 
 
 def outsource(
-    exhibit_id: int,
-    vendor: Annotated[int, typer.Option(help="vendor id (see `triage vendors`)")],
+    exhibit_id: RowIdArgument,
+    vendor: Annotated[int, typer.Option(min=1, max=INT32_MAX, help="vendor id (see `triage vendors`)")],
     as_user: Annotated[str, typer.Option("--as", help="the manager sending it (audited as them)")],
     reason: Annotated[str, typer.Option()] = "outsourced to meet the backlog",
 ) -> None:

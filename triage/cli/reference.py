@@ -11,6 +11,7 @@ from rich.table import Table
 
 from triage import registry
 from triage.cli.output import console, counted, err, fail, hashset_progress
+from triage.cli.types import RowIdArgument
 from triage.context import system_context
 from triage.db import make_engine, session_scope
 from triage.errors import TriageError
@@ -78,13 +79,13 @@ def hashsets_list() -> None:
 
 
 @hashsets_app.command("deactivate")
-def hashsets_deactivate(hashset_id: int) -> None:
+def hashsets_deactivate(hashset_id: RowIdArgument) -> None:
     """Stop new runs using a hash set (runs already queued keep it; audited)."""
     _set_active("hashsets", hashset_id, False)
 
 
 @hashsets_app.command("activate")
-def hashsets_activate(hashset_id: int) -> None:
+def hashsets_activate(hashset_id: RowIdArgument) -> None:
     """Let new runs use a deactivated hash set again (audited)."""
     _set_active("hashsets", hashset_id, True)
 
@@ -143,13 +144,13 @@ def rules_list() -> None:
 
 
 @rules_app.command("deactivate")
-def rules_deactivate(ruleset_id: int) -> None:
+def rules_deactivate(ruleset_id: RowIdArgument) -> None:
     """Stop new runs using a rule set; they use the newest active one (audited)."""
     _set_active("rules", ruleset_id, False)
 
 
 @rules_app.command("activate")
-def rules_activate(ruleset_id: int) -> None:
+def rules_activate(ruleset_id: RowIdArgument) -> None:
     """Make a deactivated rule set eligible again: new runs use the newest active one
     (audited)."""
     _set_active("rules", ruleset_id, True)
