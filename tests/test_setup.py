@@ -132,6 +132,38 @@ def test_serve_refuses_an_address_in_use_before_starting_the_local_worker(
     assert not started
 
 
+def test_upgrading_a_database_a_newer_version_upgraded_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After a failed release is rolled back, `triage db upgrade` met a schema revision it has no
+    # script for: Alembic's CommandError traceback, saying only that it could not locate it.
+    import sqlite3
+
+    from triage import migrate
+
+    db = tmp_path / "x.db"
+    monkeypatch.setenv("TRIAGE_DATABASE_URL", f"sqlite:///{db}")
+    get_settings.cache_clear()
+    try:
+        assert CliRunner().invoke(cli, ["db", "upgrade"]).exit_code == 0
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE alembic_version SET version_num = '0099'")
+        conn.close()
+        newer = CliRunner().invoke(cli, ["db", "upgrade"])
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE alembic_version SET version_num = ?", (migrate.head(),))
+        conn.close()
+        unknown = CliRunner().invoke(cli, ["db", "upgrade", "9999"])
+    finally:
+        get_settings.cache_clear()
+    assert newer.exit_code == 1 and newer.stderr.count("\n") == 1, newer.output
+    assert "the database is at schema revision 0099, which this version of the program does not know" in (
+        newer.stderr
+    )
+    assert unknown.exit_code == 1 and unknown.stderr.count("\n") == 1, unknown.output
+    assert "cannot upgrade the database to '9999'" in unknown.stderr
+
+
 def test_migrations_match_the_models(tmp_path: Path) -> None:
     """A model change without its migration (or the other way round) fails here."""
     from alembic.autogenerate import compare_metadata
