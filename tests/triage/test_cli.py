@@ -95,6 +95,18 @@ def test_an_artifact_folder_that_cannot_be_written_is_refused_at_the_start(
     )
 
 
+@pytest.mark.parametrize("command", ["worker", "scheduler"])
+def test_rq_chosen_on_the_command_line_is_refused_a_broker_url_that_is_not_redis(
+    command: str, tmp_path: Path
+) -> None:
+    # The settings were checked with the environment's backend (local), then copied with RQ
+    # unchecked: Redis's ValueError traceback as the worker started.
+    env = {"TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "TRIAGE_BROKER_URL": "amqp://rabbit//"}
+    result = _invoke([command, "--backend", "rq"], env)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("triage: invalid settings: TRIAGE_BROKER_URL: RQ needs a Redis URL")
+
+
 @pytest.mark.parametrize(
     ("url", "said"),
     [

@@ -92,4 +92,5 @@ def _start(backend: QueueBackend | None) -> Settings:
     from triage import queue
 
     queue.policy(settings.policy_path)
-    return settings.model_copy(update={"queue_backend": backend or settings.queue_backend})
+    # Validated again with the backend chosen (a copy would not be): RQ needs a Redis URL.
+    return Settings(**(settings.model_dump() | {"queue_backend": backend or settings.queue_backend}))
