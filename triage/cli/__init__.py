@@ -14,6 +14,8 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from triage.cli.output import HELP_MARKUP
+
 # command name -> (module, attribute): a Typer sub-app (a group) or a function (one command)
 COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("triage.cli.admin", "db_app"),
@@ -41,7 +43,7 @@ def load_command(name: str) -> Any:
     if isinstance(target, typer.Typer):
         command: Any = typer.main.get_group(target)
     else:
-        single = typer.Typer(rich_markup_mode="markdown", add_completion=False)
+        single = typer.Typer(rich_markup_mode=HELP_MARKUP, add_completion=False)
         single.command(name)(target)
         command = typer.main.get_command(single)
     command.name = name
@@ -114,7 +116,7 @@ def _service_trouble(exc: Exception) -> str | None:
 
 
 app = typer.Typer(
-    rich_markup_mode="markdown",
+    rich_markup_mode=HELP_MARKUP,
     name="triage",
     cls=LazyGroup,
     help="HTCU triage queue: intake, triage of disk images, prioritised examination queue.",

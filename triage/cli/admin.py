@@ -13,7 +13,7 @@ from rich.table import Table
 from sqlmodel import col, select
 
 from triage import accounts, audit, migrate
-from triage.cli.output import console, counted, fail
+from triage.cli.output import command_group, console, counted, fail
 from triage.context import system_context
 from triage.db import make_engine, session_scope
 from triage.errors import TriageError, in_words
@@ -21,17 +21,9 @@ from triage.models.accounts import Account, Role
 from triage.models.exhibits import DeviceType
 from triage.settings import get_settings
 
-db_app = typer.Typer(
-    rich_markup_mode="markdown",
-    help="Database schema (Alembic migrations) and the files it names.",
-    no_args_is_help=True,
-)
-users_app = typer.Typer(
-    rich_markup_mode="markdown",
-    help="Accounts and roles. Accounts are disabled, never deleted.",
-    no_args_is_help=True,
-)
-audit_app = typer.Typer(rich_markup_mode="markdown", help="The append-only audit log.", no_args_is_help=True)
+db_app = command_group("Database schema (Alembic migrations) and the files it names.")
+users_app = command_group("Accounts and roles. Accounts are disabled, never deleted.")
+audit_app = command_group("The append-only audit log.")
 
 
 @db_app.command("upgrade")

@@ -6,7 +6,7 @@ scripts, see triage/cli/scan.py.)"""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import typer
 from rich.console import Console
@@ -21,6 +21,16 @@ if TYPE_CHECKING:
 # our own ask for markup at their call, around nothing a user wrote.
 console = Console(markup=False)
 err = Console(stderr=True, soft_wrap=True, markup=False)  # a refusal stays one line, however long
+
+
+# Help texts are docstrings, read as Markdown: in Rich's own markup mode a paragraph's line
+# breaks stayed, and broke the command list and the scan's exit statuses mid-sentence.
+HELP_MARKUP: Final = "markdown"
+
+
+def command_group(help_text: str) -> typer.Typer:
+    """A group of sub-commands (``triage db``, ``triage users``, ...): bare, it shows its help."""
+    return typer.Typer(rich_markup_mode=HELP_MARKUP, help=help_text, no_args_is_help=True)
 
 
 def fail(message: str, code: int = 1, label: str = "error") -> typer.Exit:

@@ -10,19 +10,15 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from triage import registry
-from triage.cli.output import console, counted, err, fail, hashset_progress
+from triage.cli.output import command_group, console, counted, err, fail, hashset_progress
 from triage.cli.types import RowIdArgument
 from triage.context import system_context
 from triage.db import make_engine, session_scope
 from triage.errors import TriageError
 from triage.settings import get_settings
 
-hashsets_app = typer.Typer(
-    rich_markup_mode="markdown",
-    help="Hash sets (known-bad: VICS, CAID, lists; known-good: NSRL).",
-    no_args_is_help=True,
-)
-rules_app = typer.Typer(rich_markup_mode="markdown", help="YARA rule sets.", no_args_is_help=True)
+hashsets_app = command_group("Hash sets (known-bad: VICS, CAID, lists; known-good: NSRL).")
+rules_app = command_group("YARA rule sets.")
 
 
 @hashsets_app.command("add")
