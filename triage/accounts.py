@@ -16,6 +16,7 @@ from sqlmodel import Session, col, delete, select
 
 from triage import audit
 from triage.context import Context
+from triage.db import dialect_insert
 from triage.errors import (
     AuthenticationError,
     ConflictError,
@@ -219,9 +220,15 @@ def sign_out(session: Session, settings: Settings, ctx: Context, token: str, cli
     claims = _claims(settings, token)
     now = utcnow()
     session.exec(delete(WithdrawnToken).where(col(WithdrawnToken.expires_at) < now))
-    if session.get(WithdrawnToken, claims["jti"]) is None:
-        expires = datetime.fromtimestamp(claims["exp"], UTC)
-        session.add(WithdrawnToken(jti=claims["jti"], account_id=claims["sub"], expires_at=expires))
+    # A double click on "Sign out" sends two at once: on PostgreSQL both get past the check of
+    # the token, and the second insert of its id would fail. It is signed out either way.
+    withdrawn = dialect_insert(session.get_bind().dialect.name)(WithdrawnToken).values(
+        jti=claims["jti"],
+        account_id=claims["sub"],
+        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        withdrawn_at=now,
+    )
+    session.exec(withdrawn.on_conflict_do_nothing(index_elements=["jti"]))
     audit.record(session, ctx, SIGNED_OUT, "account", ctx.actor_id, None, {"via": via, "client": client})
 
 

@@ -56,6 +56,16 @@ def database_now(session: Session) -> datetime:
     return utcnow()
 
 
+def dialect_insert(dialect: str) -> Any:
+    """``insert`` of the database's own dialect, which has ``on_conflict_do_*`` (PostgreSQL's
+    and SQLite's spell it alike)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    return insert
+
+
 _URL_FORMS = "sqlite:///path/to/triage.db or postgresql+psycopg://user@host/database"
 
 

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 import scoring
-from triage.db import json_text
+from triage.db import dialect_insert, json_text
 from triage.models.queue import CaseScore, ExaminationTask, TaskState
 
 COLUMNS = ("case_id", "total", "pinned", "held", "factors", "policy_version", "computed_at")
@@ -53,12 +53,7 @@ def upsert(dialect: str, source: Any = None) -> Any:
     """INSERT ... ON CONFLICT DO UPDATE of case scores (from ``source`` if given, else from the
     parameters), touching only rows whose score changed."""
     scores = CaseScore.__table__  # type: ignore[attr-defined]
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-
-    statement = dialect_insert(scores)
+    statement = dialect_insert(dialect)(scores)
     if source is not None:
         statement = statement.from_select(list(COLUMNS), source)
     new = statement.excluded
