@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import socket
 from pathlib import Path
@@ -79,6 +80,26 @@ def test_compose_file_parses_and_names_commands_that_exist() -> None:
     cmd_line = next(line for line in dockerfile.splitlines() if line.startswith("CMD"))
     argv = yaml.safe_load(cmd_line.removeprefix("CMD").strip())
     assert argv[0] == "triage" and _cli_has(argv[1:])
+
+
+def test_the_image_lets_its_user_write_every_volume_mounted_writable() -> None:
+    # The services run as the image's own user; a named volume Docker makes at a path the image
+    # lacks is root's. The artifact folder was such a volume: no run could keep its listing
+    # (and `triage serve` and `triage worker` now refuse to start without it).
+    compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    user = re.search(r"^USER (\S+)", dockerfile, re.MULTILINE)
+    assert user is not None
+    owned = re.findall(rf"^RUN mkdir -p (\S+) && chown {user[1]}:{user[1]} \1$", dockerfile, re.MULTILINE)
+    writable = {
+        mount.split(":")[1]
+        for service in compose["services"].values()
+        if service.get("build")
+        for mount in service.get("volumes", [])
+        if not mount.endswith(":ro")
+    }
+    assert writable and writable <= set(owned), (writable, owned)
+    assert compose["x-triage-env"]["TRIAGE_ARTIFACT_DIR"] in writable
 
 
 def test_cli_check_rejects_an_unknown_command() -> None:
