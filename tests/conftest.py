@@ -12,14 +12,16 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
+from typer.testing import CliRunner, Result
 
 from api.main import create_app
 from tests.services import create_pg_database, drop_pg_database, need
 from triage import accounts, migrate
+from triage.cli import app as cli
 from triage.context import system_context
 from triage.db import make_engine
 from triage.models.accounts import Account, Role
-from triage.settings import Environment, Settings
+from triage.settings import Environment, Settings, get_settings
 
 TESTDATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "testdata" / "dfvfs").resolve()
 PASSWORD = "correct-horse-battery"  # noqa: S105
@@ -117,6 +119,16 @@ def make_account(engine: Engine, username: str, role: Role, **extra: object) -> 
         )
         s.commit()
         return account
+
+
+def invoke_cli(args: list[str], env: dict[str, str] | None = None) -> Result:
+    """``triage ARGS`` run in this process with ``env`` added to the environment, the settings
+    read afresh for it (and forgotten after, for the tests that follow)."""
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(cli, args, env=env)
+    finally:
+        get_settings.cache_clear()
 
 
 def login(client: TestClient, username: str, password: str = PASSWORD) -> dict[str, str]:

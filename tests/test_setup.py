@@ -13,8 +13,8 @@ import yaml
 from pydantic import SecretStr, ValidationError
 from typer.core import TyperGroup
 from typer.main import get_command
-from typer.testing import CliRunner
 
+from tests.conftest import invoke_cli
 from triage.cli import app as cli
 from triage.settings import Environment, QueueBackend, Settings, get_settings
 
@@ -137,25 +137,18 @@ def test_serve_refuses_an_address_in_use_before_starting_the_local_worker(
 
     started: list[object] = []
     monkeypatch.setattr(local, "start_in_thread", started.append)
-    monkeypatch.setenv("TRIAGE_DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
-    monkeypatch.setenv("TRIAGE_QUEUE_BACKEND", "local")
-    get_settings.cache_clear()
-    try:
-        with socket.socket() as taken:
-            taken.bind(("127.0.0.1", 0))
-            taken.listen()
-            port = taken.getsockname()[1]
-            result = CliRunner().invoke(cli, ["serve", "--host", "127.0.0.1", "--port", str(port)])
-    finally:
-        get_settings.cache_clear()
+    env = {"TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "TRIAGE_QUEUE_BACKEND": "local"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = invoke_cli(["serve", "--host", "127.0.0.1", "--port", str(port)], env)
     assert result.exit_code == 1, result.output
     assert f"127.0.0.1:{port} is in use" in result.output and "nothing was started" in result.output
     assert not started
 
 
-def test_upgrading_a_database_a_newer_version_upgraded_is_refused_in_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_upgrading_a_database_a_newer_version_upgraded_is_refused_in_one_line(tmp_path: Path) -> None:
     # After a failed release is rolled back, `triage db upgrade` met a schema revision it has no
     # script for: Alembic's CommandError traceback, saying only that it could not locate it.
     import sqlite3
@@ -163,20 +156,16 @@ def test_upgrading_a_database_a_newer_version_upgraded_is_refused_in_one_line(
     from triage import migrate
 
     db = tmp_path / "x.db"
-    monkeypatch.setenv("TRIAGE_DATABASE_URL", f"sqlite:///{db}")
-    get_settings.cache_clear()
-    try:
-        assert CliRunner().invoke(cli, ["db", "upgrade"]).exit_code == 0
-        with sqlite3.connect(db) as conn:
-            conn.execute("UPDATE alembic_version SET version_num = '0099'")
-        conn.close()
-        newer = CliRunner().invoke(cli, ["db", "upgrade"])
-        with sqlite3.connect(db) as conn:
-            conn.execute("UPDATE alembic_version SET version_num = ?", (migrate.head(),))
-        conn.close()
-        unknown = CliRunner().invoke(cli, ["db", "upgrade", "9999"])
-    finally:
-        get_settings.cache_clear()
+    env = {"TRIAGE_DATABASE_URL": f"sqlite:///{db}"}
+    assert invoke_cli(["db", "upgrade"], env).exit_code == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0099'")
+    conn.close()
+    newer = invoke_cli(["db", "upgrade"], env)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = ?", (migrate.head(),))
+    conn.close()
+    unknown = invoke_cli(["db", "upgrade", "9999"], env)
     assert newer.exit_code == 1 and newer.stderr.count("\n") == 1, newer.output
     assert "the database is at schema revision 0099, which this version of the program does not know" in (
         newer.stderr
@@ -219,7 +208,6 @@ def test_migration_0008_names_kept_files_relative_to_the_artifact_folder(
 
     from triage import migrate
     from triage.db import make_engine
-    from triage.settings import get_settings
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TRIAGE_ARTIFACT_DIR", "var/artifacts")

@@ -7,13 +7,13 @@ import subprocess
 import sys
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from tests.conftest import invoke_cli
 from tests.factories import queued_cases, row_id
 from triage import queue
 from triage.cli import COMMANDS
@@ -22,7 +22,6 @@ from triage.context import Context
 from triage.models.accounts import Account, Role
 from triage.models.queue import ExaminationTask, TaskState
 from triage.models.types import utcnow
-from triage.settings import get_settings
 
 
 def test_help_lists_every_command() -> None:
@@ -59,14 +58,6 @@ def test_unknown_command_is_refused() -> None:
     assert "No such command" in result.output
 
 
-def _invoke(args: list[str], env: dict[str, str]) -> Any:
-    get_settings.cache_clear()
-    try:
-        return CliRunner().invoke(cli, args, env=env)
-    finally:
-        get_settings.cache_clear()
-
-
 @pytest.mark.parametrize("command", ["hashsets add", "rules add", "worker --once", "serve"])
 def test_an_artifact_folder_that_cannot_be_written_is_refused_at_the_start(
     command: str, database_url: str, engine: Engine, tmp_path: Path
@@ -87,7 +78,7 @@ def test_an_artifact_folder_that_cannot_be_written_is_refused_at_the_start(
             "TRIAGE_ARTIFACT_DIR": str(blocked / "artifacts"),
             "TRIAGE_API_PORT": str(taken.getsockname()[1]),
         }
-        result = _invoke(args, env)
+        result = invoke_cli(args, env)
     assert result.exit_code == 1, result.output
     assert (
         result.stderr
@@ -102,7 +93,7 @@ def test_rq_chosen_on_the_command_line_is_refused_a_broker_url_that_is_not_redis
     # The settings were checked with the environment's backend (local), then copied with RQ
     # unchecked: Redis's ValueError traceback as the worker started.
     env = {"TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "TRIAGE_BROKER_URL": "amqp://rabbit//"}
-    result = _invoke([command, "--backend", "rq"], env)
+    result = invoke_cli([command, "--backend", "rq"], env)
     assert result.exit_code == 1
     assert result.stderr.startswith("triage: invalid settings: TRIAGE_BROKER_URL: RQ needs a Redis URL")
 
@@ -117,7 +108,7 @@ def test_rq_chosen_on_the_command_line_is_refused_a_broker_url_that_is_not_redis
 @pytest.mark.parametrize("command", ["queue", "serve"])
 def test_a_database_url_that_cannot_be_used_is_refused_in_one_line(command: str, url: str, said: str) -> None:
     # SQLAlchemy's traceback ended every command, and the server, at start-up.
-    result = _invoke([command], {"TRIAGE_DATABASE_URL": url})
+    result = invoke_cli([command], {"TRIAGE_DATABASE_URL": url})
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith(f"triage: TRIAGE_DATABASE_URL {said}") and result.stderr.count("\n") == 1
     assert "s3cret" not in result.stderr and "local worker started" not in result.stdout
@@ -129,7 +120,7 @@ def test_a_bad_scoring_policy_is_refused_with_its_line_not_a_traceback(
 ) -> None:
     bad = tmp_path / "policy.toml"
     bad.write_text('version = "local-1"\n[factors.horoscope]\npoints = 1\n')
-    result = _invoke([command], {"TRIAGE_DATABASE_URL": database_url, "TRIAGE_SCORING_POLICY": str(bad)})
+    result = invoke_cli([command], {"TRIAGE_DATABASE_URL": database_url, "TRIAGE_SCORING_POLICY": str(bad)})
     assert result.exit_code == 1
     assert result.stderr.strip() == f"triage: {bad}:2: unknown policy factor 'horoscope'", result.exception
     assert "local worker started" not in result.stdout  # refused before anything started
@@ -150,7 +141,7 @@ def test_rescore_with_a_bad_policy_changes_nothing(database_url: str, engine: En
     assert lapsed is not None
     bad = tmp_path / "policy.toml"
     bad.write_text('version = "local-1"\n[factors.horoscope]\npoints = 1\n')
-    result = _invoke(["rescore"], {"TRIAGE_DATABASE_URL": database_url, "TRIAGE_SCORING_POLICY": str(bad)})
+    result = invoke_cli(["rescore"], {"TRIAGE_DATABASE_URL": database_url, "TRIAGE_SCORING_POLICY": str(bad)})
     assert result.exit_code == 1 and "unknown policy factor" in result.stderr
     with Session(engine) as s:
         task = s.get(ExaminationTask, lapsed.id)
@@ -158,7 +149,7 @@ def test_rescore_with_a_bad_policy_changes_nothing(database_url: str, engine: En
 
 
 def test_settings_that_do_not_validate_are_refused_in_one_line(tmp_path: Path) -> None:
-    result = _invoke(
+    result = invoke_cli(
         ["queue"],
         {
             "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
@@ -184,16 +175,11 @@ def test_settings_that_do_not_validate_are_refused_in_one_line(tmp_path: Path) -
     ],
 )
 def test_a_database_that_cannot_be_used_is_one_line_not_a_traceback(
-    url: str, said: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    url: str, said: str, tmp_path: Path
 ) -> None:
     # Every command that reads the database printed some 500 lines of traceback when it was
     # not running, refused the account, or had no tables yet.
-    monkeypatch.setenv("TRIAGE_DATABASE_URL", url.format(tmp=tmp_path))
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(cli, ["queue"])
-    finally:
-        get_settings.cache_clear()
+    result = invoke_cli(["queue"], {"TRIAGE_DATABASE_URL": url.format(tmp=tmp_path)})
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
     assert said in result.output and result.output.count("\n") == 1, result.output
     assert "hunter2" not in result.output
@@ -201,17 +187,13 @@ def test_a_database_that_cannot_be_used_is_one_line_not_a_traceback(
         assert "run `triage db upgrade`" in result.output
 
 
-def test_an_rq_worker_whose_broker_does_not_answer_is_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_rq_worker_whose_broker_does_not_answer_is_one_line(tmp_path: Path) -> None:
     # It printed some 190 lines of traceback.
-    monkeypatch.setenv("TRIAGE_DATABASE_URL", f"sqlite:///{tmp_path}/triage.db")
-    monkeypatch.setenv("TRIAGE_BROKER_URL", "redis://:hunter2@127.0.0.1:9/0")
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(cli, ["worker", "--backend", "rq"])
-    finally:
-        get_settings.cache_clear()
+    env = {
+        "TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path}/triage.db",
+        "TRIAGE_BROKER_URL": "redis://:hunter2@127.0.0.1:9/0",
+    }
+    result = invoke_cli(["worker", "--backend", "rq"], env)
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
     assert result.output.startswith("triage: the broker redis://:***@127.0.0.1:9/0 cannot be reached: ")
     assert result.output.count("\n") == 1 and "hunter2" not in result.output
