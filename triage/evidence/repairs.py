@@ -27,6 +27,7 @@ import pytsk3
 
 NTFS_OEM = b"NTFS    "
 BOOT_SIGNATURE = b"\x55\xaa"
+SECTOR_SIZES = (512, 1024, 2048, 4096)  # bytes per sector a boot sector may give
 MFT_MIRROR_RECORDS = 4  # $MFT, $MFTMirr, $LogFile, $Volume: what $MFTMirr holds
 
 Patch = tuple[int, bytes]  # where, what to read there instead
@@ -112,7 +113,7 @@ def _mft_mirror(img: pytsk3.Img_Info, offset: int, length: int, boot: bytes) -> 
     per_cluster = boot[13] if boot[13] <= 0x80 else 1 << (256 - boot[13])
     cluster = sector * per_cluster
     record = boot[0x40] * cluster if boot[0x40] < 0x80 else 1 << (256 - boot[0x40])
-    if sector not in (512, 1024, 2048, 4096) or not 0 < cluster <= 2**21 or not 256 <= record <= 2**16:
+    if sector not in SECTOR_SIZES or not 0 < cluster <= 2**21 or not 256 <= record <= 2**16:
         return None
     mft = offset + int.from_bytes(boot[0x30:0x38], "little") * cluster
     mirror = offset + int.from_bytes(boot[0x38:0x40], "little") * cluster
@@ -250,7 +251,7 @@ def fat_copies_differ(img: pytsk3.Img_Info, offset: int) -> str | None:
     reserved, copies = int.from_bytes(boot[14:16], "little"), boot[16]
     per_fat = int.from_bytes(boot[22:24], "little") or int.from_bytes(boot[36:40], "little")
     fat32 = int.from_bytes(boot[22:24], "little") == 0
-    if copies < 2 or sector not in (512, 1024, 2048, 4096) or not per_fat:
+    if copies < 2 or sector not in SECTOR_SIZES or not per_fat:
         return None
     if fat32 and boot[40] & 0x80:  # mirroring off: only the active table is kept
         return None

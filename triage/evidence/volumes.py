@@ -123,7 +123,7 @@ def unsupported_kind(img: pytsk3.Img_Info, offset: int, length: int) -> str | No
 
 def _tsk_reason(exc: OSError) -> str:
     detail = tsk_words(exc)
-    if "Encryption" in str(exc) or "encrypt" in str(exc).lower():
+    if "encrypt" in str(exc).lower():
         return f"encrypted: {detail}"
     return f"file system not recognised or damaged: {detail}"
 
