@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test install lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py triage/analysis/_md5lanes.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -33,4 +33,4 @@ lint: $(STAMP)
 	$(BIN)/mypy triage scoring workers api tests bench
 
 clean:
-	rm -rf $(VENV) var tests/images/build
+	rm -rf $(VENV) var tests/images/build triage/analysis/*.so

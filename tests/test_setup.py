@@ -82,6 +82,18 @@ def test_compose_file_parses_and_names_commands_that_exist() -> None:
     assert argv[0] == "triage" and _cli_has(argv[1:])
 
 
+def test_the_image_builds_the_md5_lanes() -> None:
+    # setup.py declares the compiled MD5 lanes: the image must copy it and have a compiler when
+    # it installs the program, or its scans would quietly hash with OpenSSL alone.
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = dockerfile.splitlines()
+    copied = {word for line in lines if line.startswith("COPY ") for word in line.split()[1:-1]}
+    assert {"pyproject.toml", "setup.py"} <= copied
+    install = next(line for line in lines if "pip install" in line)
+    built = install.index("import triage.analysis._md5lanes")
+    assert install.index("gcc") < install.index("pip install") < built
+
+
 def test_the_image_lets_its_user_write_every_volume_mounted_writable() -> None:
     # The services run as the image's own user; a named volume Docker makes at a path the image
     # lacks is root's. The artifact folder was such a volume: no run could keep its listing

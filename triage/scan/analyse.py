@@ -1,5 +1,6 @@
 """Per-file analysis inside a pool worker: one read pass feeds the hashers, the file-type
-sniffer and (for files under the cap) YARA; then the hash sets are consulted."""
+sniffer and (for files under the cap) YARA; then the hash sets are consulted. The small files
+of a batch are given MD5 together at its end (vector lanes: ``hashers.md5_many``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from triage.analysis import filetypes
-from triage.analysis.hashers import MultiHasher
+from triage.analysis.hashers import ALGORITHMS, MultiHasher, md5_in_lanes, md5_many
 from triage.analysis.hashsets import HashSetInfo, HashSetStore
 from triage.analysis.yarascan import Scanner
 from triage.evidence.filesystems import DEFAULT_ATTR, FileEntry
@@ -57,16 +58,25 @@ def init_worker(detected: DetectedImage, options: ScanOptions) -> None:
     _state = _WorkerState(open_tsk_image(detected), options, scanner, stores)
 
 
-def _read(
-    state: _WorkerState, fs_offset: int, entry: FileEntry, hasher: MultiHasher
-) -> tuple[bytes, bytes | None]:
-    """Feed the file to the hasher; return its head and, under the YARA cap, all of it.
+@dataclass
+class _Analysed:
+    """A file analysed but for its hash-set lookups; a small file's bytes are kept until its
+    batch's MD5 lanes have run (``give_md5``)."""
 
-    A file under the cap is read with one call (one buffer serves hashers and YARA, no
-    joining); a larger one is streamed in blocks so memory stays bounded.
+    record: dict[str, Any]
+    md5_of: bytes | None = None
+
+
+def _read(
+    state: _WorkerState, fs_offset: int, entry: FileEntry, hasher: MultiHasher, whole: bool
+) -> tuple[bytes, bytes | None]:
+    """Feed the file to the hasher; return its head and, if ``whole``, all of it.
+
+    A file kept whole (under the YARA cap, or waiting for the MD5 lanes) is read with one call:
+    one buffer serves hashers and YARA, no joining. A larger one is streamed in blocks so
+    memory stays bounded.
     """
     handle = state.fs(fs_offset).open_meta(inode=entry.inode)
-    whole = state.scanner is not None and entry.size <= state.options.yara_max_size
     block = entry.size if whole else state.options.read_block
     head = b""
     offset = 0
@@ -94,8 +104,11 @@ def bytes_to_read(size: int, media_size: int) -> int:
     return size if size <= media_size else 0
 
 
-def analyse_entry(state: _WorkerState, fs_offset: int, entry: FileEntry) -> dict[str, Any]:
-    record = _record(entry)
+def analyse_entry(state: _WorkerState, fs_offset: int, entry: FileEntry) -> _Analysed:
+    """Read the file once for its digests, file type and YARA. A small file's MD5 waits for its
+    batch (``md5_in_lanes``); the hash sets are consulted once it has it (``look_up``)."""
+    out = _Analysed(_record(entry))
+    record = out.record
     media_size = state.media_size
     if bytes_to_read(entry.size, media_size) < entry.size:
         # Damaged metadata (a hostile or corrupt inode claiming terabytes on a memory stick), or
@@ -105,19 +118,46 @@ def analyse_entry(state: _WorkerState, fs_offset: int, entry: FileEntry) -> dict
             f"not read: its size ({entry.size:,} bytes) is more than the whole image holds "
             f"({media_size:,} bytes): damaged metadata, or a sparse file"
         )
-        return record
-    hasher = MultiHasher()
+        return out
+    in_lanes = md5_in_lanes(entry.size)
+    hasher = MultiHasher(("sha1", "sha256") if in_lanes else ALGORITHMS)
+    whole = in_lanes or (state.scanner is not None and entry.size <= state.options.yara_max_size)
     try:
-        head, content = _read(state, fs_offset, entry, hasher)
+        head, content = _read(state, fs_offset, entry, hasher, whole)
     except (OSError, MemoryError) as exc:
         record["error"] = f"read failed: {tsk_words(exc)}"
-        return record
-    digests = hasher.hexdigests()
-    record.update(digests)
+        return out
+    record.update(hasher.hexdigests())
+    if in_lanes:
+        out.md5_of = content
     mime, kind = filetypes.detect(head)
     record["mime"], record["kind"] = mime, kind
+    if state.scanner is not None:
+        data = content if content is not None else b""
+        result = state.scanner.scan(data, path=entry.path, filetype=mime or "", size=entry.size)
+        record["yara"] = {
+            "matches": result.matches,
+            "complete": result.complete,
+            "reason": result.reason,
+        }
+    return out
+
+
+def give_md5(analysed: list[_Analysed]) -> None:
+    """MD5 for the files whose bytes were kept for it, all at once (vector lanes)."""
+    waiting = [(a, a.md5_of) for a in analysed if a.md5_of is not None]
+    digests = md5_many([data for _a, data in waiting])
+    for (a, _data), digest in zip(waiting, digests, strict=True):
+        a.record["md5"] = digest
+        a.md5_of = None
+
+
+def look_up(state: _WorkerState, record: dict[str, Any]) -> dict[str, Any]:
+    """The hash sets' verdicts on a file with its digests; its record."""
+    if record["error"] is not None:
+        return record
     for info, store in state.stores:
-        found = store.lookup([digests["md5"], digests["sha1"], digests["sha256"]])
+        found = store.lookup([record["md5"], record["sha1"], record["sha256"]])
         if found is None:
             continue
         category, alert = found
@@ -131,26 +171,17 @@ def analyse_entry(state: _WorkerState, fs_offset: int, entry: FileEntry) -> dict
         )
         if info.kind.value == "known_good" or not alert:
             record["known"] = True
-    if state.scanner is not None:
-        data = content if content is not None else b""
-        result = state.scanner.scan(data, path=entry.path, filetype=mime or "", size=entry.size)
-        record["yara"] = {
-            "matches": result.matches,
-            "complete": result.complete,
-            "reason": result.reason,
-        }
     return record
 
 
 def process_batch(batch: list[list[Any]]) -> list[dict[str, Any]]:
-    """Analyse a batch of spooled entries ``[fs_offset, *FileEntry fields]``."""
+    """Analyse a batch of spooled entries ``[fs_offset, *FileEntry fields]``: each file in
+    turn, then the small ones' MD5 together, then the hash-set lookups."""
     assert _state is not None, "init_worker was not called"
-    out = []
-    for row in batch:
-        fs_offset, fields = row[0], row[1:]
-        entry = FileEntry.from_tuple(tuple(fields))
-        out.append(analyse_entry(_state, fs_offset, entry))
-    return out
+    state = _state
+    analysed = [analyse_entry(state, row[0], FileEntry.from_tuple(tuple(row[1:]))) for row in batch]
+    give_md5(analysed)
+    return [look_up(state, a.record) for a in analysed]
 
 
 def _record(entry: FileEntry, error: str | None = None) -> dict[str, Any]:

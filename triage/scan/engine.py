@@ -41,8 +41,11 @@ class ScanResult:
 
 
 def versions() -> dict[str, str]:
+    import ssl
+
     import pyewf
 
+    from triage.analysis.hashers import md5_implementation
     from triage.analysis.yarascan import yara_version
     from triage.evidence.tsk import tsk_version
 
@@ -51,6 +54,8 @@ def versions() -> dict[str, str]:
         "sleuthkit": tsk_version(),
         "libewf": str(pyewf.get_version()),
         "yara": yara_version(),
+        "openssl": ssl.OPENSSL_VERSION,  # SHA-1 and SHA-256, and MD5 where no lanes run
+        "md5": md5_implementation(),
     }
 
 
