@@ -630,6 +630,33 @@ def test_a_batch_is_given_time_for_the_bytes_it_will_read() -> None:
     assert _deadline([claim], options, media_size=2**30) == 900
 
 
+def test_batches_hold_files_of_one_size_class_each_and_every_file_once() -> None:
+    # The MD5 lanes are fastest with many messages of like lengths: a batch of 511 small files
+    # and one of 7 MiB left the lanes waiting on the long one.
+    import random
+
+    import orjson
+
+    rng = random.Random(5)
+    kinds = [lambda: rng.randrange(1, 2**16), lambda: rng.randrange(2**20, 2**23), lambda: 50 * 2**20]
+    sizes = [rng.choice(kinds)() for _ in range(3000)]
+    sizes += [2**60]  # claims more than the image: read for nothing, batched with the small ones
+    rows = [[0, 1, f"/f{n}", n, size] for n, size in enumerate(sizes)]
+    options = ScanOptions(batch_bytes=64 * 2**20, batch_files=512)
+    seen = [0, 0]
+    lines = (orjson.dumps(row) + b"\n" for row in rows)
+    batches = list(engine._batches(lines, options, seen, media_size=2**40))
+
+    assert sorted(row[3] for batch in batches for row in batch) == list(range(len(rows)))
+    assert seen == [len(rows), sum(sizes[:-1])]
+    for batch in batches:
+        to_read = [engine.bytes_to_read(row[4], 2**40) for row in batch]
+        classes = {sum(size > edge for edge in engine.SIZE_CLASSES) for size in to_read}
+        assert len(classes) == 1, to_read
+        assert len(batch) <= 512
+        assert sum(to_read[:-1]) < 64 * 2**20  # full at 64 MiB: only its last file takes it over
+
+
 def test_a_file_claiming_more_than_the_whole_image_is_reported_not_read_for_hours(
     images: dict[str, Path], tmp_path: Path
 ) -> None:

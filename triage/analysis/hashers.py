@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import ssl
 from collections.abc import Iterable, Sequence
 from functools import cache
 from types import ModuleType
@@ -81,6 +80,8 @@ def md5_lanes() -> tuple[ModuleType, int] | None:
 
 def md5_implementation() -> str:
     """Which code computes the scan's MD5 digests, for the provenance of every result."""
+    import ssl  # here, not at the top: the analysis processes never need it
+
     lanes = md5_lanes()
     if lanes is None:
         return f"{ssl.OPENSSL_VERSION} (hashlib)"
