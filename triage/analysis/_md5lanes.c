@@ -445,7 +445,12 @@ static PyMethodDef methods[] = {
     {"widths", py_widths, METH_NOARGS, "widths() -> the lane widths this CPU runs, widest first."},
     {NULL, NULL, 0, NULL}};
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_md5lanes",
-                                    "MD5 of many buffers at once in vector lanes.", -1, methods};
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_md5lanes",
+    .m_doc = "MD5 of many buffers at once in vector lanes.",
+    .m_size = -1,
+    .m_methods = methods,
+};
 
 PyMODINIT_FUNC PyInit__md5lanes(void) { return PyModule_Create(&module); }
