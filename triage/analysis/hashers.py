@@ -1,8 +1,9 @@
 """Hashers are tiny (``update``/``hexdigest``) so that all of them are fed from one read.
 
 MD5 is the slowest of the three digests by far (one MD5 stream cannot go faster than about
-4.5 cycles a byte), so files that are read whole are given MD5 together, by ``md5_many``: the
-compiled ``_md5lanes`` module hashes 16 (AVX-512) or 8 (AVX2) of them at once in vector lanes.
+4.5 cycles a byte), so a batch's files up to ``LANES_MAX_BYTES`` are given MD5 together, by
+``md5_many``: the compiled ``_md5lanes`` module hashes 16 (AVX-512) or 8 (AVX2) of them at once
+in vector lanes.
 It is used only after it gave OpenSSL's digests on a set of test messages in this process
 (``md5_lanes``); otherwise, or with ``TRIAGE_MD5_LANES=0`` in the environment, MD5 comes from
 OpenSSL through ``hashlib`` like SHA-1 and SHA-256.

@@ -1,6 +1,7 @@
 """Per-file analysis inside a pool worker: one read pass feeds the hashers, the file-type
-sniffer and (for files under the cap) YARA; then the hash sets are consulted. The small files
-of a batch are given MD5 together at its end (vector lanes: ``hashers.md5_many``)."""
+sniffer and (for files under the cap) YARA; then the hash sets are consulted. A batch's files
+up to ``hashers.LANES_MAX_BYTES`` are given MD5 together at its end (vector lanes:
+``hashers.md5_many``)."""
 
 from __future__ import annotations
 
@@ -60,8 +61,8 @@ def init_worker(detected: DetectedImage, options: ScanOptions) -> None:
 
 @dataclass
 class _Analysed:
-    """A file analysed but for its hash-set lookups; a small file's bytes are kept until its
-    batch's MD5 lanes have run (``give_md5``)."""
+    """A file analysed but for its hash-set lookups; the bytes of a file the MD5 lanes take are
+    kept until they have run for its batch (``give_md5``)."""
 
     record: dict[str, Any]
     md5_of: bytes | None = None
@@ -105,8 +106,9 @@ def bytes_to_read(size: int, media_size: int) -> int:
 
 
 def analyse_entry(state: _WorkerState, fs_offset: int, entry: FileEntry) -> _Analysed:
-    """Read the file once for its digests, file type and YARA. A small file's MD5 waits for its
-    batch (``md5_in_lanes``); the hash sets are consulted once it has it (``look_up``)."""
+    """Read the file once for its digests, file type and YARA. The MD5 of a file the lanes take
+    waits for its batch (``md5_in_lanes``); the hash sets are consulted once it has all three
+    digests (``look_up``)."""
     out = _Analysed(_record(entry))
     record = out.record
     media_size = state.media_size
@@ -176,7 +178,7 @@ def look_up(state: _WorkerState, record: dict[str, Any]) -> dict[str, Any]:
 
 def process_batch(batch: list[list[Any]]) -> list[dict[str, Any]]:
     """Analyse a batch of spooled entries ``[fs_offset, *FileEntry fields]``: each file in
-    turn, then the small ones' MD5 together, then the hash-set lookups."""
+    turn, then the MD5 the lanes take, all together, then the hash-set lookups."""
     assert _state is not None, "init_worker was not called"
     state = _state
     analysed = [analyse_entry(state, row[0], FileEntry.from_tuple(tuple(row[1:]))) for row in batch]
