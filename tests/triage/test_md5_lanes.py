@@ -121,6 +121,16 @@ def test_switched_off_in_the_environment_openssl_computes_md5(monkeypatch: pytes
     assert hashers.md5_many([b"a", b"b", b"c"]) == [md5(b).hex() for b in (b"a", b"b", b"c")]
 
 
+def test_without_the_extension_openssl_computes_md5(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Installed where there was no C compiler: the extension is optional.
+    monkeypatch.setattr(hashers, "_compiled", None)
+    assert hashers.md5_lanes() is None
+    assert not hashers.md5_in_lanes(1)
+    assert hashers.md5_implementation().endswith("(hashlib)")
+    buffers = [b"one", b"two", b"three"]
+    assert hashers.md5_many(buffers) == [md5(b).hex() for b in buffers]
+
+
 def test_lanes_that_disagree_with_openssl_are_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
     def wrong(buffers: list[bytes], width: int = 0) -> list[bytes]:
         return [bytes(16) for _ in buffers]
