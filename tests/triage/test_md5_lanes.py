@@ -121,6 +121,18 @@ def test_switched_off_in_the_environment_openssl_computes_md5(monkeypatch: pytes
     assert hashers.md5_many([b"a", b"b", b"c"]) == [md5(b).hex() for b in (b"a", b"b", b"c")]
 
 
+@needs_lanes
+def test_the_avx2_lanes_can_be_asked_for_where_avx512_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    if 8 not in WIDTHS:
+        pytest.skip("this CPU has no AVX2")
+    monkeypatch.setenv("TRIAGE_MD5_LANES", "8")
+    lanes = hashers.md5_lanes()
+    assert lanes is not None and lanes[1] == 8
+    assert "8 lanes (AVX2)" in hashers.md5_implementation()
+    buffers = [bytes([n]) * (n * 1000) for n in range(20)]
+    assert hashers.md5_many(buffers) == [md5(b).hex() for b in buffers]
+
+
 def test_without_the_extension_openssl_computes_md5(monkeypatch: pytest.MonkeyPatch) -> None:
     # Installed where there was no C compiler: the extension is optional.
     monkeypatch.setattr(hashers, "_compiled", None)

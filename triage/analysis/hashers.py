@@ -66,10 +66,16 @@ def _test_messages() -> list[bytes]:
 @cache
 def md5_lanes() -> tuple[ModuleType, int] | None:
     """The compiled lanes and their width, if this CPU runs them and they agree with OpenSSL
-    here and now; None means OpenSSL's MD5 is used."""
-    if _compiled is None or os.environ.get("TRIAGE_MD5_LANES", "1").strip() == "0":
+    here and now; None means OpenSSL's MD5 is used.
+
+    ``TRIAGE_MD5_LANES``: unset (or anything else) for the widest lanes this CPU runs, ``0``
+    for none (OpenSSL alone), ``8`` for the AVX2 lanes even where AVX-512 runs (to measure on
+    one machine what an AVX2-only one gains).
+    """
+    wanted = os.environ.get("TRIAGE_MD5_LANES", "").strip()
+    if _compiled is None or wanted == "0":
         return None
-    widths = [w for w in _compiled.widths() if w > 1]
+    widths = [w for w in _compiled.widths() if w > 1 and (wanted != "8" or w == 8)]
     if not widths:
         return None
     messages = _test_messages()
