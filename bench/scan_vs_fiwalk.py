@@ -139,8 +139,8 @@ def timed(argv: list[str], sample_memory: bool = False) -> tuple[float, int]:
 
 def library_floor(rules: Path, sizes: list[int], sample_every: int = 10) -> tuple[float, dict[str, float]]:
     """CPU seconds the libraries alone need for the scan's per-file work on this machine: MD5
-    (as the scan computes it: a batch's small files together in vector lanes where the CPU
-    has them, ``hashers.md5_many``, the others with ``hashlib``), SHA-1 and SHA-256
+    (as the scan computes it: a batch's files up to 16 MiB together in vector lanes where the
+    CPU has them, ``hashers.md5_many``, the others with ``hashlib``), SHA-1 and SHA-256
     (``hashlib``, fed in the scan's read blocks) and YARA with the bench rules (the whole
     file in one call, up to the scan's size cap), replayed on random data for every
     ``sample_every``-th of the files (by size, so the sample has the listing's mix of small
@@ -150,8 +150,11 @@ def library_floor(rules: Path, sizes: list[int], sample_every: int = 10) -> tupl
     (MiB/s) over the sample."""
     import hashlib
 
+    import orjson
+
     from triage.analysis.hashers import md5_in_lanes, md5_many
     from triage.analysis.yarascan import Scanner, compile_rules
+    from triage.scan.engine import _batches
     from triage.scan.options import ScanOptions
 
     options = ScanOptions()
@@ -183,15 +186,15 @@ def library_floor(rules: Path, sizes: list[int], sample_every: int = 10) -> tupl
         for data in buffers:
             hashing_one(name, data)
 
-    # The scan's batches: files in the order the walk finds them (here shuffled, so that each
-    # batch mixes sizes as the walk's do), up to batch_bytes or batch_files each.
-    shuffled = buffers[:]
-    rng.shuffle(shuffled)
-    batches: list[list[bytes]] = [[]]
-    for data in shuffled:
-        if sum(map(len, batches[-1])) >= options.batch_bytes or len(batches[-1]) >= options.batch_files:
-            batches.append([])
-        batches[-1].append(data)
+    # The scan's batches, made by the scan's own batching (size classes, batch_bytes,
+    # batch_files) from the files in a walk-like order (shuffled).
+    order = list(range(len(buffers)))
+    rng.shuffle(order)
+    spooled = (orjson.dumps([0, 1, "", i, len(buffers[i])]) + b"\n" for i in order)
+    batches = [
+        [buffers[row[3]] for row in batch]
+        for batch in _batches(spooled, options, [0, 0], media_size=sum(sample))
+    ]
 
     def md5_batches() -> None:
         for batch in batches:
