@@ -52,6 +52,47 @@ def test_scan_loads_no_database_or_web_code() -> None:
     assert "HEAVY:\n" in out.stdout, out.stdout[-300:]
 
 
+def _launch(*args: str) -> str:
+    """Run the `triage` entry point with ``args``, recording whether Typer was imported yet at
+    each start of the fork server (the server itself is not started)."""
+    probe = (
+        "import sys\n"
+        "import triage.forking\n"
+        "calls = []\n"
+        "triage.forking.start_fork_server = lambda: calls.append('typer' in sys.modules)\n"
+        f"sys.argv = ['triage', *{list(args)!r}]\n"
+        "import triage.launch\n"
+        "try:\n"
+        "    triage.launch.main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('CALLS:', calls)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return out.stdout.rsplit("CALLS:", 1)[1].strip()
+
+
+def test_scan_starts_its_fork_server_before_the_command_line_is_imported(tmp_path: Path) -> None:
+    # The server then loads the analysis modules while this process imports Typer and Rich,
+    # and its children, which run the entry point again as their main module, import neither.
+    calls = _launch("scan", str(tmp_path / "missing.img"))
+    assert calls.startswith("[False"), calls
+    assert _launch("scan", "--help") == "[]"
+    assert _launch("queue", "--help") == "[]"
+    light = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, triage.launch\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('typer', 'rich', 'click', 'triage.'))))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert light.stdout.strip() == "['triage.launch']", light.stdout
+
+
 def test_unknown_command_is_refused() -> None:
     result = CliRunner().invoke(cli, ["explode"])
     assert result.exit_code == 2

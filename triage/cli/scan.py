@@ -29,8 +29,8 @@ from triage.errors import (
 )
 from triage.evidence.names import xml_safe
 from triage.evidence.paths import not_usable, shown
+from triage.forking import start_fork_server
 from triage.scan import ScanOptions, scan_image
-from triage.scan.pool import start_fork_server
 
 DEFAULT_CACHE = Path.home() / ".cache" / "htcu-triage" / "hashsets"
 
@@ -218,7 +218,9 @@ def scan(
             ) from None
     if dfxml is not None:
         _check_writable(dfxml)
-    start_fork_server()  # it loads the analysis modules while the hash sets and rules load here
+    # Started already by the `triage` command (``triage.launch``); this makes sure of it for
+    # callers that come here another way. It loads the analysis modules meanwhile.
+    start_fork_server()
     options = ScanOptions(
         include_deleted=deleted,
         omit_known=omit_known,

@@ -7,7 +7,6 @@ on hostile input (a segfault in libtsk kills the process), so we keep our own sm
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import queue
 import resource
@@ -15,24 +14,11 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from multiprocessing import forkserver
 from typing import Any
 
 from triage.errors import ResultsNotWritten, TriageError
+from triage.forking import CTX
 from triage.orphans import on_exit_of
-
-# Children are forked from a fork server: safe in threaded parents (the API server, the local
-# worker) like spawning, but a child starts without importing the program again (spawning
-# re-imported the whole CLI in every child, about 0.8 s of CPU each). The server loads the
-# evidence and analysis modules once.
-CTX = mp.get_context("forkserver")
-CTX.set_forkserver_preload(["triage.scan.analyse", "triage.scan.phases"])
-
-
-def start_fork_server() -> None:
-    """Start the fork server now, so that it loads the analysis modules while the caller still
-    prepares (hash sets, rules, the image's probe) rather than when the first child is asked for."""
-    forkserver.ensure_running()
 
 
 def limit_memory(limit_bytes: int) -> None:
