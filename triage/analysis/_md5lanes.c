@@ -295,6 +295,18 @@ static void put_digest(uint8_t *out, const uint32_t s[4]) {
         for (int i = 0; i < 4; i++) out[4 * w + i] = (uint8_t)(s[w] >> (8 * i));
 }
 
+/* Lane l's state out of the vectors' layout (A of every lane, then B, C, D). */
+static void lane_state(const uint32_t *state, int width, int l, uint32_t s[4]) {
+    for (int w = 0; w < 4; w++) s[w] = state[w * width + l];
+}
+
+/* The rest of a lane's message in plain C, from state s; its digest into out. */
+static void finish_alone(const lane_t *ln, uint32_t s[4], uint8_t *out) {
+    md5_blocks_1(s, ln->data, ln->blocks);
+    if (!ln->in_tail) md5_blocks_1(s, ln->tail, ln->tail_blocks);
+    put_digest(out + 16 * ln->msg, s);
+}
+
 /* Hash n messages into out (16 bytes each) with `width` lanes (1, 8 or 16). */
 static void md5_many(const Py_buffer *bufs, Py_ssize_t n, uint8_t *out, int width) {
     Py_ssize_t next = 0;
@@ -338,7 +350,7 @@ static void md5_many(const Py_buffer *bufs, Py_ssize_t n, uint8_t *out, int widt
                     continue;
                 }
                 uint32_t s[4];
-                for (int w = 0; w < 4; w++) s[w] = state[w * width + l];
+                lane_state(state, width, l, s);
                 put_digest(out + 16 * ln->msg, s);
                 ln->msg = -1;
                 active--;
@@ -349,10 +361,8 @@ static void md5_many(const Py_buffer *bufs, Py_ssize_t n, uint8_t *out, int widt
             lane_t *ln = &lanes[l];
             if (ln->msg < 0) continue;
             uint32_t s[4];
-            for (int w = 0; w < 4; w++) s[w] = state[w * width + l];
-            md5_blocks_1(s, ln->data, ln->blocks);
-            if (!ln->in_tail) md5_blocks_1(s, ln->tail, ln->tail_blocks);
-            put_digest(out + 16 * ln->msg, s);
+            lane_state(state, width, l, s);
+            finish_alone(ln, s, out);
         }
 #endif
     }
@@ -360,9 +370,7 @@ static void md5_many(const Py_buffer *bufs, Py_ssize_t n, uint8_t *out, int widt
         lane_t ln;
         uint32_t s[4] = {INIT[0], INIT[1], INIT[2], INIT[3]};
         lane_start(&ln, next, bufs[next].buf, (size_t)bufs[next].len);
-        md5_blocks_1(s, ln.data, ln.blocks);
-        if (!ln.in_tail) md5_blocks_1(s, ln.tail, ln.tail_blocks);
-        put_digest(out + 16 * next, s);
+        finish_alone(&ln, s, out);
     }
 }
 
