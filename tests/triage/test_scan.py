@@ -27,9 +27,11 @@ from triage.scan.outputs import read_jsonl, write_dfxml
 
 
 def _scan(image: Path, tmp_path: Path, **kw: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The summary and the records, by partition and path: the listing is written as batches
+    finish, in no set order (README, Results), so two scans are compared in this one."""
     listing = tmp_path / f"{image.name}.jsonl"
     result = scan_image(image, ScanOptions(**kw), listing)
-    return result.summary, list(read_jsonl(listing))
+    return result.summary, sorted(read_jsonl(listing), key=lambda r: (r["partition"], r["path"]))
 
 
 @pytest.mark.parametrize("name", ["ext4", "mbr", "ntfs", "gpt", "e01"])
@@ -675,7 +677,7 @@ def test_a_file_claiming_more_than_the_whole_image_is_reported_not_read_for_hour
     listing = tmp_path / "huge.jsonl"
     options = ScanOptions(batch_timeout=5)  # the code before this gave up on the file after 2 x 5 s
     result = scan_image(damaged, options, listing, lambda phase, done, total: totals.append(total))
-    records = {r["path"]: r for r in read_jsonl(listing)}
+    records = {r["path"]: r for r in sorted(read_jsonl(listing), key=lambda r: r["path"])}
     huge = records["/photos/IMG_0001.jpg"]
     assert huge["size"] == claimed and huge["md5"] is None
     assert huge["error"].startswith(
