@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.images.planted import Planted, tree, write_tree
+from tests.images.planted import Planted, random_bytes, tree, write_tree
 
 SECTOR = 512
 MiB = 1024 * 1024
@@ -89,6 +89,54 @@ def fat(out: Path, files: list[Planted], size_mib: int, bits: int, deleted: byte
         _run("mcopy", "-i", out, gone, "::/deleted.txt")
         _run("mdel", "-i", out, "::/deleted.txt")
     return out
+
+
+def fragmented_fat(out: Path) -> tuple[Path, list[Planted]]:
+    """An MBR disk whose partition (1 MiB in) holds FAT16 whose largest file lies in two
+    pieces: written after a file between two others was deleted, it fills that gap first and
+    goes on past the third. Also the others, and a small one. Returns the disk and what each
+    file holds."""
+    kept = [Planted(f"{name}.bin", random_bytes(seed, 300 * 1024)) for seed, name in ((1, "a"), (3, "c"))]
+    gap = Planted("b.bin", random_bytes(2, 300 * 1024))
+    split = Planted("d.bin", random_bytes(4, 700 * 1024 + 77))
+    small = Planted("small.txt", b"below the size read straight from the image\n")
+    fs = out.with_suffix(".fs")
+    fs.unlink(missing_ok=True)
+    _run("mkfs.vfat", "-C", "-F", "16", "-i", "1234abcd", "-n", "FRAGMENTS", fs, str(16 * 1024))
+    src = out.parent / f"{out.stem}.src"
+    shutil.rmtree(src, ignore_errors=True)
+    write_tree(src, [kept[0], gap, kept[1], split, small])
+    for planted in (kept[0], gap, kept[1]):
+        _run("mcopy", "-i", fs, src / planted.path, f"::/{planted.path}")
+    _run("mdel", "-i", fs, f"::/{gap.path}")
+    for planted in (split, small):
+        _run("mcopy", "-i", fs, src / planted.path, f"::/{planted.path}")
+    _zero(out, 18 * MiB)
+    table = "label: dos\nstart=2048, size=32768, type=6\n"
+    subprocess.run(["sfdisk", "-q", str(out)], input=table.encode(), check=True, capture_output=True)
+    _place(out, fs, 2048)
+    return out, [*kept, split, small]
+
+
+def sparse_ext4(out: Path) -> tuple[Path, list[Planted]]:
+    """ext4 (4 KiB blocks) with a file whose middle is a hole (``mke2fs -d`` leaves blocks of
+    zeros out), one whose end lies in blocks allocated but never written (``debugfs
+    fallocate``; they read as zeros), and a whole one. Returns the image and what each file
+    holds."""
+    holed = Planted(
+        "holed.bin", random_bytes(5, 100 * 1024) + bytes(300 * 1024) + random_bytes(6, 100 * 1024)
+    )
+    written = random_bytes(7, 400 * 1024)
+    unwritten = Planted("unwritten.bin", written + bytes(MiB - len(written)))
+    whole = Planted("whole.bin", random_bytes(8, 500 * 1024 + 5))
+    src = out.parent / f"{out.stem}.src"
+    shutil.rmtree(src, ignore_errors=True)
+    write_tree(src, [holed, Planted(unwritten.path, written), whole])
+    out.unlink(missing_ok=True)
+    _run("mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-d", src, out, "8M")
+    _run("debugfs", "-w", "-R", f"fallocate /{unwritten.path} 0 400", out)
+    _run("debugfs", "-w", "-R", f"sif /{unwritten.path} size {MiB}", out)
+    return out, [holed, unwritten, whole]
 
 
 def fat32_mbr(out: Path) -> Path:

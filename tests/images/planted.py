@@ -10,20 +10,22 @@ from pathlib import Path
 YARA_MARKER = b"HTCU-YARA-MARKER-7f3a9c"
 
 
-def _bytes(seed: int, n: int) -> bytes:
+def random_bytes(seed: int, n: int) -> bytes:
     return random.Random(seed).randbytes(n)
 
 
 # A JPEG-looking file that the VICS test set lists as category 1.
 KNOWN_BAD = (
-    b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + _bytes(1, 6000) + b"\xff\xd9"
+    b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    + random_bytes(1, 6000)
+    + b"\xff\xd9"
 )
 # A system-looking file that the NSRL-style set lists (known-good).
-KNOWN_GOOD = b"MZ\x90\x00" + _bytes(2, 9000)
+KNOWN_GOOD = b"MZ\x90\x00" + random_bytes(2, 9000)
 # A file that the test YARA rule matches.
-YARA_HIT = b"notes\n" + _bytes(3, 3000) + YARA_MARKER + b"\nend\n"
+YARA_HIT = b"notes\n" + random_bytes(3, 3000) + YARA_MARKER + b"\nend\n"
 # A PNG (for file-type counting), not in any set.
-PNG = b"\x89PNG\r\n\x1a\n" + _bytes(4, 2048)
+PNG = b"\x89PNG\r\n\x1a\n" + random_bytes(4, 2048)
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,9 @@ def tree(flat: bool = False, big: bool = True) -> list[Planted]:
     ]
     for n in range(12):
         folder = "" if flat else f"docs/sub{n % 3}/"
-        files.append(Planted(f"{folder}doc{n:02d}.bin", _bytes(100 + n, 1000 + n * 1731)))
+        files.append(Planted(f"{folder}doc{n:02d}.bin", random_bytes(100 + n, 1000 + n * 1731)))
     if big:
-        files.append(Planted("video.bin", _bytes(99, 9 * 1024 * 1024 + 123)))  # crosses read blocks
+        files.append(Planted("video.bin", random_bytes(99, 9 * 1024 * 1024 + 123)))  # crosses read blocks
     return files
 
 

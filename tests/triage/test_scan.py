@@ -101,7 +101,7 @@ def test_planted_files_are_found_by_vics_nsrl_and_yara(
     assert summary["yara_hits"] == {"planted_marker": 1}
     assert summary["images"] == 2  # the JPEG and the PNG, by content
     prov = summary["provenance"]
-    assert set(prov["versions"]) == {"htcu-triage", "sleuthkit", "libewf", "yara", "openssl", "md5"}
+    assert set(prov["versions"]) == {"htcu-triage", "sleuthkit", "libewf", "yara", "openssl", "md5", "reads"}
     assert prov["options"]["rules"]["sha256"] == compile_rules([rules_dir]).sha256
     assert (
         prov["options"]["hashsets"][0]["sha256"]

@@ -19,6 +19,7 @@ from functools import cache
 from types import ModuleType
 
 ALGORITHMS = ("md5", "sha1", "sha256")
+Content = bytes | bytearray | memoryview  # a file's bytes, as read through TSK or from the image
 DIGEST_LENGTHS = {32: "md5", 40: "sha1", 64: "sha256"}
 LANE_NAMES = {16: "AVX-512", 8: "AVX2"}
 # Larger files get MD5 from OpenSSL as they are read. A file in the lanes is kept in memory
@@ -38,7 +39,7 @@ class MultiHasher:
     def __init__(self, algorithms: Iterable[str] = ALGORITHMS) -> None:
         self._hashers = {name: hashlib.new(name) for name in algorithms}
 
-    def update(self, data: bytes | memoryview) -> None:
+    def update(self, data: Content) -> None:
         for hasher in self._hashers.values():
             hasher.update(data)
 
@@ -104,7 +105,7 @@ def md5_in_lanes(size: int) -> bool:
     return size <= LANES_MAX_BYTES and md5_lanes() is not None
 
 
-def md5_many(buffers: Sequence[bytes]) -> list[str]:
+def md5_many(buffers: Sequence[Content]) -> list[str]:
     """The MD5 hex digests of whole buffers, in their order."""
     lanes = md5_lanes()
     if lanes is None or len(buffers) < 3:

@@ -15,6 +15,7 @@ from typing import Any
 
 import yara
 
+from triage.analysis.hashers import Content
 from triage.errors import RulesError
 from triage.evidence.paths import not_usable, shown
 
@@ -230,7 +231,7 @@ class Scanner:
         self.timeout = timeout
         self.max_size = max_size
 
-    def scan(self, data: bytes, *, path: str, filetype: str, size: int) -> YaraResult:
+    def scan(self, data: Content, *, path: str, filetype: str, size: int) -> YaraResult:
         if size > self.max_size:
             return YaraResult(
                 complete=False, reason=f"file larger than the YARA size cap ({self.max_size} bytes)"

@@ -1,7 +1,8 @@
 """Per-file analysis inside a pool worker: one read pass feeds the hashers, the file-type
 sniffer and (for files under the cap) YARA; then the hash sets are consulted. A batch's files
 up to ``hashers.LANES_MAX_BYTES`` are given MD5 together at its end (vector lanes:
-``hashers.md5_many``)."""
+``hashers.md5_many``). Files of a raw image that lie in plain runs are read straight from it
+(``evidence.direct``), the others through The Sleuth Kit."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from functools import cached_property
 from typing import Any
 
 from triage.analysis import filetypes
-from triage.analysis.hashers import ALGORITHMS, MultiHasher, md5_in_lanes, md5_many
+from triage.analysis.hashers import ALGORITHMS, Content, MultiHasher, md5_in_lanes, md5_many
 from triage.analysis.hashsets import HashSetInfo, HashSetStore
 from triage.analysis.yarascan import Scanner
+from triage.evidence.direct import DirectReader, Extents, direct_reads_on, readable_directly
 from triage.evidence.filesystems import DEFAULT_ATTR, FileEntry
-from triage.evidence.formats import DetectedImage
+from triage.evidence.formats import DetectedImage, ImageFormat
 from triage.evidence.tsk import open_tsk_image, tsk_words
 from triage.evidence.volumes import list_partitions, try_open_fs
 from triage.scan.options import ScanOptions
@@ -26,7 +28,10 @@ class _WorkerState:
     options: ScanOptions
     scanner: Scanner | None
     stores: list[tuple[HashSetInfo, HashSetStore]]
+    direct: DirectReader | None = None  # a raw image in one file
     filesystems: dict[int, Any] = field(default_factory=dict)
+    direct_fs: set[int] = field(default_factory=set)  # offsets of those read straight from it
+    spare: bytearray = field(default_factory=bytearray)  # for a whole file not kept, reused
 
     @cached_property
     def media_size(self) -> int:
@@ -45,7 +50,22 @@ class _WorkerState:
             if fs is None:
                 raise OSError(reason)
             self.filesystems[offset] = fs
+            if self.direct is not None and not reason and readable_directly(fs):
+                self.direct_fs.add(offset)  # opened as it is: no copy of a structure patched in
         return self.filesystems[offset]
+
+    def extents(self, fs_offset: int, handle: Any, entry: FileEntry) -> Extents | None:
+        """Where the file lies in the image, if it can be read straight from it."""
+        if self.direct is None or fs_offset not in self.direct_fs:
+            return None
+        block_size = int(self.filesystems[fs_offset].info.block_size)
+        return self.direct.extents(handle, entry, fs_offset, block_size)
+
+    def spare_for(self, size: int) -> bytearray:
+        """The reused buffer, grown to ``size`` bytes if it is smaller."""
+        if len(self.spare) < size:
+            self.spare = bytearray(size)
+        return self.spare
 
 
 _state: _WorkerState | None = None
@@ -56,7 +76,9 @@ def init_worker(detected: DetectedImage, options: ScanOptions) -> None:
     global _state
     scanner = Scanner(options.rules, options.yara_timeout, options.yara_max_size) if options.rules else None
     stores = [(info, HashSetStore(info.store, info.entries)) for info in options.hashsets]
-    _state = _WorkerState(open_tsk_image(detected), options, scanner, stores)
+    raw = detected.format is ImageFormat.raw
+    direct = DirectReader(detected.first) if raw and direct_reads_on() else None
+    _state = _WorkerState(open_tsk_image(detected), options, scanner, stores, direct)
 
 
 @dataclass
@@ -65,19 +87,23 @@ class _Analysed:
     kept until they have run for its batch (``give_md5``)."""
 
     record: dict[str, Any]
-    md5_of: bytes | None = None
+    md5_of: Content | None = None
 
 
 def _read(
-    state: _WorkerState, fs_offset: int, entry: FileEntry, hasher: MultiHasher, whole: bool
-) -> tuple[bytes, bytes | None]:
-    """Feed the file to the hasher; return its head and, if ``whole``, all of it.
+    state: _WorkerState, fs_offset: int, entry: FileEntry, hasher: MultiHasher, whole: bool, keep: bool
+) -> tuple[bytes, Content | None]:
+    """Feed the file to the hasher; return its head and, if ``whole``, all of it (in a buffer
+    of its own if ``keep``, else one valid until the next file is read).
 
     A file kept whole (under the YARA cap, or waiting for the MD5 lanes) is read with one call:
     one buffer serves hashers and YARA, no joining. A larger one is streamed in blocks so
     memory stays bounded.
     """
     handle = state.fs(fs_offset).open_meta(inode=entry.inode)
+    extents = state.extents(fs_offset, handle, entry)
+    if extents is not None:
+        return _read_direct(state, extents, entry.size, hasher, whole, keep)
     block = entry.size if whole else state.options.read_block
     head = b""
     offset = 0
@@ -97,6 +123,23 @@ def _read(
             head = data[: filetypes.HEADER_BYTES]
         offset += len(data)
     return head, (data if whole else None)
+
+
+def _read_direct(
+    state: _WorkerState, extents: Extents, size: int, hasher: MultiHasher, whole: bool, keep: bool
+) -> tuple[bytes, Content | None]:
+    """``_read`` for a file that lies at ``extents`` of a raw image (``evidence.direct``)."""
+    assert state.direct is not None
+    if whole:
+        data = state.direct.read(extents, size, None if keep else state.spare_for(size))
+        hasher.update(data)
+        return bytes(data[: filetypes.HEADER_BYTES]), data
+    head = b""
+    block = state.options.read_block
+    for piece in state.direct.chunks(extents, state.spare_for(block), block):
+        hasher.update(piece)
+        head = head or bytes(piece[: filetypes.HEADER_BYTES])
+    return head, None
 
 
 def bytes_to_read(size: int, media_size: int) -> int:
@@ -125,7 +168,7 @@ def analyse_entry(state: _WorkerState, fs_offset: int, entry: FileEntry) -> _Ana
     hasher = MultiHasher(("sha1", "sha256") if in_lanes else ALGORITHMS)
     whole = in_lanes or (state.scanner is not None and entry.size <= state.options.yara_max_size)
     try:
-        head, content = _read(state, fs_offset, entry, hasher, whole)
+        head, content = _read(state, fs_offset, entry, hasher, whole, keep=in_lanes)
     except (OSError, MemoryError) as exc:
         record["error"] = f"read failed: {tsk_words(exc)}"
         return out

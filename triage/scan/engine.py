@@ -49,6 +49,7 @@ def versions() -> dict[str, str]:
 
     from triage.analysis.hashers import md5_implementation
     from triage.analysis.yarascan import yara_version
+    from triage.evidence.direct import how_files_are_read
     from triage.evidence.tsk import tsk_version
 
     return {
@@ -58,6 +59,7 @@ def versions() -> dict[str, str]:
         "yara": yara_version(),
         "openssl": ssl.OPENSSL_VERSION,  # SHA-1 and SHA-256, and MD5 where no lanes run
         "md5": md5_implementation(),
+        "reads": how_files_are_read(),
     }
 
 
