@@ -40,14 +40,13 @@ DIRECT_TYPES = frozenset(
     )
 )
 _NONRES = int(pytsk3.TSK_FS_ATTR_NONRES)
-_NOT_PLAIN = sum(
-    int(flag)
-    for flag in (
-        pytsk3.TSK_FS_ATTR_RES,
-        pytsk3.TSK_FS_ATTR_COMP,
-        pytsk3.TSK_FS_ATTR_ENC,
-        pytsk3.TSK_FS_ATTR_SPARSE,
-    )
+# An attribute with any of these is not a plain run of blocks: resident (inside the metadata
+# record), compressed, encrypted or sparse.
+_NOT_PLAIN = (
+    int(pytsk3.TSK_FS_ATTR_RES)
+    | int(pytsk3.TSK_FS_ATTR_COMP)
+    | int(pytsk3.TSK_FS_ATTR_ENC)
+    | int(pytsk3.TSK_FS_ATTR_SPARSE)
 )
 
 Extents = list[tuple[int, int]]  # (byte offset in the image, length), in the file's order
