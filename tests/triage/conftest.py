@@ -6,13 +6,17 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.images import build
 from tests.images.planted import KNOWN_BAD, KNOWN_GOOD, YARA_MARKER, Planted
 from tests.services import IN_CI
+from triage.evidence.formats import detect
+from triage.scan import ScanOptions, analyse
 
 
 @pytest.fixture(scope="session")
@@ -97,3 +101,39 @@ def testdata_copy(tmp_path: Path) -> Path:
     for f in target.iterdir():
         f.chmod(0o644)
     return target
+
+
+Odd = dict[str, tuple[Path, list[Planted]]]
+
+
+@pytest.fixture(scope="session")
+def odd(images: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Odd:
+    """Images whose files lie in more than one piece, or partly in no block at all (``images``
+    first: it fails under CI, or skips, when the tools that build them are missing)."""
+    out = tmp_path_factory.mktemp("odd")
+    return {
+        "fragmented": build.fragmented_fat(out / "fragmented.img"),
+        "sparse": build.sparse_ext4(out / "sparse.img"),
+    }
+
+
+Worker = Callable[..., analyse._WorkerState]
+
+
+@pytest.fixture
+def worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[Worker]:
+    """A pool worker's state, made in this process: ``worker(image, direct, **options)``."""
+    made: list[analyse._WorkerState] = []
+
+    def make(image: Path, direct: bool = True, **options: Any) -> analyse._WorkerState:
+        monkeypatch.setenv("TRIAGE_DIRECT_READS", "1" if direct else "0")
+        analyse.init_worker(detect(image), ScanOptions(**options))
+        assert analyse._state is not None
+        made.append(analyse._state)
+        return analyse._state
+
+    yield make
+    for state in made:
+        if state.direct is not None:
+            state.direct.close()
+    analyse._state = None

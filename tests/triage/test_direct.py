@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import pytsk3
 
-from tests.images import build
-from tests.images.planted import Planted
+from tests.triage.conftest import Odd, Worker
 from triage.analysis.hashers import ALGORITHMS, MultiHasher
 from triage.evidence.direct import DirectReader, Extents, how_files_are_read, readable_directly
 from triage.evidence.filesystems import DEFAULT_ATTR, FileEntry, walk
-from triage.evidence.formats import detect
 from triage.evidence.volumes import list_partitions, try_open_fs
 from triage.scan import ScanOptions, analyse, scan_image
 from triage.scan.outputs import read_jsonl
-
-Odd = dict[str, tuple[Path, list[Planted]]]
-
-
-@pytest.fixture(scope="module")
-def odd(images: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Odd:
-    """Images whose files lie in more than one piece, or partly in no block at all (``images``
-    first: it fails under CI, or skips, when the tools that build them are missing)."""
-    out = tmp_path_factory.mktemp("odd")
-    return {
-        "fragmented": build.fragmented_fat(out / "fragmented.img"),
-        "sparse": build.sparse_ext4(out / "sparse.img"),
-    }
 
 
 def _files(image: Path) -> Iterator[tuple[FileEntry, Extents | None, bytes, bytes | None]]:
@@ -80,28 +65,6 @@ def test_what_is_read_straight_from_the_image_is_what_the_sleuth_kit_reads(
         assert set(direct) == {"/whole.bin"}
         planted = {f"/{p.path}": p.data for p in odd["sparse"][1]}
         assert all(tsk == planted[entry.path] for entry, _e, tsk, _m in found if entry.path in planted)
-
-
-Worker = Callable[..., analyse._WorkerState]
-
-
-@pytest.fixture
-def worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[Worker]:
-    """A pool worker's state, made in this process: ``worker(image, direct, read_block)``."""
-    made: list[analyse._WorkerState] = []
-
-    def make(image: Path, direct: bool = True, read_block: int = 4 * 1024 * 1024) -> analyse._WorkerState:
-        monkeypatch.setenv("TRIAGE_DIRECT_READS", "1" if direct else "0")
-        analyse.init_worker(detect(image), ScanOptions(read_block=read_block))
-        assert analyse._state is not None
-        made.append(analyse._state)
-        return analyse._state
-
-    yield make
-    for state in made:
-        if state.direct is not None:
-            state.direct.close()
-    analyse._state = None
 
 
 @pytest.mark.parametrize("direct", [True, False])

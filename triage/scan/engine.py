@@ -149,8 +149,9 @@ def _batches(
     lines: Iterator[bytes], options: ScanOptions, seen: list[int], media_size: int
 ) -> Iterator[list[list[Any]]]:
     """Group spooled entries into batches by size class (``SIZE_CLASSES``), each batch up to
-    ``batch_bytes`` to read or ``batch_files`` files; ``seen`` counts files and the bytes
-    they will be read for."""
+    ``batch_bytes`` to read or ``batch_files`` files. What is left when the walk ends goes
+    largest first, so that the longest batch does not start last. ``seen`` counts files and
+    the bytes they will be read for."""
     pending: dict[int, list[list[Any]]] = {}
     pending_bytes: dict[int, int] = {}
     for line in lines:
@@ -165,7 +166,9 @@ def _batches(
         if pending_bytes[size_class] >= options.batch_bytes or len(batch) >= options.batch_files:
             yield pending.pop(size_class)
             pending_bytes[size_class] = 0
-    yield from (batch for batch in pending.values() if batch)
+    for size_class in sorted(pending, key=lambda c: pending_bytes[c], reverse=True):
+        if pending[size_class]:
+            yield pending[size_class]
 
 
 def _only_known(record: dict[str, Any]) -> bool:
