@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import pytsk3
 
+from tests.images import build
+from tests.images.planted import Planted, random_bytes
 from tests.triage.conftest import Odd, Worker
 from triage.analysis.hashers import ALGORITHMS, MultiHasher
 from triage.evidence.direct import DirectReader, Extents, how_files_are_read, readable_directly
@@ -33,9 +36,7 @@ def _files(image: Path) -> Iterator[tuple[FileEntry, Extents | None, bytes, byte
                 if entry.attr_type != DEFAULT_ATTR:
                     continue  # NTFS streams: never read straight from the image
                 handle = fs.open_meta(inode=entry.inode)
-                extents = (
-                    reader.extents(handle, entry, part.offset, int(fs.info.block_size)) if direct else None
-                )
+                extents = reader.extents(handle, entry, part.offset, fs.info) if direct else None
                 tsk = handle.read_random(0, entry.size) if entry.size else b""
                 mine = bytes(reader.read(extents, entry.size)) if extents is not None else None
                 yield entry, extents, tsk, mine
@@ -137,3 +138,24 @@ def test_scans_of_files_in_pieces_and_holes_give_their_digests(odd: Odd, tmp_pat
                 None,
             ), (name, p.path)
         assert summary["provenance"]["versions"]["reads"] == how_files_are_read()
+
+
+def test_a_run_past_the_file_systems_end_is_left_to_tsk(tmp_path: Path, worker: Worker) -> None:
+    # Damaged metadata: a block pointer past the last block of an ext2 file system that does
+    # not end the image (random bytes follow it here, as the next partition would on a disk).
+    # TSK refuses to read there; read straight, the file took the bytes beyond instead.
+    fs_image = build.ext4(tmp_path / "fs.img", [Planted("f.bin", random_bytes(3, 300 * 1024))], 8, "ext2")
+    command = ["debugfs", "-w", "-R", "sif /f.bin block[0] 12000", str(fs_image)]  # 8,192 blocks
+    subprocess.run(command, check=True, capture_output=True)
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(fs_image.read_bytes() + random_bytes(9, 8 * 1024 * 1024))
+    state = worker(disk)
+    fs = state.fs(0)
+    assert 0 in state.direct_fs
+    handle = fs.open("/f.bin")
+    entry = FileEntry(1, "/f.bin", int(handle.info.meta.addr), 300 * 1024, True)
+    assert state.extents(0, handle, entry) is None
+    with pytest.raises(OSError, match="Offset is too large"):
+        handle.read_random(0, entry.size)
+    (record,) = analyse.process_batch([[0, *entry.to_tuple()]])
+    assert record["error"].startswith("read failed") and record["md5"] is None

@@ -11,7 +11,8 @@ structures, ``volumes.try_open_fs``) and with no per-sector framing or encryptio
 or FAT, which have no "initialised size" past which TSK returns zeros (NTFS and exFAT do, and
 pytsk3 does not show it); an allocated file whose one data attribute is non-resident, not
 compressed, encrypted or sparse, in runs that follow on from each other with no flag (TSK
-gives zeros for a sparse or filler run) and lie within the image. Anything else is read
+gives zeros for a sparse or filler run) and lie within the file system (TSK refuses a run
+past its last block, though the image may go on) and the image. Anything else is read
 through TSK, as before. ``TRIAGE_DIRECT_READS=0`` in the environment reads everything through
 TSK; every result's provenance says which (``how_files_are_read``).
 """
@@ -85,10 +86,12 @@ class DirectReader:
     def close(self) -> None:
         os.close(self._fd)
 
-    def extents(self, handle: Any, entry: FileEntry, fs_offset: int, block_size: int) -> Extents | None:
+    def extents(self, handle: Any, entry: FileEntry, fs_offset: int, fs_info: Any) -> Extents | None:
         """Where the bytes of the file open as ``handle`` lie in the image, or None if they
         must be read through TSK. ``handle`` is a file of a file system that
-        ``readable_directly`` accepts, at ``fs_offset`` bytes into the image."""
+        ``readable_directly`` accepts, at ``fs_offset`` bytes into the image; ``fs_info`` is
+        that file system's ``info``. A run past the file system's last block (damaged
+        metadata) is left to TSK, which refuses to read it, even where the image goes on."""
         if not entry.allocated or entry.attr_type != DEFAULT_ATTR or entry.size < DIRECT_MIN_BYTES:
             return None
         data = [attr for attr in handle if int(attr.info.type) == DEFAULT_ATTR]
@@ -98,13 +101,14 @@ class DirectReader:
         flags = int(attr.info.flags)
         if not flags & _NONRES or flags & _NOT_PLAIN or int(attr.info.size) != entry.size:
             return None
+        block_size, blocks = int(fs_info.block_size), int(fs_info.block_count)
         extents: Extents = []
         next_block = 0
         left = entry.size
         for run in attr:
             if left == 0:
                 break  # blocks kept past the end of the file: TSK does not read them either
-            if int(run.flags) or int(run.offset) != next_block:
+            if int(run.flags) or int(run.offset) != next_block or int(run.addr) + int(run.len) > blocks:
                 return None
             start = fs_offset + int(run.addr) * block_size
             length = min(int(run.len) * block_size, left)

@@ -58,8 +58,7 @@ class _WorkerState:
         """Where the file lies in the image, if it can be read straight from it."""
         if self.direct is None or fs_offset not in self.direct_fs:
             return None
-        block_size = int(self.filesystems[fs_offset].info.block_size)
-        return self.direct.extents(handle, entry, fs_offset, block_size)
+        return self.direct.extents(handle, entry, fs_offset, self.filesystems[fs_offset].info)
 
     def spare_for(self, size: int) -> bytearray:
         """The reused buffer, grown to ``size`` bytes if it is smaller."""
