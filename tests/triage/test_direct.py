@@ -159,3 +159,17 @@ def test_a_run_past_the_file_systems_end_is_left_to_tsk(tmp_path: Path, worker: 
         handle.read_random(0, entry.size)
     (record,) = analyse.process_batch([[0, *entry.to_tuple()]])
     assert record["error"].startswith("read failed") and record["md5"] is None
+
+
+def test_a_file_whose_extents_tsk_cannot_load_is_read_through_tsk(tmp_path: Path, worker: Worker) -> None:
+    # Its extent header overwritten: TSK lists no data attribute for it and refuses to read it;
+    # the record says why, as it did before files were read straight.
+    image = build.ext4(tmp_path / "e4.img", [Planted("f.bin", random_bytes(3, 300 * 1024))], 8)
+    command = ["debugfs", "-w", "-R", "sif /f.bin block[0] 0", str(image)]
+    subprocess.run(command, check=True, capture_output=True)
+    state = worker(image)
+    handle = state.fs(0).open("/f.bin")
+    entry = FileEntry(1, "/f.bin", int(handle.info.meta.addr), 300 * 1024, True)
+    assert 0 in state.direct_fs and state.extents(0, handle, entry) is None
+    (record,) = analyse.process_batch([[0, *entry.to_tuple()]])
+    assert "extent header" in record["error"] and record["md5"] is None

@@ -94,10 +94,14 @@ class DirectReader:
         metadata) is left to TSK, which refuses to read it, even where the image goes on."""
         if not entry.allocated or entry.attr_type != DEFAULT_ATTR or entry.size < DIRECT_MIN_BYTES:
             return None
-        data = [attr for attr in handle if int(attr.info.type) == DEFAULT_ATTR]
-        if len(data) != 1:
-            return None
-        (attr,) = data
+        try:
+            data = [attr for attr in handle if int(attr.info.type) == DEFAULT_ATTR]
+            if len(data) != 1:
+                return None
+            (attr,) = data
+            runs = [(int(r.offset), int(r.addr), int(r.len), int(r.flags)) for r in attr]
+        except (OSError, TypeError):
+            return None  # metadata TSK cannot load: its read says why, as before
         flags = int(attr.info.flags)
         if not flags & _NONRES or flags & _NOT_PLAIN or int(attr.info.size) != entry.size:
             return None
@@ -105,17 +109,17 @@ class DirectReader:
         extents: Extents = []
         next_block = 0
         left = entry.size
-        for run in attr:
+        for offset, addr, length_in_blocks, run_flags in runs:
             if left == 0:
                 break  # blocks kept past the end of the file: TSK does not read them either
-            if int(run.flags) or int(run.offset) != next_block or int(run.addr) + int(run.len) > blocks:
+            if run_flags or offset != next_block or addr + length_in_blocks > blocks:
                 return None
-            start = fs_offset + int(run.addr) * block_size
-            length = min(int(run.len) * block_size, left)
+            start = fs_offset + addr * block_size
+            length = min(length_in_blocks * block_size, left)
             if start + length > self.size:
                 return None
             extents.append((start, length))
-            next_block += int(run.len)
+            next_block += length_in_blocks
             left -= length
         return extents if left == 0 else None
 
