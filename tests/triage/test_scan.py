@@ -26,12 +26,17 @@ from triage.scan import ScanOptions, engine, phases, scan_image
 from triage.scan.outputs import read_jsonl, write_dfxml
 
 
+def _in_order(listing: Path) -> list[dict[str, Any]]:
+    """The listing's records by partition and path: it is written as batches finish, in no set
+    order (README, Results), so two scans are compared in this one."""
+    return sorted(read_jsonl(listing), key=lambda r: (r["partition"], r["path"]))
+
+
 def _scan(image: Path, tmp_path: Path, **kw: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The summary and the records, by partition and path: the listing is written as batches
-    finish, in no set order (README, Results), so two scans are compared in this one."""
+    """The summary and the records (``_in_order``)."""
     listing = tmp_path / f"{image.name}.jsonl"
     result = scan_image(image, ScanOptions(**kw), listing)
-    return result.summary, sorted(read_jsonl(listing), key=lambda r: (r["partition"], r["path"]))
+    return result.summary, _in_order(listing)
 
 
 @pytest.mark.parametrize("name", ["ext4", "mbr", "ntfs", "gpt", "e01"])
@@ -690,7 +695,7 @@ def test_a_file_claiming_more_than_the_whole_image_is_reported_not_read_for_hour
     listing = tmp_path / "huge.jsonl"
     options = ScanOptions(batch_timeout=5)  # the code before this gave up on the file after 2 x 5 s
     result = scan_image(damaged, options, listing, lambda phase, done, total: totals.append(total))
-    records = {r["path"]: r for r in sorted(read_jsonl(listing), key=lambda r: r["path"])}
+    records = {r["path"]: r for r in _in_order(listing)}
     huge = records["/photos/IMG_0001.jpg"]
     assert huge["size"] == claimed and huge["md5"] is None
     assert huge["error"].startswith(
