@@ -13,11 +13,12 @@ import pytsk3
 from tests.images import build
 from tests.images.planted import Planted, random_bytes
 from tests.triage.conftest import Odd, Worker
-from triage.analysis.hashers import ALGORITHMS, MultiHasher
+from triage.analysis.hashers import ALGORITHMS, MultiHasher, md5_lanes
 from triage.evidence.direct import DirectReader, Extents, how_files_are_read, readable_directly
 from triage.evidence.filesystems import DEFAULT_ATTR, FileEntry, walk
 from triage.evidence.volumes import list_partitions, try_open_fs
 from triage.scan import ScanOptions, analyse, scan_image
+from triage.scan.arena import Arena
 from triage.scan.outputs import read_jsonl
 
 
@@ -173,3 +174,38 @@ def test_a_file_whose_extents_tsk_cannot_load_is_read_through_tsk(tmp_path: Path
     assert 0 in state.direct_fs and state.extents(0, handle, entry) is None
     (record,) = analyse.process_batch([[0, *entry.to_tuple()]])
     assert "extent header" in record["error"] and record["md5"] is None
+
+
+def test_files_kept_for_the_md5_lanes_hold_their_own_bytes_batch_after_batch(
+    tmp_path: Path, worker: Worker
+) -> None:
+    # A batch's files wait for the MD5 lanes in memory the next batch reuses (``scan.arena``),
+    # here in slabs smaller than most of them: each must keep its own bytes until its batch's
+    # MD5 is done, and the memory must stop growing once the batches repeat.
+    sizes = [300 * 1024, 700 * 1024, 1_200_000, 260 * 1024, 2 * 1024 * 1024, 900 * 1024]
+    planted = [Planted(f"f{n}.bin", random_bytes(n, size)) for n, size in enumerate(sizes)]
+    image = build.ext4(tmp_path / "kept.img", planted, 16)
+    state = worker(image)
+    state.kept = Arena(slab_bytes=1024 * 1024)
+    fs = state.fs(0)
+    rows = {}
+    for p in planted:
+        handle = fs.open(f"/{p.path}")
+        entry = FileEntry(1, f"/{p.path}", int(handle.info.meta.addr), len(p.data), True)
+        assert state.extents(0, handle, entry) is not None, p.path
+        rows[entry.path] = [0, *entry.to_tuple()]
+    expected = {f"/{p.path}": {n: hashlib.new(n, p.data).hexdigest() for n in ALGORITHMS} for p in planted}
+    paths = list(rows)
+    batches = [paths, paths[::-1], paths[1::2] + paths[::2]]
+    held = []
+    for _round in range(3):
+        for batch in batches:
+            records = analyse.process_batch([rows[path] for path in batch])
+            digests = {r["path"]: {n: r[n] for n in ALGORITHMS} for r in records}
+            assert digests == {path: expected[path] for path in batch}
+            held.append(state.kept.held)
+    if md5_lanes() is None:  # no lanes on this CPU (or switched off): nothing is kept
+        assert held == [0] * len(held)
+    else:  # all six files, and at most a slab's worth unused at the end of each slab
+        assert sum(sizes) <= held[0] and held[-1] <= sum(sizes) + len(sizes) * 1024 * 1024
+        assert held[-len(batches) :] == [held[-1]] * len(batches)

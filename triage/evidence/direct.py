@@ -123,9 +123,12 @@ class DirectReader:
             left -= length
         return extents if left == 0 else None
 
-    def read(self, extents: Extents, size: int, into: bytearray | None = None) -> bytes | memoryview:
-        """The ``size`` bytes at ``extents``: in ``into`` (reused, at least ``size`` long), or
-        in a buffer of their own (one extent: ``pread``'s bytes, which need no zeroing)."""
+    def read(
+        self, extents: Extents, size: int, into: bytearray | memoryview | None = None
+    ) -> bytes | memoryview:
+        """The ``size`` bytes at ``extents``: in ``into`` (memory reused, at least ``size``
+        long: no page of it to fault in), or in a buffer of their own (one extent: ``pread``'s
+        bytes, which need no zeroing)."""
         if into is None and len(extents) == 1:
             start, length = extents[0]
             data = os.pread(self._fd, length, start)

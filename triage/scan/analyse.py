@@ -1,7 +1,8 @@
 """Per-file analysis inside a pool worker: one read pass feeds the hashers, the file-type
 sniffer and (for files under the cap) YARA; then the hash sets are consulted. A batch's files
 up to ``hashers.LANES_MAX_BYTES`` are given MD5 together at its end (vector lanes:
-``hashers.md5_many``). Files of a raw image that lie in plain runs are read straight from it
+``hashers.md5_many``), their bytes kept meanwhile in memory reused from batch to batch
+(``arena``). Files of a raw image that lie in plain runs are read straight from it
 (``evidence.direct``), the others through The Sleuth Kit."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from triage.evidence.filesystems import DEFAULT_ATTR, FileEntry
 from triage.evidence.formats import DetectedImage, ImageFormat
 from triage.evidence.tsk import open_tsk_image, tsk_words
 from triage.evidence.volumes import list_partitions, try_open_fs
+from triage.scan.arena import Arena
 from triage.scan.options import ScanOptions
 
 
@@ -32,6 +34,7 @@ class _WorkerState:
     filesystems: dict[int, Any] = field(default_factory=dict)
     direct_fs: set[int] = field(default_factory=set)  # offsets of those read straight from it
     spare: bytearray = field(default_factory=bytearray)  # for a whole file not kept, reused
+    kept: Arena = field(default_factory=Arena)  # for the files a batch keeps, read straight
 
     @cached_property
     def media_size(self) -> int:
@@ -92,8 +95,8 @@ class _Analysed:
 def _read(
     state: _WorkerState, fs_offset: int, entry: FileEntry, hasher: MultiHasher, whole: bool, keep: bool
 ) -> tuple[bytes, Content | None]:
-    """Feed the file to the hasher; return its head and, if ``whole``, all of it (in a buffer
-    of its own if ``keep``, else one valid until the next file is read).
+    """Feed the file to the hasher; return its head and, if ``whole``, all of it: if ``keep``,
+    valid until the batch ends (the MD5 lanes take it then), else until the next file is read.
 
     A file kept whole (under the YARA cap, or waiting for the MD5 lanes) is read with one call:
     one buffer serves hashers and YARA, no joining. A larger one is streamed in blocks so
@@ -130,7 +133,7 @@ def _read_direct(
     """``_read`` for a file that lies at ``extents`` of a raw image (``evidence.direct``)."""
     assert state.direct is not None
     if whole:
-        data = state.direct.read(extents, size, None if keep else state.spare_for(size))
+        data = state.direct.read(extents, size, state.kept.take(size) if keep else state.spare_for(size))
         hasher.update(data)
         return bytes(data[: filetypes.HEADER_BYTES]), data
     head = b""
@@ -223,6 +226,7 @@ def process_batch(batch: list[list[Any]]) -> list[dict[str, Any]]:
     turn, then the MD5 the lanes take, all together, then the hash-set lookups."""
     assert _state is not None, "init_worker was not called"
     state = _state
+    state.kept.reset()  # the last batch's bytes are done with, whatever ended it
     analysed = [analyse_entry(state, row[0], FileEntry.from_tuple(tuple(row[1:]))) for row in batch]
     give_md5(analysed)
     return [look_up(state, a.record) for a in analysed]
