@@ -1,8 +1,11 @@
 """File types from content signatures (never from the name), so pictures and videos count.
 
 A table of the signatures that matter for triage (pictures, videos, audio, archives,
-documents, executables), checked by prefix: about 5 microseconds a file (0.1 s over 20,000
-files), where a general sniffer costs tens of microseconds a file.
+documents, executables), checked by prefix, in the table's order: the first that matches
+names the type. A file's first byte picks the few that can match it (``_CANDIDATES``): 0.6
+microseconds for a file of random bytes, against 2.3 when every signature was tried (5 on
+slower machines: 0.1 s over the 20,000 files of the bench image), where a general sniffer costs
+tens of microseconds a file.
 """
 
 from __future__ import annotations
@@ -65,6 +68,11 @@ _RIFF = {
     b"WAVE": ("audio/wav", "audio"),
 }
 HEADER_BYTES = max(HEADER_BYTES, max(s.offset + len(s.magic) for s in SIGNATURES))
+# For each value of a file's first byte, the signatures that can match it, in the table's
+# order: those at offset 0 beginning with that byte, and all those at other offsets.
+_CANDIDATES: tuple[tuple[Signature, ...], ...] = tuple(
+    tuple(sig for sig in SIGNATURES if sig.offset or sig.magic[0] == first) for first in range(256)
+)
 
 
 def detect(head: bytes) -> tuple[str | None, str]:
@@ -73,7 +81,7 @@ def detect(head: bytes) -> tuple[str | None, str]:
         return None, "empty"
     if head.startswith(b"RIFF") and head[8:12] in _RIFF:
         return _RIFF[head[8:12]]
-    for sig in SIGNATURES:
+    for sig in _CANDIDATES[head[0]]:
         if head.startswith(sig.magic, sig.offset):
             return sig.mime, sig.kind
     return None, "unknown"
