@@ -54,6 +54,24 @@ def test_names_and_errors_from_the_evidence_are_escaped(tmp_path: Path) -> None:
     assert digests == {"md5": "a" * 32, "sha256": "b" * 64}
 
 
+def test_any_field_that_holds_what_xml_escapes_is_escaped(tmp_path: Path) -> None:
+    # The scan writes numbers, times and hex digests there, which need no escaping; a listing
+    # edited by hand, or a future field, may not: the document must stay well-formed.
+    odd = "1 <&> 2"
+    listing = tmp_path / "files.jsonl"
+    writer = JsonlWriter(listing)
+    record = {"partition": 0, "path": "/f", "inode": odd, "size": odd, "allocated": True}
+    writer.write({**record, "times": {"modified": odd}, "md5": odd, "sha1": None, "sha256": None})
+    writer.close()
+    target = tmp_path / "out.xml"
+    write_dfxml(listing, _summary(), target)
+    (fileobject,) = ET.parse(target).getroot().findall("d:volume/d:fileobject", NS)
+    texts = [
+        fileobject.findtext(f"d:{tag}", namespaces=NS) for tag in ("inode", "filesize", "mtime", "hashdigest")
+    ]
+    assert texts == [odd] * 4
+
+
 def test_every_record_is_written_even_one_orjson_refuses(tmp_path: Path) -> None:
     # A lone surrogate is not UTF-8: orjson refuses it, the writer falls back to escaping it.
     records = [{"path": "/a/ü.txt", "size": 1}, {"path": "/b/\udcff.bin", "size": 2}]
