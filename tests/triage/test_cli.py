@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -62,6 +63,7 @@ def _launch(*args: str) -> str:
         "triage.forking.start_fork_server = lambda: calls.append('typer' in sys.modules)\n"
         f"sys.argv = ['triage', *{list(args)!r}]\n"
         "import triage.launch\n"
+        "triage.launch.leave = sys.exit\n"  # a scan's end leaves the process at once
         "try:\n"
         "    triage.launch.main()\n"
         "except SystemExit:\n"
@@ -91,6 +93,34 @@ def test_scan_starts_its_fork_server_before_the_command_line_is_imported(tmp_pat
         check=True,
     )
     assert light.stdout.strip() == "['triage.launch']", light.stdout
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "stderr"), [(None, 0, ""), (3, 3, ""), ("no such image", 1, "no such image\n")]
+)
+def test_a_finished_scan_leaves_as_the_interpreter_would(
+    tmp_path: Path, code: object, status: int, stderr: str
+) -> None:
+    # Without the interpreter's teardown (triage.launch.leave), but with what anyone can see
+    # of it: other threads finished, atexit handlers run, what was printed flushed to a pipe.
+    probe = (
+        "import atexit, sys, threading, time\n"
+        "from pathlib import Path\n"
+        "from triage.launch import leave\n"
+        f"folder = Path({str(tmp_path)!r})\n"
+        "atexit.register(lambda: (folder / 'atexit').write_text('ran'))\n"
+        "def late():\n"
+        "    time.sleep(0.3)\n"
+        "    (folder / 'thread').write_text('finished')\n"
+        "threading.Thread(target=late).start()\n"
+        "print('printed, no newline', end='')\n"
+        f"leave({code!r})\n"
+        "print('never')\n"
+    )
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as for a user
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=buffered)
+    assert (done.returncode, done.stdout, done.stderr) == (status, "printed, no newline", stderr)
+    assert (tmp_path / "atexit").read_text() == "ran" and (tmp_path / "thread").read_text() == "finished"
 
 
 def test_unknown_command_is_refused() -> None:
