@@ -58,7 +58,7 @@ def leave(code: object) -> NoReturn:
     for thread in threading.enumerate():
         if thread is not threading.current_thread() and not thread.daemon:
             thread.join()
-    atexit._run_exitfuncs()
+    atexit._run_exitfuncs()  # what the interpreter calls on its way out (CPython's own hook)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
