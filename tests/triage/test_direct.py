@@ -39,7 +39,11 @@ def _files(image: Path) -> Iterator[tuple[FileEntry, Extents | None, bytes, byte
                 handle = fs.open_meta(inode=entry.inode)
                 extents = reader.extents(handle, entry, part.offset, fs.info) if direct else None
                 tsk = handle.read_random(0, entry.size) if entry.size else b""
-                mine = bytes(reader.read(extents, entry.size)) if extents is not None else None
+                mine = (
+                    bytes(reader.read(extents, entry.size, bytearray(entry.size)))
+                    if extents is not None
+                    else None
+                )
                 yield entry, extents, tsk, mine
     finally:
         reader.close()

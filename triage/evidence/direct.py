@@ -123,19 +123,10 @@ class DirectReader:
             left -= length
         return extents if left == 0 else None
 
-    def read(
-        self, extents: Extents, size: int, into: bytearray | memoryview | None = None
-    ) -> bytes | memoryview:
-        """The ``size`` bytes at ``extents``: in ``into`` (memory reused, at least ``size``
-        long: no page of it to fault in), or in a buffer of their own (one extent: ``pread``'s
-        bytes, which need no zeroing)."""
-        if into is None and len(extents) == 1:
-            start, length = extents[0]
-            data = os.pread(self._fd, length, start)
-            if len(data) != length:
-                raise OSError(f"short read at image offset {start + len(data)}")
-            return data
-        buffer = memoryview(into if into is not None else bytearray(size))[:size]
+    def read(self, extents: Extents, size: int, into: bytearray | memoryview) -> memoryview:
+        """The ``size`` bytes at ``extents``, read into ``into`` (at least ``size`` long; the
+        scan passes memory it reuses, so no page of it is faulted in again)."""
+        buffer = memoryview(into)[:size]
         done = 0
         for start, length in extents:
             self._fill(buffer[done : done + length], start)
