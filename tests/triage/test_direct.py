@@ -6,6 +6,7 @@ import hashlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytsk3
@@ -49,6 +50,16 @@ def _files(image: Path) -> Iterator[tuple[FileEntry, Extents | None, bytes, byte
         reader.close()
 
 
+def _opened(fs: Any, path: str, size: int) -> tuple[Any, FileEntry]:
+    """The file at ``path`` of ``fs``, open, and as the walk describes it (partition 1)."""
+    handle = fs.open(path)
+    return handle, FileEntry(1, path, int(handle.info.meta.addr), size, True)
+
+
+def _digests(data: bytes) -> dict[str, str]:
+    return {name: hashlib.new(name, data).hexdigest() for name in ALGORITHMS}
+
+
 @pytest.mark.parametrize("name", ["ext4", "mbr", "gpt", "ntfs", "fragmented", "sparse"])
 def test_what_is_read_straight_from_the_image_is_what_the_sleuth_kit_reads(
     name: str, images: dict[str, Path], odd: Odd
@@ -87,16 +98,14 @@ def test_a_file_in_two_pieces_hashes_the_same_whichever_way_it_is_read(
     fs = state.fs(offset)
     contents = []
     for p in planted:
-        handle = fs.open(f"/{p.path}")
-        entry = FileEntry(1, f"/{p.path}", int(handle.info.meta.addr), len(p.data), True)
+        handle, entry = _opened(fs, f"/{p.path}", len(p.data))
         hasher = MultiHasher(ALGORITHMS)
         head, content = analyse._read(state, offset, entry, hasher, whole, keep)
-        expected = {name: hashlib.new(name, p.data).hexdigest() for name in ALGORITHMS}
-        assert hasher.hexdigests() == expected, p.path
+        assert hasher.hexdigests() == _digests(p.data), p.path
         assert head == p.data[: len(head)] and head
         assert (bytes(content) if content is not None else None) == (p.data if whole else None)
         contents.append(content)
-        took_direct = state.extents(offset, fs.open(f"/{p.path}"), entry) is not None
+        took_direct = state.extents(offset, handle, entry) is not None
         assert took_direct == (direct and len(p.data) >= 256 * 1024), p.path
     if keep:  # each in a buffer of its own: reading the others, and into the reused one, left it
         assert [bytes(c) for c in contents if c is not None] == [p.data for p in planted]
@@ -157,8 +166,7 @@ def test_a_run_past_the_file_systems_end_is_left_to_tsk(tmp_path: Path, worker: 
     state = worker(disk)
     fs = state.fs(0)
     assert 0 in state.direct_fs
-    handle = fs.open("/f.bin")
-    entry = FileEntry(1, "/f.bin", int(handle.info.meta.addr), 300 * 1024, True)
+    handle, entry = _opened(fs, "/f.bin", 300 * 1024)
     assert state.extents(0, handle, entry) is None
     with pytest.raises(OSError, match="Offset is too large"):
         handle.read_random(0, entry.size)
@@ -173,8 +181,7 @@ def test_a_file_whose_extents_tsk_cannot_load_is_read_through_tsk(tmp_path: Path
     command = ["debugfs", "-w", "-R", "sif /f.bin block[0] 0", str(image)]
     subprocess.run(command, check=True, capture_output=True)
     state = worker(image)
-    handle = state.fs(0).open("/f.bin")
-    entry = FileEntry(1, "/f.bin", int(handle.info.meta.addr), 300 * 1024, True)
+    handle, entry = _opened(state.fs(0), "/f.bin", 300 * 1024)
     assert 0 in state.direct_fs and state.extents(0, handle, entry) is None
     (record,) = analyse.process_batch([[0, *entry.to_tuple()]])
     assert "extent header" in record["error"] and record["md5"] is None
@@ -194,11 +201,10 @@ def test_files_kept_for_the_md5_lanes_hold_their_own_bytes_batch_after_batch(
     fs = state.fs(0)
     rows = {}
     for p in planted:
-        handle = fs.open(f"/{p.path}")
-        entry = FileEntry(1, f"/{p.path}", int(handle.info.meta.addr), len(p.data), True)
+        handle, entry = _opened(fs, f"/{p.path}", len(p.data))
         assert state.extents(0, handle, entry) is not None, p.path
         rows[entry.path] = [0, *entry.to_tuple()]
-    expected = {f"/{p.path}": {n: hashlib.new(n, p.data).hexdigest() for n in ALGORITHMS} for p in planted}
+    expected = {f"/{p.path}": _digests(p.data) for p in planted}
     paths = list(rows)
     batches = [paths, paths[::-1], paths[1::2] + paths[::2]]
     held = []
