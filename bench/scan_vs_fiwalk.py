@@ -256,22 +256,22 @@ def main() -> None:
         capture_output=True,
     )
     out = BUILD / "out"
+    scan = [
+        *env_cmd,
+        triage,
+        "scan",
+        str(image),
+        "--hashset",
+        str(hashset),
+        "--rules",
+        str(rules),
+        "--out",
+        str(out),
+        "--overwrite",
+    ]
     for run in range(1, args.runs + 1):
         # Warm the page cache equally for every tool.
         subprocess.run(["cat", str(image)], stdout=subprocess.DEVNULL, check=True)
-        scan = [
-            *env_cmd,
-            triage,
-            "scan",
-            str(image),
-            "--hashset",
-            str(hashset),
-            "--rules",
-            str(rules),
-            "--out",
-            str(out),
-            "--overwrite",
-        ]
         t_triage, _ = timed(scan)
         t_sampled, peak = timed(scan, sample_memory=True)
         t_fiwalk, _ = timed(["sh", "-c", f"fiwalk -O -x {image} > /dev/null"])
