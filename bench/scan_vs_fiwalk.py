@@ -5,7 +5,9 @@ Builds (once, cached under bench/build/) a deterministic ext4 image with `mke2fs
 data, so the file system is made 2.25 GiB: 2 GiB cannot hold it), a 1,000,000-entry
 known-bad hash set and a 20-rule YARA set; then, in one run, times:
 
-  * triage scan (MD5+SHA-1+SHA-256 per file, hash-set lookups, YARA); then the same scan again,
+  * triage scan (MD5+SHA-1+SHA-256 per file, hash-set lookups, YARA), its wall time and the CPU
+    time of its processes (which tells a run that did more work from one that used the cores
+    less: machines' speed drifts); then the same scan again,
     untimed, for the peak memory of its whole process tree (sampling /proc every 0.05 s takes
     CPU the scan would use: on a 2-core machine it made the scan 2-4% slower, and fiwalk is
     timed without it);
@@ -22,9 +24,11 @@ Usage: python -m bench.scan_vs_fiwalk [--rebuild] [--runs N]
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -34,6 +38,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 from tests.processes import descendants
 
@@ -114,7 +119,52 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def timed(argv: list[str], sample_memory: bool = False) -> tuple[float, int]:
+class Timing(NamedTuple):
+    wall: float  # seconds
+    cpu: float  # seconds of CPU of the command and every process under it, user and system
+    peak: int  # bytes of the process tree's resident memory at most, when sampled (else 0)
+
+
+PR_SET_CHILD_SUBREAPER = 36  # prctl(2)
+ORPHANS_GRACE = 30.0  # seconds a command's processes may outlive it (the scan's fork server)
+
+
+def _adopt_orphans() -> None:
+    """Make this process the one that waits for its descendants' orphans (Linux's child
+    subreaper), so that the processes a command leaves to end after it (the scan's fork server,
+    which reaps the scan's children) are waited for here and their CPU time counted."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
+def _reap_orphans(argv: list[str]) -> None:
+    """Wait for every process the command left behind; a command that leaves one running is
+    a failure of its own."""
+    deadline = time.monotonic() + ORPHANS_GRACE
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{argv[0]} left processes running {ORPHANS_GRACE:.0f} s after it ended")
+            time.sleep(0.01)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(argv: list[str], sample_memory: bool = False) -> Timing:
+    """Run ``argv``; its wall time, the CPU time of all its processes (those left to end after
+    it, such as the scan's fork server, waited for once it has ended) and, if asked, its peak
+    memory. The CPU time tells a slower run that did more work from one that used the cores
+    less."""
+    _adopt_orphans()
+    cpu_before = _children_cpu()
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
@@ -136,7 +186,8 @@ def timed(argv: list[str], sample_memory: bool = False) -> tuple[float, int]:
         sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"{argv[0]} failed ({proc.returncode}): {err.decode()[-500:]}")
-    return elapsed, peak
+    _reap_orphans(argv)
+    return Timing(elapsed, _children_cpu() - cpu_before, peak)
 
 
 def library_floor(rules: Path, sizes: list[int], sample_every: int = 10) -> tuple[float, dict[str, float]]:
@@ -272,10 +323,11 @@ def main() -> None:
     for run in range(1, args.runs + 1):
         # Warm the page cache equally for every tool.
         subprocess.run(["cat", str(image)], stdout=subprocess.DEVNULL, check=True)
-        t_triage, _ = timed(scan)
-        t_sampled, peak = timed(scan, sample_memory=True)
-        t_fiwalk, _ = timed(["sh", "-c", f"fiwalk -O -x {image} > /dev/null"])
-        t_sums, _ = timed(["sh", "-c", f"md5sum {image} && sha1sum {image} && sha256sum {image}"])
+        triage_run = timed(scan)
+        sampled = timed(scan, sample_memory=True)
+        fiwalk_run = timed(["sh", "-c", f"fiwalk -O -x {image} > /dev/null"])
+        t_sums = timed(["sh", "-c", f"md5sum {image} && sha1sum {image} && sha256sum {image}"]).wall
+        t_triage, t_fiwalk = triage_run.wall, fiwalk_run.wall
         size = image.stat().st_size
         summary = json.loads((out / "summary.json").read_text())
         with (out / "files.jsonl").open() as listing:
@@ -284,11 +336,15 @@ def main() -> None:
         cores = os.cpu_count() or 1
         print(f"run {run}: image {size / 2**30:.2f} GiB")
         print(
-            f"  triage scan (md5+sha1+sha256, 1M hash set, 20 YARA rules): {t_triage:7.2f} s, "
-            f"peak memory {peak / 2**20:.0f} MiB (a second run, sampled: {t_sampled:.2f} s)"
+            f"  triage scan (md5+sha1+sha256, 1M hash set, 20 YARA rules): {t_triage:7.2f} s "
+            f"({triage_run.cpu:.2f} s of CPU, {triage_run.cpu / t_triage:.2f} cores busy), "
+            f"peak memory {sampled.peak / 2**20:.0f} MiB (a second run, sampled: {sampled.wall:.2f} s)"
         )
         print(f"  the scan's MD5: {summary['provenance']['versions'].get('md5', 'OpenSSL (hashlib)')}")
-        print(f"  fiwalk -O -x (md5+sha1):                                   {t_fiwalk:7.2f} s")
+        print(
+            f"  fiwalk -O -x (md5+sha1):                                   {t_fiwalk:7.2f} s "
+            f"({fiwalk_run.cpu:.2f} s of CPU)"
+        )
         print(f"  md5sum+sha1sum+sha256sum of the image:                     {t_sums:7.2f} s")
         print(
             f"  ratio triage/fiwalk: {t_triage / t_fiwalk:.2f} (target <= 0.60); "
