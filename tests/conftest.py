@@ -23,7 +23,8 @@ from triage.db import make_engine
 from triage.models.accounts import Account, Role
 from triage.settings import Environment, Settings, get_settings
 
-TESTDATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "testdata" / "dfvfs").resolve()
+ROOT = Path(__file__).resolve().parents[1]  # the repository: ../shared lies beside it
+TESTDATA = (ROOT / ".." / "shared" / "testdata" / "dfvfs").resolve()
 PASSWORD = "correct-horse-battery"  # noqa: S105
 
 

@@ -14,11 +14,9 @@ from pydantic import SecretStr, ValidationError
 from typer.core import TyperGroup
 from typer.main import get_command
 
-from tests.conftest import invoke_cli
+from tests.conftest import ROOT, invoke_cli
 from triage.cli import app as cli
 from triage.settings import Environment, QueueBackend, Settings, get_settings
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_default_secret_is_refused_in_production() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import ROOT
 from triage.errors import ResultsNotWritten
 from triage.scan.pool import ChildFailed, IsolatedPool, run_child
 
@@ -134,7 +135,7 @@ def test_helpers_of_a_process_killed_outright_end_too() -> None:
     # their parent, which is the fork server, and the fork server lives while they do.
     owner = subprocess.Popen(
         [sys.executable, "-c", OWNER],
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         start_new_session=True,
     )

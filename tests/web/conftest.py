@@ -7,7 +7,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,10 +14,10 @@ import uvicorn
 from sqlalchemy.engine import Engine
 
 from api.main import create_app
+from tests.conftest import ROOT
 from tests.services import IN_CI, free_port
 from triage.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "var" / "screenshots"
 
 
