@@ -21,16 +21,16 @@ $(STAMP): pyproject.toml setup.py triage/analysis/_md5lanes.c
 bytecode: $(STAMP)
 	$(BIN)/python -m compileall -q triage scoring workers api
 
-install: $(STAMP) bytecode
+install: bytecode
 
 ## Embedded shape: SQLite under ./var, local worker, API on 127.0.0.1:8000.
-run: $(STAMP) bytecode
+run: install
 	$(BIN)/triage db upgrade
 	$(BIN)/triage users bootstrap-admin
 	$(BIN)/triage serve
 
 ## The whole test suite (PostgreSQL/Redis tests skip on a laptop without them, never under CI=true).
-test: $(STAMP) bytecode
+test: install
 	$(BIN)/ruff check triage scoring workers api tests bench
 	$(BIN)/ruff format --check triage scoring workers api tests bench
 	$(BIN)/mypy triage scoring workers api tests bench
