@@ -29,11 +29,8 @@ run: install
 	$(BIN)/triage users bootstrap-admin
 	$(BIN)/triage serve
 
-## The whole test suite (PostgreSQL/Redis tests skip on a laptop without them, never under CI=true).
-test: install
-	$(BIN)/ruff check triage scoring workers api tests bench
-	$(BIN)/ruff format --check triage scoring workers api tests bench
-	$(BIN)/mypy triage scoring workers api tests bench
+## Lint, then the whole test suite (PostgreSQL/Redis tests skip on a laptop without them, never under CI=true).
+test: install lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
