@@ -23,7 +23,7 @@ from triage.analysis.hashsets import HashSetKind, load_hashset
 from triage.analysis.yarascan import compile_rules
 from triage.errors import CorruptImageError, IntegrityError, InvalidInputError, UnsupportedFormatError
 from triage.scan import ScanOptions, engine, phases, scan_image
-from triage.scan.outputs import read_jsonl, write_dfxml
+from triage.scan.outputs import DfxmlWriter, read_jsonl, write_dfxml
 
 
 def _in_order(listing: Path) -> list[dict[str, Any]]:
@@ -174,6 +174,38 @@ def test_bogus_image_is_a_clear_error_and_leaves_nothing_behind(tmp_path: Path) 
     with pytest.raises(UnsupportedFormatError, match="no readable partition or file system"):
         scan_image(TESTDATA / "bogus.001", ScanOptions(), out / "files.jsonl", dfxml=out / "dfxml.xml")
     assert list(out.iterdir()) == []  # no listing, no DFXML, no spool or fragments
+
+
+def test_a_failed_scan_leaves_a_device_or_pipe_it_was_to_write_to(tmp_path: Path) -> None:
+    # `--dfxml /dev/null` and a scan that then failed: the partial results were removed, and
+    # /dev/null with them (run as root, the workstation lost it). A pipe stands in for the
+    # device here (making a device node needs root).
+    pipe, out = tmp_path / "dfxml-pipe", tmp_path / "out"
+    os.mkfifo(pipe)
+    with pytest.raises(UnsupportedFormatError, match="no readable partition or file system"):
+        scan_image(TESTDATA / "bogus.001", ScanOptions(), out / "files.jsonl", dfxml=pipe)
+    assert pipe.is_fifo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dfxml-pipe", "out"]
+    assert list(out.iterdir()) == []
+
+
+def test_dfxml_for_a_device_or_pipe_is_assembled_elsewhere(tmp_path: Path) -> None:
+    # The fragments went into a hidden folder beside the target: beside /dev/null that is
+    # /dev, which only root may write to.
+    pipe = tmp_path / "dfxml-pipe"
+    os.mkfifo(pipe)
+    writer = DfxmlWriter(pipe)
+    try:
+        writer.add({"partition": 0, "path": "/a", "size": 1, "allocated": True, "inode": 2})
+        assert [p.name for p in tmp_path.iterdir()] == ["dfxml-pipe"]
+    finally:
+        writer.close()
+    beside = tmp_path / "dfxml.xml"
+    writer = DfxmlWriter(beside)  # a file of its own: assembled beside it, on the results' disk
+    try:
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".dfxml.xml-parts-")]
+    finally:
+        writer.close()
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from triage.evidence.names import xml_safe
 from triage.evidence.paths import not_usable, shown
 from triage.forking import start_fork_server
 from triage.scan import ScanOptions, scan_image
+from triage.scan.outputs import written_in_place
 
 DEFAULT_CACHE = Path.home() / ".cache" / "htcu-triage" / "hashsets"
 
@@ -83,7 +84,7 @@ def _staged(result: Path) -> Path:
     results of an earlier scan there as they were, under --overwrite too, never some of them
     replaced or gone and its summary describing files no longer there. A device or a pipe
     (``/dev/null``) is written to directly."""
-    if result.exists() and not result.is_file():
+    if written_in_place(result):
         return result
     return result.with_name(f".{result.name}.partial")
 

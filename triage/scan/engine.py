@@ -28,7 +28,7 @@ from triage.leftovers import remove_stale
 from triage.scan import phases
 from triage.scan.analyse import bytes_to_read, error_record, init_worker, process_batch
 from triage.scan.options import ScanOptions
-from triage.scan.outputs import DfxmlWriter, JsonlWriter
+from triage.scan.outputs import DfxmlWriter, JsonlWriter, written_in_place
 from triage.scan.pool import Child, ChildFailed, IsolatedPool, WorkerInitError, run_child
 from triage.scan.summary import SummaryBuilder
 
@@ -254,9 +254,9 @@ def scan_image(
 
         def discard_partial() -> None:  # registered before the writers: runs once they are closed
             if not completed:  # a listing or document cut short must not be taken for whole
-                listing.unlink(missing_ok=True)
-                if dfxml is not None:
-                    dfxml.unlink(missing_ok=True)
+                for result in (listing, dfxml):
+                    if result is not None and not written_in_place(result):
+                        result.unlink(missing_ok=True)
 
         cleanup.callback(discard_partial)
         writer = JsonlWriter(listing)

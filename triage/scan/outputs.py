@@ -28,6 +28,14 @@ _TIME_TAGS = (
 )
 
 
+def written_in_place(path: Path) -> bool:
+    """Whether ``path`` is a device or a pipe (``/dev/null``, ``/dev/stdout``) rather than a
+    file: results go straight to it, are never staged or assembled beside it (``/dev`` is
+    root's alone), and it is never removed, not even when a scan fails and its partial results
+    are (run as root, that removed the workstation's ``/dev/null``)."""
+    return path.exists() and not path.is_file()
+
+
 def json_line(value: Any) -> bytes:
     """``value`` as one line of UTF-8 JSON, newline included.
 
@@ -80,7 +88,8 @@ def _element(tag: str, value: Any, indent: str, **attrs: Any) -> str:
 class DfxmlWriter:
     """DFXML written to ``target`` as the records arrive: each file object goes at once to its
     partition's fragment, in a hidden folder beside ``target`` (on the results' disk: ``/tmp``
-    may be memory); ``finish`` puts the header and the ``<volume>`` elements around the
+    may be memory), or in the system's temporary folder when ``target`` is a device or a pipe
+    (``written_in_place``); ``finish`` puts the header and the ``<volume>`` elements around the
     fragments. No listing is read back after the scan (that took 0.3 s of one core for the
     bench's 20,000 files, and grows with the image). Object ids follow the records' order.
     """
@@ -88,7 +97,8 @@ class DfxmlWriter:
     def __init__(self, target: Path) -> None:
         self.target = target
         target.parent.mkdir(parents=True, exist_ok=True)
-        self._folder = Path(tempfile.mkdtemp(prefix=f".{target.name}-parts-", dir=target.parent))
+        beside = None if written_in_place(target) else target.parent
+        self._folder = Path(tempfile.mkdtemp(prefix=f".{target.name}-parts-", dir=beside))
         self._fragments: dict[int, IO[str]] = {}
         self._next_id = 0
 
