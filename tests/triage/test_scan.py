@@ -579,6 +579,51 @@ def test_cli_exit_codes_and_outputs(
     assert json.loads((out / "summary.json").read_text())["image"]["path"].endswith(images["ext4"].name)
 
 
+def test_results_are_never_written_over_the_image_or_another_input(tmp_path: Path) -> None:
+    # `--dfxml IMAGE --overwrite` replaced a raw image with its own DFXML, and a result named
+    # after a later segment of an E01 replaced that segment after the image had verified.
+    triage = str(Path(sys.executable).with_name("triage"))
+    env = {**os.environ, "TRIAGE_HASHSET_CACHE": str(tmp_path / "cache")}
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    for name in ("iso9660.raw", "ext2.split.E01", "ext2.split.E02"):
+        shutil.copyfile(TESTDATA / name, evidence / name)
+    raw, e01, e02 = (evidence / n for n in ("iso9660.raw", "ext2.split.E01", "ext2.split.E02"))
+    rule = tmp_path / "rules" / "any.yar"
+    rule.parent.mkdir()
+    rule.write_text("rule any_file { condition: true }\n")
+    hashes = tmp_path / "bad.txt"
+    hashes.write_text("d41d8cd98f00b204e9800998ecf8427e\n")
+    (tmp_path / "linked").symlink_to(e02)
+    os.link(raw, tmp_path / "hard")
+    (tmp_path / "out").mkdir()
+    os.link(raw, tmp_path / "out" / "summary.json")
+    before = {p: p.read_bytes() for p in (raw, e01, e02, rule, hashes)}
+    for image, args, said in [
+        (raw, ["--dfxml", str(raw)], "the image this scan reads"),
+        (e01, ["--dfxml", str(e02)], "a segment of the image this scan reads"),
+        (e01, ["--dfxml", str(tmp_path / "linked")], "a segment of the image this scan reads"),
+        (raw, ["--dfxml", str(tmp_path / "hard")], "the image this scan reads"),
+        (raw, ["--out", str(tmp_path / "out")], "the image this scan reads"),
+        (raw, ["--rules", str(rule.parent), "--dfxml", str(rule)], "a rule file this scan reads"),
+        (raw, ["--hashset", str(hashes), "--dfxml", str(hashes)], "a hash set this scan reads"),
+        (raw, ["--known-good", str(hashes), "--dfxml", str(hashes)], "a hash set this scan reads"),
+    ]:
+        for extra in ([], ["--overwrite"]):
+            failed = subprocess.run(
+                [triage, "scan", str(image), *args, *extra], capture_output=True, text=True, env=env
+            )
+            assert failed.returncode == 1 and f": is {said};" in failed.stderr, (args, failed.stderr)
+            assert failed.stderr.count("\n") == 1, failed.stderr
+    assert {p: p.read_bytes() for p in before} == before
+    assert not list(tmp_path.rglob(".*.partial")) and not list(tmp_path.rglob("*-parts-*"))
+    document = tmp_path / "d.xml"
+    done = subprocess.run(
+        [triage, "scan", str(e01), "--dfxml", str(document)], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0 and parse_dfxml(document.read_text()), done.stderr
+
+
 NAMES = [
     b"caf\xe9.txt",  # Windows-1252, not UTF-8
     b"caf\xe8.txt",  # another name that 'replace' decoding made the same

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from triage.analysis.hashers import ALGORITHMS, algorithm_for
 from triage.analysis.hashsets import HashSetKind, load_hashset
 from triage.analysis.hashsets.records import HEX
-from triage.analysis.yarascan import compile_rules
+from triage.analysis.yarascan import compile_rules, rule_files
 from triage.cli.output import hashset_progress
 from triage.errors import (
     CorruptImageError,
@@ -27,8 +27,9 @@ from triage.errors import (
     RulesError,
     UnsupportedFormatError,
 )
+from triage.evidence.formats import DetectedImage, detect
 from triage.evidence.names import xml_safe
-from triage.evidence.paths import not_usable, shown
+from triage.evidence.paths import not_usable, same_file, shown
 from triage.forking import start_fork_server
 from triage.scan import ScanOptions, scan_image
 from triage.scan.outputs import written_in_place
@@ -114,6 +115,32 @@ def _refuse_earlier_results(out: Path | None, dfxml: Path | None) -> None:
             ExitCode.failed,
             f"{shown(found[0])}: holds an earlier scan's results; give another place, or --overwrite",
         )
+
+
+def _refuse_writing_over_inputs(
+    out: Path | None, dfxml: Path | None, detected: DetectedImage, hashsets: list[Path], rules: list[Path]
+) -> None:
+    """Exit status 1 if a result would be written over a file the scan reads: the image (any of
+    its segments), a hash set or a rule file, named as it is or through a link. ``--dfxml
+    IMAGE --overwrite`` replaced a raw image with its own DFXML, and a result named after a
+    later segment of an E01 replaced that segment."""
+    segments = list(detected.segments)
+    inputs = [
+        (segments[:1], "the image this scan reads"),
+        (segments[1:], "a segment of the image this scan reads"),
+        (hashsets, "a hash set this scan reads"),
+        (rules, "a rule file this scan reads"),
+    ]
+    places = [out / name for name in RESULT_FILES] if out is not None else []
+    for place in [*places, *([dfxml] if dfxml is not None else [])]:
+        for paths, kind in inputs:
+            # The staged name too: it is opened for writing, and truncated, before the swap.
+            if same_file(place, paths) or same_file(_staged(place), paths):
+                raise _die(
+                    ExitCode.failed,
+                    f"{shown(place)}: is {kind}; results are never written over evidence or "
+                    "the scan's other inputs: give another place for them",
+                )
 
 
 def _is_file(path: Path) -> bool:
@@ -202,12 +229,22 @@ def scan(
     """Hash every file of IMAGE, look each up in hash sets and scan it with YARA.
 
     Exit status: 0 success, 3 unreadable image, 4 integrity mismatch, 5 bad hash set, 6 bad rules,
-    1 anything else (such as an output folder that cannot be made, or results of an earlier scan
-    where this one's would go, unless --overwrite).
+    1 anything else (such as an output folder that cannot be made, a result named as the image or
+    another input, which is never written over, or results of an earlier scan where this one's
+    would go, unless --overwrite).
     """
     if (problem := not_usable(image)) is not None:
         raise _die(ExitCode.unreadable_image, f"{shown(image)}: {problem}")
+    try:
+        detected = detect(image)
+    except (EvidenceError, InvalidInputError) as exc:
+        raise _die(ExitCode.unreadable_image, str(exc)) from None
+    try:
+        rule_paths = rule_files(list(rules)) if rules else []
+    except RulesError as exc:
+        raise _die(ExitCode.bad_rules, str(exc)) from None
     # Where the results go is checked before any long work (indexing an NSRL-size set).
+    _refuse_writing_over_inputs(out, dfxml, detected, [*(hashset or []), *(known_good or [])], rule_paths)
     if not overwrite:
         _refuse_earlier_results(out, dfxml)
     if out is not None:
@@ -278,7 +315,7 @@ def scan(
         try:
             try:
                 result = scan_image(
-                    image, options, listing, progress, dfxml=_staged(document) if document else None
+                    detected, options, listing, progress, dfxml=_staged(document) if document else None
                 )
             except BaseException:
                 if out is None:  # a failed scan leaves no listing, nor the folder made for it

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from triage.errors import InvalidInputError
@@ -54,6 +54,23 @@ def not_usable(path: Path, allow_dir: bool = False) -> str | None:
         return "not a regular file" if path.exists() else "no such file"
     except (OSError, ValueError) as exc:
         return f"cannot be looked up: {_reason(exc)}"
+
+
+def same_file(path: Path, others: Iterable[Path]) -> Path | None:
+    """The first of ``others`` that ``path`` names too (the same name, a hard link or a
+    symbolic link to it), or None. A path that does not exist or cannot be looked up names
+    none of them."""
+    try:
+        found = path.stat()
+    except (OSError, ValueError):
+        return None
+    for other in others:
+        try:
+            if os.path.samestat(found, other.stat()):
+                return other
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def _reason(exc: OSError | ValueError) -> str:

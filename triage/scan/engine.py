@@ -215,17 +215,19 @@ def probe_image(detected: DetectedImage, memory_limit: int = ScanOptions().memor
 
 
 def scan_image(
-    path: Path,
+    source: Path | DetectedImage,
     options: ScanOptions,
     listing: Path,
     progress: Progress | None = None,
     dfxml: Path | None = None,
 ) -> ScanResult:
-    """Scan the image at ``path``; write one record per file to ``listing`` (JSON lines) and,
-    if asked, the DFXML document to ``dfxml``."""
+    """Scan the image whose first segment is ``source`` (or the image ``detect`` found there);
+    write one record per file to ``listing`` (JSON lines) and, if asked, the DFXML document to
+    ``dfxml``."""
     progress = progress or _no_progress
     started = utcnow()
-    detected = detect(path)
+    detected = source if isinstance(source, DetectedImage) else detect(source)
+    path = detected.first
     probed = probe_image(detected, options.memory_limit)
     image: dict[str, Any] = {
         "path": str(detected.first),
