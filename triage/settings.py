@@ -148,6 +148,16 @@ class Settings(BaseSettings):
         and server that keeps files there asks at its start (a traceback, or every run
         failing, when the first file was written)."""
         folder = self.artifact_dir
+        # Runs' results, uploads and kept hash sets are written there and old attempts removed:
+        # inside an evidence root (or holding one) they would mix with the evidence, and a
+        # result could be registered as an image.
+        within = Path(folder).resolve()
+        for root in self.resolved_evidence_roots():
+            if within.is_relative_to(root) or root.is_relative_to(within):
+                raise ConfigurationError(
+                    f"TRIAGE_ARTIFACT_DIR {folder}: overlaps the evidence root {root}; evidence is "
+                    "never written to: keep the artifact folder apart from every evidence root"
+                )
         try:
             folder.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=folder, prefix=".writable-"):

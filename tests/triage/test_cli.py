@@ -157,6 +157,36 @@ def test_an_artifact_folder_that_cannot_be_written_is_refused_at_the_start(
     )
 
 
+@pytest.mark.parametrize("inside", [True, False])
+@pytest.mark.parametrize("command", ["hashsets add", "worker --once", "serve"])
+def test_an_artifact_folder_overlapping_an_evidence_root_is_refused_at_the_start(
+    command: str, inside: bool, database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    # Runs' results and uploads were written among the evidence (and old attempts removed
+    # there), or the evidence root lay inside the folder they are written to.
+    evidence = tmp_path / "evidence"
+    artifacts = evidence / "artifacts" if inside else tmp_path
+    evidence.mkdir()
+    (tmp_path / "set.md5").write_text("d41d8cd98f00b204e9800998ecf8427e\n")
+    args = command.split() + ([str(tmp_path / "set.md5")] if command == "hashsets add" else [])
+    with socket.socket() as taken:  # should `serve` get past the check, it stops at the port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {
+            "TRIAGE_DATABASE_URL": database_url,
+            "TRIAGE_ARTIFACT_DIR": str(artifacts),
+            "TRIAGE_EVIDENCE_ROOTS": str(evidence),
+            "TRIAGE_API_PORT": str(taken.getsockname()[1]),
+        }
+        result = invoke_cli(args, env)
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        f"triage: TRIAGE_ARTIFACT_DIR {artifacts}: overlaps the evidence root {evidence.resolve()}; "
+        "evidence is never written to: keep the artifact folder apart from every evidence root\n"
+    )
+    assert sorted(p.name for p in evidence.iterdir()) == []  # nothing made among the evidence
+
+
 @pytest.mark.parametrize("command", ["worker", "scheduler"])
 def test_rq_chosen_on_the_command_line_is_refused_a_broker_url_that_is_not_redis(
     command: str, tmp_path: Path
