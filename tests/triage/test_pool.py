@@ -34,6 +34,40 @@ def _handler(payload: str) -> str:
     return payload.upper()
 
 
+def _busy(marker: str) -> str:
+    Path(marker).write_text("on it")
+    time.sleep(1.5)  # within the 2 s an idle worker is given to end
+    return "done"
+
+
+class _GivenUp(Exception):
+    pass
+
+
+def test_closing_a_pool_given_up_on_kills_a_worker_still_on_its_task(tmp_path: Path) -> None:
+    # A scan stopped (an error, Ctrl-C, SIGTERM) waited for each batch under way, up to 2 s a
+    # worker, for answers nobody wanted.
+    started = tmp_path / "started"
+
+    def give_up(payload: str, value: str) -> None:
+        while not started.exists():  # the other worker is on its task
+            time.sleep(0.01)
+        raise _GivenUp
+
+    pool = IsolatedPool(2, _init, (), _busy_or_quick, memory_limit=1024 * 1024 * 1024)
+    try:
+        with pytest.raises(_GivenUp):
+            pool.run(iter([("quick", 30.0), (str(started), 30.0)]), give_up, lambda p, why: None)
+        processes = [(slot.process, slot.task is not None) for slot in pool._slots]
+    finally:
+        pool.close()
+    assert sorted((busy, p.exitcode) for p, busy in processes) == [(False, 0), (True, -signal.SIGKILL)]
+
+
+def _busy_or_quick(payload: str) -> str:
+    return payload if payload == "quick" else _busy(payload)
+
+
 def test_pool_survives_crashing_hanging_and_raising_tasks() -> None:
     done: dict[str, Any] = {}
     failed: dict[str, str] = {}

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -17,7 +18,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import TESTDATA
-from tests.images.planted import KNOWN_BAD, KNOWN_GOOD, YARA_HIT
+from tests.images import build
+from tests.images.planted import KNOWN_BAD, KNOWN_GOOD, YARA_HIT, Planted, random_bytes
 from tests.oracle import fiwalk, mismatches, parse_dfxml
 from triage.analysis.hashsets import HashSetKind, load_hashset
 from triage.analysis.yarascan import compile_rules
@@ -622,6 +624,76 @@ def test_results_are_never_written_over_the_image_or_another_input(tmp_path: Pat
         [triage, "scan", str(e01), "--dfxml", str(document)], capture_output=True, text=True, env=env
     )
     assert done.returncode == 0 and parse_dfxml(document.read_text()), done.stderr
+
+
+# Each file takes YARA about a second (filesize x 400 steps of its condition), so the scan is
+# still under way when it is stopped, on any machine.
+SLOW_RULE = (
+    "rule slow { condition: for all i in (0..filesize) : (for all j in (0..400) : (uint8(i) + j >= 0)) }\n"
+)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_scan_stopped_by_a_signal_removes_its_partial_results_and_processes(
+    stop: signal.Signals, tmp_path: Path
+) -> None:
+    # SIGTERM (`timeout`, a service manager) and SIGHUP (the terminal closed) ended the scan
+    # where it stood: its staged listing, the walk's spool and the DFXML's fragments stayed in
+    # the results' folder.
+    image = build.ext4(
+        tmp_path / "slow.img", [Planted(f"f{n}.bin", random_bytes(n, 64 * 1024)) for n in range(24)]
+    )
+    rule = tmp_path / "slow.yar"
+    rule.write_text(SLOW_RULE)
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = {
+        name: f"an earlier scan's {name}\n".encode() for name in ("files.jsonl", "summary.json", "dfxml.xml")
+    }
+    for name, data in earlier.items():
+        (out / name).write_bytes(data)
+    triage = str(Path(sys.executable).with_name("triage"))
+    scan = subprocess.Popen(
+        [
+            triage,
+            "scan",
+            str(image),
+            "--rules",
+            str(rule),
+            "--out",
+            str(out),
+            "--overwrite",
+            "--processes",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, to find what it leaves running
+    )
+    try:
+        staged = out / ".files.jsonl.partial"
+        deadline = time.monotonic() + 60
+        while not staged.exists():
+            assert scan.poll() is None and time.monotonic() < deadline, (
+                scan.stderr.read() if scan.stderr else ""
+            )
+            time.sleep(0.02)
+        time.sleep(0.3)  # the workers are on their first batch
+        scan.send_signal(stop)  # to the command alone, not its process group
+        _, stderr = scan.communicate(timeout=60)
+    finally:
+        if scan.poll() is None:
+            os.killpg(scan.pid, signal.SIGKILL)
+    assert scan.returncode == 128 + stop, stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier  # nothing partial left
+    deadline = time.monotonic() + 10
+    while True:  # the fork server and the analysis processes end with it
+        try:
+            os.killpg(scan.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "the scan left processes running"
+        time.sleep(0.05)
 
 
 NAMES = [

@@ -231,7 +231,8 @@ def scan(
     Exit status: 0 success, 3 unreadable image, 4 integrity mismatch, 5 bad hash set, 6 bad rules,
     1 anything else (such as an output folder that cannot be made, a result named as the image or
     another input, which is never written over, or results of an earlier scan where this one's
-    would go, unless --overwrite).
+    would go, unless --overwrite); stopped by a signal, 128 plus its number (Ctrl-C 130, SIGTERM
+    143, SIGHUP 129), its partial results removed.
     """
     if (problem := not_usable(image)) is not None:
         raise _die(ExitCode.unreadable_image, f"{shown(image)}: {problem}")

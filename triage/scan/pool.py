@@ -182,14 +182,22 @@ class IsolatedPool:
                 on_failed(payload, reason)
 
     def close(self) -> None:
+        """Stop the workers: an idle one is asked to end (and killed if it has not 2 s on); one
+        still on a task (the run was given up on: an error, Ctrl-C, SIGTERM) is killed at once,
+        as nobody waits for its answer (waiting for the batches under way held a stopped scan
+        up for 2 s a worker)."""
         for slot in self._slots:
             if slot.process.is_alive():
-                slot.tasks.put(None)
+                if slot.task is None:
+                    slot.tasks.put(None)
+                else:
+                    slot.process.kill()
         for slot in self._slots:
             slot.process.join(2)
             if slot.process.is_alive():
                 slot.process.kill()
                 slot.process.join(2)
+            slot.task = None
 
 
 class ChildFailed(RuntimeError):
