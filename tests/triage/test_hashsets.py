@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import json
 import os
 import random
@@ -10,6 +11,7 @@ import re
 import sqlite3
 import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from triage.analysis.hashsets import HashSetKind, HashSetStore, load_hashset, re
 from triage.analysis.hashsets import prefilter as prefilter_module
 from triage.analysis.hashsets import store as store_module
 from triage.analysis.hashsets.prefilter import DigestFilter, filter_path
+from triage.analysis.hashsets.records import HashRecord
 from triage.analysis.hashsets.store import ensure_filter
 from triage.errors import HashSetError
 
@@ -375,6 +378,37 @@ def test_a_failed_build_leaves_no_store_behind(tmp_path: Path) -> None:
     with pytest.raises(HashSetError):
         load_hashset(f, tmp_path / "cache")
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+@pytest.mark.parametrize("fails", ["hashing", "indexing"])
+def test_a_hash_set_that_fails_as_it_is_read_is_a_hash_set_error(
+    fails: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An I/O error reading the set (a failing disk, a share gone) came out as an OSError, which
+    # `triage scan` could not tell from one of its index folder: a traceback.
+    f = tmp_path / "set.md5"
+    f.write_text(f"{MD5}  a\n{'b' * 32}  b\n")
+
+    def failing(*_args: object) -> object:
+        raise OSError(5, "Input/output error")
+
+    reader = readers.sniff(f)
+
+    def fails_half_way(path: Path) -> Iterator[HashRecord]:
+        yield next(reader.read(path))
+        raise OSError(5, "Input/output error")
+
+    if fails == "hashing":
+        monkeypatch.setattr(store_module, "file_sha256", failing)
+    else:
+        monkeypatch.setattr(
+            store_module, "sniff", lambda _path: dataclasses.replace(reader, read=fails_half_way)
+        )
+    with pytest.raises(HashSetError, match=r"set\.md5: cannot be read: Input/output error"):
+        load_hashset(f, tmp_path / "cache")
+    assert [p.name for p in (tmp_path / "cache").glob("*")] == []
+    monkeypatch.undo()
+    assert load_hashset(f, tmp_path / "cache").entries == 2
 
 
 def _random_set(tmp_path: Path, count: int) -> tuple[Path, list[str]]:

@@ -63,6 +63,18 @@ def _not_written(exc: OSError, target: Path | None = None) -> typer.Exit:
     return _die(ExitCode.failed, f"{where}: cannot be written: {exc.strerror or exc}")
 
 
+def _cache_not_usable(exc: OSError, cache: Path) -> typer.Exit:
+    """Status 1 with one line: a hash set's index could not be kept in ``cache`` (a file there,
+    no permission, a full disk). It was a traceback. (``load_hashset`` reports a hash set it
+    cannot read as a ``HashSetError``.)"""
+    reason = "not a folder" if cache.exists() and not cache.is_dir() else exc.strerror or str(exc)
+    return _die(
+        ExitCode.failed,
+        f"{shown(cache)}: cannot keep the indexed hash sets there (--hashset-cache, "
+        f"TRIAGE_HASHSET_CACHE): {reason}",
+    )
+
+
 def _check_writable(target: Path) -> None:
     """Fail before the scan, not after it, when a result cannot be written to ``target``."""
     existed = target.exists()
@@ -284,17 +296,15 @@ def scan(
         def counting(text: str) -> None:
             bar.update(task, description=text, total=None, completed=0)
 
-        try:  # a set seen for the first time is indexed: minutes for one of NSRL size
-            for path in hashset or []:
+        sets = [(p, None) for p in hashset or []] + [(p, HashSetKind.known_good) for p in known_good or []]
+        for path, kind in sets:  # a set seen for the first time is indexed: minutes for NSRL's size
+            try:
                 told = hashset_progress(path.name, counting)
-                options.hashsets.append(load_hashset(path, hashset_cache, progress=told))
-            for path in known_good or []:
-                told = hashset_progress(path.name, counting)
-                options.hashsets.append(
-                    load_hashset(path, hashset_cache, kind=HashSetKind.known_good, progress=told)
-                )
-        except HashSetError as exc:
-            raise _die(ExitCode.bad_hashset, str(exc)) from None
+                options.hashsets.append(load_hashset(path, hashset_cache, kind=kind, progress=told))
+            except HashSetError as exc:
+                raise _die(ExitCode.bad_hashset, str(exc)) from None
+            except OSError as exc:
+                raise _cache_not_usable(exc, hashset_cache) from None
         if rules:
             counting("compiling the rules")
             try:

@@ -10,6 +10,7 @@ import os
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,16 @@ def _batches(records: Iterable[HashRecord]) -> Iterator[list[tuple[bytes, str, i
         yield batch
 
 
+@contextmanager
+def _reading(source: Path) -> Iterator[None]:
+    """A failure to read the hash set itself (an I/O error, a file shortened as it was read) as
+    a ``HashSetError``; an ``OSError`` from ``load_hashset`` is then the index's folder's."""
+    try:
+        yield
+    except OSError as exc:
+        raise HashSetError(f"{shown(source)}: cannot be read: {exc.strerror or exc}") from None
+
+
 def _build(reader: Reader, source: Path, target: Path, progress: Callable[[int], None]) -> int:
     """Write the store to a temporary file and move it into place only when complete."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -74,11 +85,12 @@ def _build(reader: Reader, source: Path, target: Path, progress: Callable[[int],
             " WITHOUT ROWID;"
         )
         read = 0
-        for batch in _batches(reader.read(source)):
-            # The first record of a digest wins; duplicates in a set are common.
-            conn.executemany("INSERT OR IGNORE INTO h VALUES (?, ?, ?)", batch)
-            read += len(batch)
-            progress(read)
+        with _reading(source):
+            for batch in _batches(reader.read(source)):
+                # The first record of a digest wins; duplicates in a set are common.
+                conn.executemany("INSERT OR IGNORE INTO h VALUES (?, ?, ?)", batch)
+                read += len(batch)
+                progress(read)
         count = int(conn.execute("SELECT count(*) FROM h").fetchone()[0])
         # Kept so that opening the store never counts it again: counting reads the whole store
         # (at 20M entries 0.5 s from the page cache, 21 s from disk here), where a scan's
@@ -116,13 +128,16 @@ def load_hashset(
         raise HashSetError(f"{shown(source)}: {problem}")
     reader = READERS_BY_NAME[fmt] if fmt else sniff(source)
     remove_stale(cache_dir.glob("*.building"))  # a build a killed process left
-    sha = known_sha256 or file_sha256(source)
+    with _reading(source):
+        sha = known_sha256 or file_sha256(source)
     store = cache_dir / f"{sha}.v{STORE_VERSION}.{reader.name}.sqlite"
     if store.exists():
         entries = HashSetStore(store).count()
     else:
         entries = _build(reader, source, store, lambda done: told("indexing", done, 0))
-        if known_sha256 is None and file_sha256(source) != sha:  # written to while read: a mix
+        with _reading(source):
+            changed = known_sha256 is None and file_sha256(source) != sha
+        if changed:  # written to while it was read: a mix of two versions
             discard_store(store)
             raise HashSetError(
                 f"{shown(source)}: changed while it was being indexed; index it again once complete"
