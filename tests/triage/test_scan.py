@@ -647,6 +647,47 @@ def test_results_are_never_written_over_the_image_or_another_input(tmp_path: Pat
     assert done.returncode == 0 and parse_dfxml(document.read_text()), done.stderr
 
 
+def test_dfxml_to_standard_output_whatever_it_is_sent_to(tmp_path: Path) -> None:
+    # Standard output sent to a file: `--dfxml /dev/stdout` was refused as "holds an earlier
+    # scan's results", and with --overwrite the link (/dev/stdout itself, run as root) was
+    # replaced by a file of the DFXML. To a pipe with --out: refused as "a named pipe". And the
+    # summary line followed the document's closing tag. `-` made a file named "-".
+    triage = str(Path(sys.executable).with_name("triage"))
+    image = str(TESTDATA / "ext2.E01")
+    expected = parse_dfxml(_scan_to(triage, image, tmp_path / "alone.xml"))
+    link = tmp_path / "stdout-link"  # stands in for /dev/stdout: a link to the descriptor
+    link.symlink_to("/proc/self/fd/1")
+    for target, extra in [("/dev/stdout", []), (str(link), ["--overwrite"]), ("-", ["--overwrite"])]:
+        sent = tmp_path / "sent.xml"
+        sent.write_text("kept\n")
+        with sent.open("a") as stdout:  # appended to: what it held stays
+            done = subprocess.run(
+                [triage, "scan", image, "--dfxml", target, *extra],
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        assert done.returncode == 0, done.stderr
+        assert " files, " in done.stderr  # what is said for people: on standard error
+        kept, document = sent.read_text().split("\n", 1)
+        assert kept == "kept" and parse_dfxml(document) == expected, target
+        assert link.is_symlink() and not (tmp_path / "-").exists()
+    piped = subprocess.run(
+        [triage, "scan", image, "--out", str(tmp_path / "out"), "--dfxml", "-"],
+        capture_output=True,
+        text=True,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert parse_dfxml(piped.stdout) == expected and "results in" in piped.stderr
+    assert (tmp_path / "out" / "dfxml.xml").read_text() == piped.stdout
+
+
+def _scan_to(triage: str, image: str, document: Path) -> str:
+    done = subprocess.run([triage, "scan", image, "--dfxml", str(document)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return document.read_text()
+
+
 # Each file takes YARA about a second (filesize x 400 steps of its condition), so the scan is
 # still under way when it is stopped, on any machine.
 SLOW_RULE = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -156,25 +157,42 @@ def _refuse_writing_over_inputs(
 
 
 def _is_file(path: Path) -> bool:
-    """Whether results could be there: a regular file (``/dev/null`` or a pipe never holds
-    any)."""
+    """Whether results could be there: a regular file (``/dev/null``, a pipe or ``/dev/stdout``
+    never holds any, even with standard output sent to a file)."""
     try:
-        return path.is_file()
+        return path.is_file() and not written_in_place(path)
     except OSError:  # a name too long, say: reported when the results are written
         return False
+
+
+def _is_standard_output(path: Path) -> bool:
+    """Whether ``path`` is where standard output goes (``/dev/stdout``, ``-``)."""
+    try:
+        return os.path.samestat(path.stat(), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError):
+        return False
+
+
+def _copy_in_place(source: Path, target: Path) -> None:
+    """``source`` appended to ``target``, a device, a pipe or a descriptor (``copyfile``
+    refuses a pipe, and would empty a file standard output is appended to)."""
+    with source.open("rb") as src, target.open("ab") as dst:
+        shutil.copyfileobj(src, dst)
 
 
 SHOWN_PROBLEMS = 20
 
 
-def _tell_walk_problems(problems: list[dict[str, Any]]) -> None:
+def _tell_walk_problems(problems: list[dict[str, Any]], err: bool) -> None:
     """What the walk could not reach (a truncated image, an unreadable directory, a loop cut
     off): listed after the summary line, so that no one takes "0 error(s)" for the whole
     story; all of them are in summary.json."""
     for problem in problems[:SHOWN_PROBLEMS]:
-        typer.echo(f"walk problem: partition {problem['partition']} {problem['path']}: {problem['reason']}")
+        typer.echo(
+            f"walk problem: partition {problem['partition']} {problem['path']}: {problem['reason']}", err=err
+        )
     if len(problems) > SHOWN_PROBLEMS:
-        typer.echo(f"walk problems: {len(problems) - SHOWN_PROBLEMS} more (see summary.json)")
+        typer.echo(f"walk problems: {len(problems) - SHOWN_PROBLEMS} more (see summary.json)", err=err)
 
 
 def _parse_expect(values: list[str]) -> dict[str, str]:
@@ -207,7 +225,9 @@ def scan(
         Path | None,
         typer.Option("--out", help="write files.jsonl, summary.json and dfxml.xml here"),
     ] = None,
-    dfxml: Annotated[Path | None, typer.Option("--dfxml", help="write just the DFXML to this file")] = None,
+    dfxml: Annotated[
+        Path | None, typer.Option("--dfxml", help="write just the DFXML to this file (-: standard output)")
+    ] = None,
     deleted: Annotated[
         bool, typer.Option("--deleted", help="also deleted files whose metadata is readable")
     ] = False,
@@ -246,6 +266,8 @@ def scan(
     would go, unless --overwrite); stopped by a signal, 128 plus its number (Ctrl-C 130, SIGTERM
     143, SIGHUP 129), its partial results removed.
     """
+    if dfxml == Path("-"):
+        dfxml = Path("/dev/stdout")
     if (problem := not_usable(image)) is not None:
         raise _die(ExitCode.unreadable_image, f"{shown(image)}: {problem}")
     try:
@@ -345,22 +367,28 @@ def scan(
             for name in RESULT_FILES:
                 _put_in_place(out / name)
         if dfxml:
-            if out:
+            if out and written_in_place(dfxml):
+                _copy_in_place(out / "dfxml.xml", dfxml)
+            elif out:
                 shutil.copyfile(out / "dfxml.xml", _staged(dfxml))
             _put_in_place(dfxml)
     except OSError as exc:
         for place in [*(out / name for name in RESULT_FILES if out), *([dfxml] if dfxml else [])]:
             _discard_staged(place)
         raise _not_written(exc) from None
+    # With the DFXML on standard output, what is said for people goes to standard error, so the
+    # document stays whole (the summary line followed its closing tag).
+    err = dfxml is not None and _is_standard_output(dfxml)
     typer.echo(
         f"{summary['files']} files, {summary['bytes']} bytes in {len(summary['partitions'])} partition(s); "
         f"{summary['alert_files']} alert(s), {summary['known_files']} known"
         f"{' (left out of the listing)' if omit_known and summary['known_left_out'] else ''}, "
         f"{sum(summary['yara_hits'].values())} YARA hit(s), {summary['yara_incomplete']} YARA incomplete, "
-        f"{summary['errors']} error(s); integrity: {summary['image']['integrity']}"
+        f"{summary['errors']} error(s); integrity: {summary['image']['integrity']}",
+        err=err,
     )
-    _tell_walk_problems(summary["walk_problems"])
+    _tell_walk_problems(summary["walk_problems"], err)
     if out:
-        typer.echo(f"results in {out}")
+        typer.echo(f"results in {out}", err=err)
     elif not dfxml:
         typer.echo(f"file listing in {listing}")

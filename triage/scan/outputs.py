@@ -7,6 +7,8 @@ import contextlib
 import gzip
 import io
 import json
+import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -28,12 +30,35 @@ _TIME_TAGS = (
 )
 
 
+# An open file descriptor by name: /dev/stdout, /dev/fd/1, /proc/self/fd/1, ...
+_DESCRIPTOR = re.compile(r"/dev/(stdin|stdout|stderr|fd/\d+)|/proc/[^/]+/fd/\d+")
+
+
 def written_in_place(path: Path) -> bool:
-    """Whether ``path`` is a device or a pipe (``/dev/null``, ``/dev/stdout``) rather than a
-    file: results go straight to it, are never staged or assembled beside it (``/dev`` is
-    root's alone), and it is never removed, not even when a scan fails and its partial results
-    are (run as root, that removed the workstation's ``/dev/null``)."""
-    return path.exists() and not path.is_file()
+    """Whether ``path`` is a device or a pipe (``/dev/null``), or names an open file descriptor
+    (``/dev/stdout``, directly or through links), rather than a file of its own: results go
+    straight to it, appended, are never staged or assembled beside it (``/dev`` is root's
+    alone), and it is never replaced or removed, not even when a scan fails and its partial
+    results are. Run as root, that removed the workstation's ``/dev/null``; and with standard
+    output sent to a file, ``/dev/stdout`` (a link to it) was replaced by a file of the DFXML."""
+    try:
+        if path.exists() and not path.is_file():
+            return True
+        return _names_a_descriptor(path)
+    except (OSError, ValueError):
+        return False
+
+
+def _names_a_descriptor(path: Path) -> bool:
+    """Whether ``path``, or a link on the way from it to a file, is an open file descriptor."""
+    here = Path(os.path.abspath(path))
+    for _ in range(40):  # the system's own limit on links followed
+        if _DESCRIPTOR.fullmatch(str(here)):
+            return True
+        if not here.is_symlink():
+            return False
+        here = Path(os.path.normpath(here.parent / os.readlink(here)))
+    return False
 
 
 def json_line(value: Any) -> bytes:
@@ -112,7 +137,9 @@ class DfxmlWriter:
 
     def finish(self, summary: dict[str, Any]) -> None:
         """Write the whole document: every partition the walk read, in order."""
-        with self.target.open("w", encoding="utf-8", errors="backslashreplace") as out:
+        # Appended to a descriptor: standard output sent to a file with >> must keep what it holds.
+        mode = "a" if written_in_place(self.target) else "w"
+        with self.target.open(mode, encoding="utf-8", errors="backslashreplace") as out:
             out.write(_dfxml_head(summary))
             for part in summary["partitions"]:
                 if part["status"] != "ok":
