@@ -647,6 +647,29 @@ def test_results_are_never_written_over_the_image_or_another_input(tmp_path: Pat
     assert done.returncode == 0 and parse_dfxml(document.read_text()), done.stderr
 
 
+def test_dfxml_named_as_another_result_of_out_is_refused(tmp_path: Path) -> None:
+    # `--out o --dfxml o/files.jsonl`: the DFXML was copied over the listing once the scan had
+    # put it in place, exit 0, and the listing was lost.
+    triage = str(Path(sys.executable).with_name("triage"))
+    image = str(TESTDATA / "iso9660.raw")
+    out = tmp_path / "out"
+    for name in ("files.jsonl", "summary.json"):
+        refused = subprocess.run(
+            [triage, "scan", image, "--out", str(out), "--dfxml", str(out / name)],
+            capture_output=True,
+            text=True,
+        )
+        assert refused.returncode == 1 and f"is where --out writes {name};" in refused.stderr, refused.stderr
+        assert not out.exists()
+    same = subprocess.run(
+        [triage, "scan", image, "--out", str(out), "--dfxml", str(out / "dfxml.xml")],
+        capture_output=True,
+        text=True,
+    )
+    assert same.returncode == 0, same.stderr
+    assert (out / "files.jsonl").read_text().startswith("{") and parse_dfxml((out / "dfxml.xml").read_text())
+
+
 def test_dfxml_to_standard_output_whatever_it_is_sent_to(tmp_path: Path) -> None:
     # Standard output sent to a file: `--dfxml /dev/stdout` was refused as "holds an earlier
     # scan's results", and with --overwrite the link (/dev/stdout itself, run as root) was

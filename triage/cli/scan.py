@@ -156,6 +156,21 @@ def _refuse_writing_over_inputs(
                 )
 
 
+def _refuse_clashing_results(out: Path | None, dfxml: Path | None) -> None:
+    """Exit status 1 if ``--dfxml`` names the listing or the summary that ``--out`` writes: the
+    DFXML was copied over it once the scan had put it in place, and the listing was lost."""
+    if out is None or dfxml is None:
+        return
+    for name in ("files.jsonl", "summary.json"):
+        place = out / name
+        if dfxml.resolve() == place.resolve() or same_file(dfxml, [place]):
+            raise _die(
+                ExitCode.failed,
+                f"{shown(dfxml)}: is where --out writes {name}; give --dfxml another place "
+                "(--out writes dfxml.xml as well)",
+            )
+
+
 def _is_file(path: Path) -> bool:
     """Whether results could be there: a regular file (``/dev/null``, a pipe or ``/dev/stdout``
     never holds any, even with standard output sent to a file)."""
@@ -280,6 +295,7 @@ def scan(
         raise _die(ExitCode.bad_rules, str(exc)) from None
     # Where the results go is checked before any long work (indexing an NSRL-size set).
     _refuse_writing_over_inputs(out, dfxml, detected, [*(hashset or []), *(known_good or [])], rule_paths)
+    _refuse_clashing_results(out, dfxml)
     if not overwrite:
         _refuse_earlier_results(out, dfxml)
     if out is not None:
