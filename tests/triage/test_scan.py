@@ -564,6 +564,10 @@ def test_cli_exit_codes_and_outputs(
         failed = run(*args)
         assert failed.returncode == code, (args[-1][-20:], failed.stderr)
         assert failed.stderr.count("\n") == 1 and "Traceback" not in failed.stderr, failed.stderr
+    # A file where a folder is wanted: said so, not the system's "File exists".
+    for option in ("--out", "--hashset-cache"):
+        failed = run(str(images["ext4"]), "--hashset", str(hashset_dir / "vics20.json"), option, str(bad_set))
+        assert failed.returncode == 1 and failed.stderr.endswith(": not a folder\n"), failed.stderr
     # A newline in a name cut the one-line message there, naming another path.
     broken = run(str(tmp_path / "line\nbreak.img"))
     assert broken.returncode == 3 and broken.stderr.endswith("line\\x0Abreak.img: no such file\n"), (

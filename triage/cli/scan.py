@@ -68,12 +68,22 @@ def _cache_not_usable(exc: OSError, cache: Path) -> typer.Exit:
     """Status 1 with one line: a hash set's index could not be kept in ``cache`` (a file there,
     no permission, a full disk). It was a traceback. (``load_hashset`` reports a hash set it
     cannot read as a ``HashSetError``.)"""
-    reason = "not a folder" if cache.exists() and not cache.is_dir() else exc.strerror or str(exc)
     return _die(
         ExitCode.failed,
         f"{shown(cache)}: cannot keep the indexed hash sets there (--hashset-cache, "
-        f"TRIAGE_HASHSET_CACHE): {reason}",
+        f"TRIAGE_HASHSET_CACHE): {_folder_problem(cache, exc)}",
     )
+
+
+def _folder_problem(folder: Path, exc: OSError) -> str:
+    """Why ``folder`` could not be made or written: "not a folder" where the system says "File
+    exists" (a file, or a device, has that name), else the system's words."""
+    try:
+        if folder.exists() and not folder.is_dir():
+            return "not a folder"
+    except OSError:
+        pass
+    return exc.strerror or str(exc)
 
 
 def _check_writable(target: Path) -> None:
@@ -303,7 +313,7 @@ def scan(
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _die(
-                ExitCode.failed, f"{shown(out)}: cannot write the results there: {exc.strerror}"
+                ExitCode.failed, f"{shown(out)}: cannot write the results there: {_folder_problem(out, exc)}"
             ) from None
     if dfxml is not None:
         _check_writable(dfxml)
