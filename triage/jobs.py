@@ -51,6 +51,16 @@ def worker_identity(backend: str) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{backend}"
 
 
+PROGRESS_SECONDS = 2.0  # a running scan's progress reaches its run's row at least this often
+
+
+def beat_every(lease_seconds: float) -> float:
+    """Seconds between a run's heartbeats: a third of the lease keeps the lease, and the
+    progress a page shows wants them more often than that (with the default 60 s lease the
+    bar moved every 20 s)."""
+    return max(0.2, min(lease_seconds / 3, PROGRESS_SECONDS))
+
+
 class _Heartbeat(threading.Thread):
     """Renews the lease and publishes progress while the scan runs."""
 
@@ -67,7 +77,7 @@ class _Heartbeat(threading.Thread):
                 self.lost.set()
 
     def run(self) -> None:
-        interval = max(0.2, self.settings.run_lease_seconds / 3)
+        interval = beat_every(self.settings.run_lease_seconds)
         while not self.stopped.wait(interval):
             try:
                 self.beat()
@@ -97,6 +107,19 @@ def _options(
         if value:
             options.expect_hashes[algo] = value
     return options, ruleset
+
+
+def progress_update(phase: str, done: int, total: int) -> dict[str, Any]:
+    """What a scan's report of its progress (``scan.engine.Progress``) changes on its run's row,
+    which the heartbeat writes: "files" the files done and listed so far (they stayed 0 until
+    the run ended), "walking" the files listed once the walk is over, the other phases the
+    bytes done and the run's state."""
+    if phase == "files":
+        return {"files_done": done, "files_total": total}
+    if phase == "walking":
+        return {"phase": phase, "files_total": done}
+    state = RunState.verifying if phase == "verifying" else RunState.running
+    return {"phase": phase, "bytes_done": done, "bytes_total": total, "state": state}
 
 
 def _prepare(options: ScanOptions, ruleset: RuleSetRecord | None, heart: _Heartbeat) -> None:
@@ -289,16 +312,7 @@ def _execute(run_id: int, worker_id: str, settings: Settings, engine: Engine) ->
                 raise RunAborted("run cancelled or lease lost")
             if time.monotonic() > deadline:
                 raise RunTimeLimit(f"run time limit of {settings.run_time_limit_seconds} s exceeded")
-            update: dict[str, Any] = {"phase": phase}
-            if phase == "walking":
-                update["files_total"] = done
-            else:
-                update.update(bytes_done=done, bytes_total=total)
-                if phase == "verifying":
-                    update["state"] = RunState.verifying
-                else:
-                    update["state"] = RunState.running
-            heart.progress.update(update)
+            heart.progress.update(progress_update(phase, done, total))
 
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True, exist_ok=True)

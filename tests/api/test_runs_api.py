@@ -288,6 +288,22 @@ def _queued_run(
     return exhibit, run
 
 
+def test_a_running_scan_publishes_its_files_and_bytes_every_few_seconds() -> None:
+    # files_done and files_total stayed 0 until a run had ended (the API and README promise
+    # files done), and with the default 60 s lease the run's row was written every 20 s.
+    assert jobs.progress_update("files", 3, 10) == {"files_done": 3, "files_total": 10}  # phase kept
+    assert jobs.progress_update("analysing", 5, 9) == {
+        "phase": "analysing",
+        "bytes_done": 5,
+        "bytes_total": 9,
+        "state": RunState.running,
+    }
+    assert jobs.progress_update("verifying", 1, 2)["state"] == RunState.verifying
+    assert jobs.progress_update("walking", 7, 0) == {"phase": "walking", "files_total": 7}
+    assert jobs.beat_every(Settings().run_lease_seconds) <= 2.0
+    assert jobs.beat_every(3.0) == 1.0  # a short lease is still renewed three times over
+
+
 def test_a_filter_built_before_the_scan_does_not_cost_the_run_its_lease(
     client: TestClient,
     users: Users,

@@ -128,6 +128,27 @@ def test_planted_files_are_found_by_vics_nsrl_and_yara(
     assert result.summary["known_left_out"] == 1 and result.summary["provenance"]["options"]["omit_known"]
 
 
+def test_progress_counts_files_and_bytes_from_the_start_of_the_analysis(
+    images: dict[str, Path], tmp_path: Path
+) -> None:
+    # The files analysed were never told while a scan ran (a run showed 0 of 0 files to its
+    # end), and nothing was told until the first batch was done: a run's page said
+    # "preparing" or "verifying" through minutes of analysis.
+    told: list[tuple[str, int, int]] = []
+    small = ScanOptions(batch_files=4)  # several batches
+    result = scan_image(images["ext4"], small, tmp_path / "x.jsonl", lambda *p: told.append(p))
+    files = result.summary["files"]
+    analysing = [p for p in told if p[0] in ("analysing", "files")]
+    assert analysing[:2] == [("analysing", 0, 0), ("files", 0, 0)]  # before any batch is done
+    counts = [(done, listed) for phase, done, listed in told if phase == "files"]
+    assert len(counts) > 2 and counts[-1] == (files, files)
+    assert all(done <= listed for done, listed in counts)
+    assert [done for done, _ in counts] == sorted(done for done, _ in counts)
+    assert any(done == 0 < listed for done, listed in counts)  # listed as batches go out
+    assert any(0 < done < files for done, _ in counts)  # and done batch by batch
+    assert told[-1] == ("walking", files, 0)
+
+
 def test_sha256_of_each_file_is_recorded(images: dict[str, Path], tmp_path: Path) -> None:
     _, records = _scan(images["ext4"], tmp_path)
     by_path = {r["path"]: r for r in records}

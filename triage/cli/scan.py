@@ -368,6 +368,8 @@ def scan(
         def progress(phase: str, done: int, total: int) -> None:
             if phase == "walking":
                 counting(f"walking ({done} files)")
+            elif phase == "files":
+                bar.update(task, description=f"analysing: {done:,} of {total:,} files found so far")
             else:
                 bar.update(task, description=phase, total=total or None, completed=done)
 

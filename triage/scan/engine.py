@@ -33,7 +33,9 @@ from triage.scan.pool import Child, ChildFailed, IsolatedPool, WorkerInitError, 
 from triage.scan.summary import SummaryBuilder
 
 Progress = Callable[[str, int, int], None]
-"""progress(phase, done, total): phases "verifying" and "analysing" count bytes, "walking" files."""
+"""progress(phase, done, total): phases "verifying" and "analysing" count bytes; "files" counts
+the files analysed against those the walk has listed so far (it goes on meanwhile), each time
+"analysing" is told; "walking" the files listed, once the walk has ended."""
 
 
 @dataclass
@@ -177,6 +179,17 @@ def _batches(
             yield pending[size_class]
 
 
+def _told_as_handed_out(
+    batches: Iterator[list[list[Any]]], told: Callable[[], None]
+) -> Iterator[list[list[Any]]]:
+    """``batches``, telling the progress before each goes out: the files the walk has listed
+    so far grow as batches go, not only as they come back (a batch of large files, or one
+    slow to scan, takes minutes)."""
+    for batch in batches:
+        told()
+        yield batch
+
+
 def _only_known(record: dict[str, Any]) -> bool:
     """A file a hash set knows (known-good, or a known-bad set's non-pertinent category) with
     nothing else found: no alert, no YARA match, no error. What ``omit_known`` leaves out."""
@@ -278,12 +291,13 @@ def scan_image(
         media_size = int(image["media_size"])
         summary = SummaryBuilder()
         done_bytes = 0
+        done_files = 0
         retry: list[list[Any]] = []
 
         left_out = 0
 
         def take(record: dict[str, Any]) -> None:
-            nonlocal done_bytes, left_out
+            nonlocal done_bytes, done_files, left_out
             if options.omit_known and _only_known(record):
                 left_out += 1
             else:
@@ -292,24 +306,33 @@ def scan_image(
                     document.add(record)
             summary.add(record)
             done_bytes += bytes_to_read(int(record["size"]), media_size)
+            done_files += 1
+
+        def told() -> None:
+            progress("analysing", done_bytes, seen[1])
+            progress("files", done_files, seen[0])
 
         def on_done(batch: list[list[Any]], records: list[dict[str, Any]]) -> None:
             for record in records:
                 take(record)
-            progress("analysing", done_bytes, seen[1])
+            told()
 
         def on_failed(batch: list[list[Any]], reason: str) -> None:
             if len(batch) > 1:
                 retry.extend(batch)  # find the file that did it, one by one
                 return
             take(error_record(batch[0], reason.splitlines()[0]))
+            told()
 
         pool = IsolatedPool(
             options.processes, init_worker, (detected, options), process_batch, options.memory_limit
         )
         cleanup.callback(pool.close)
         try:
-            batches = _batches(_tail(spool, walker), options, seen, media_size)
+            # Analysis has begun: said now, not when the first batch is done (minutes, for a
+            # batch of large files), so that a run stops showing "preparing" or "verifying".
+            told()
+            batches = _told_as_handed_out(_batches(_tail(spool, walker), options, seen, media_size), told)
             pool.run(((b, _deadline(b, options, media_size)) for b in batches), on_done, on_failed)
             if retry:
                 alone = (([row], _deadline([row], options, media_size)) for row in list(retry))
