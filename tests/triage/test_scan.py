@@ -922,8 +922,25 @@ def test_what_is_left_when_the_walk_ends_goes_largest_first() -> None:
     sizes = {"/small": 1000, "/big1": 50 * 2**20, "/medium": 2 * 2**20, "/big2": 50 * 2**20}
     rows = [[0, 1, path, n, size] for n, (path, size) in enumerate(sizes.items())]
     lines = (orjson.dumps(row) + b"\n" for row in rows)
-    batches = list(engine._batches(lines, ScanOptions(), [0, 0], media_size=2**40))
+    batches = list(engine._batches(lines, ScanOptions(processes=1), [0, 0], media_size=2**40))
     assert [[row[2] for row in batch] for batch in batches] == [["/big1", "/big2"], ["/medium"], ["/small"]]
+
+
+def test_what_is_left_when_the_walk_ends_is_shared_out_among_the_processes() -> None:
+    # An image of fewer files than a batch holds was analysed by one process, the other idle
+    # (30 files slow to scan: 33 s on one core), and the last two 50 MiB files by one.
+    import orjson
+
+    sizes = [20 * 2**20, 30 * 2**20] + [1000 + n for n in range(30)] + [2**20] * 7
+    rows = [[0, 1, f"/f{n}", n, size] for n, size in enumerate(sizes)]
+    lines = (orjson.dumps(row) + b"\n" for row in rows)
+    batches = list(engine._batches(lines, ScanOptions(processes=2), [0, 0], media_size=2**40))
+    shapes = [sorted(row[4] for row in batch) for batch in batches]
+    assert shapes[:2] == [[30 * 2**20], [20 * 2**20]]  # one each, largest first: no lanes there
+    small = [shape for shape in shapes if shape[-1] < 256 * 1024]
+    assert len(small) == 2 and sorted(len(s) for s in small) == [15, 15]  # lanes kept 8 at least
+    assert [2**20] * 7 in shapes  # 7 files of the lanes' middle class: too few to split
+    assert sorted(row[3] for batch in batches for row in batch) == list(range(len(rows)))
 
 
 def test_a_file_claiming_more_than_the_whole_image_is_reported_not_read_for_hours(

@@ -176,7 +176,33 @@ def _batches(
             pending_bytes[size_class] = 0
     for size_class in sorted(pending, key=lambda c: pending_bytes[c], reverse=True):
         if pending[size_class]:
-            yield pending[size_class]
+            yield from _shared_out(pending[size_class], size_class, options.processes, media_size)
+
+
+LANES_FILL = 8  # files a part of a leftover batch keeps at least, where the MD5 lanes take them
+
+
+def _shared_out(
+    batch: list[list[Any]], size_class: int, processes: int, media_size: int
+) -> Iterator[list[list[Any]]]:
+    """A batch left when the walk has ended, in up to ``processes`` parts of like bytes (largest
+    first), so that every analysis process works on the end of the scan: an image of fewer
+    files than a batch holds was analysed by one process while the others waited, and the
+    bench's last two 50 MiB files by one. Files the MD5 lanes take (every class but the last)
+    stay ``LANES_FILL`` to a part at least: lanes run part empty run slower."""
+    most = len(batch) if size_class == len(SIZE_CLASSES) else len(batch) // LANES_FILL
+    parts = max(1, min(processes, most))
+    if parts == 1:
+        yield batch
+        return
+    loads = [0] * parts
+    shares: list[list[list[Any]]] = [[] for _ in range(parts)]
+    for row in sorted(batch, key=lambda r: bytes_to_read(int(r[4]), media_size), reverse=True):
+        lightest = loads.index(min(loads))  # the largest file left goes to the lightest part
+        shares[lightest].append(row)
+        loads[lightest] += bytes_to_read(int(row[4]), media_size)
+    for _load, share in sorted(zip(loads, shares, strict=True), key=lambda pair: pair[0], reverse=True):
+        yield share
 
 
 def _told_as_handed_out(
