@@ -25,6 +25,7 @@ HELP_FLAGS = {"--help", "-h"}
 
 
 def main() -> None:
+    standard_streams_open()
     args = sys.argv[1:]
     scan = args[:1] == ["scan"] and not HELP_FLAGS & set(args)
     if scan:
@@ -42,6 +43,23 @@ def main() -> None:
     except SystemExit as done:
         leave(done.code)
     leave(0)
+
+
+def standard_streams_open() -> None:
+    """Give a standard descriptor the command was started without (``2>&-``, some service
+    managers) the null device, as daemons do. Otherwise the first file opened took its number:
+    with standard error closed, the scan's check of the terminal failed on Python's None
+    ``sys.stderr`` (exit 1, and no word of why), and anything written to descriptor 2 (a
+    library's warning) would have gone into that file, a result perhaps."""
+    import os
+
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:  # the lowest free number is this one: those below it are open by now
+            os.open(os.devnull, os.O_RDWR)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 - for the process's life
 
 
 STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -85,6 +103,8 @@ def leave(code: object) -> NoReturn:
             thread.join()
     atexit._run_exitfuncs()  # what the interpreter calls on its way out (CPython's own hook)
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # started with the descriptor closed (`>&-`): nothing to flush
+            continue
         try:
             stream.flush()
         except (OSError, ValueError):  # a reader gone (a closed pipe), or a stream closed

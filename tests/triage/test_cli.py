@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-from tests.conftest import invoke_cli
+from tests.conftest import TESTDATA, invoke_cli
 from tests.factories import queued_cases, row_id
 from triage import queue
 from triage.cli import COMMANDS
@@ -121,6 +121,28 @@ def test_a_finished_scan_leaves_as_the_interpreter_would(
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=buffered)
     assert (done.returncode, done.stdout, done.stderr) == (status, "printed, no newline", stderr)
     assert (tmp_path / "atexit").read_text() == "ran" and (tmp_path / "thread").read_text() == "finished"
+
+
+@pytest.mark.parametrize("closed", [(2,), (1,), (0, 1, 2)])
+def test_a_scan_started_with_standard_descriptors_closed_runs_and_writes_whole_results(
+    closed: tuple[int, ...], tmp_path: Path
+) -> None:
+    # With standard error closed (`2>&-`) the scan ended at once with status 1 and no word of
+    # why (Python's sys.stderr is None), and the first file it opened took descriptor 2, where
+    # a library's warning would have been written into it; with standard output closed it
+    # wrote its results, then failed on Python's None sys.stdout.
+    document = tmp_path / "d.xml"
+    triage = str(Path(sys.executable).with_name("triage"))
+    image = str(TESTDATA / "iso9660.raw")
+    done = subprocess.run(
+        [triage, "scan", image, "--dfxml", str(document)],
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.closerange(min(closed), max(closed) + 1),  # in the child alone
+    )
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stdout + done.stderr
+    assert document.read_text().startswith("<?xml") and document.read_text().endswith("</dfxml>\n")
 
 
 def test_unknown_command_is_refused() -> None:

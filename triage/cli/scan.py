@@ -191,9 +191,10 @@ def _is_file(path: Path) -> bool:
 
 
 def _is_standard_output(path: Path) -> bool:
-    """Whether ``path`` is where standard output goes (``/dev/stdout``, ``-``)."""
+    """Whether ``path`` is where standard output goes (``/dev/stdout``, ``-``). Descriptor 1
+    itself is asked: with standard output closed (`>&-`) Python's ``sys.stdout`` is None."""
     try:
-        return os.path.samestat(path.stat(), os.fstat(sys.stdout.fileno()))
+        return os.path.samestat(path.stat(), os.fstat(1))
     except (OSError, ValueError):
         return False
 
