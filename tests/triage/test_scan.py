@@ -662,6 +662,44 @@ def test_results_are_never_written_over_the_image_or_another_input(tmp_path: Pat
     assert done.returncode == 0 and parse_dfxml(document.read_text()), done.stderr
 
 
+def test_a_hash_set_given_twice_is_loaded_once(tmp_path: Path) -> None:
+    # `--hashset bad.txt --hashset ./bad.txt` gave every file the set knows two hits, and the
+    # summary counted two hits for one file.
+    triage = str(Path(sys.executable).with_name("triage"))
+    env = {**os.environ, "TRIAGE_HASHSET_CACHE": str(tmp_path / "cache")}
+    image = str(TESTDATA / "iso9660.raw")
+    first = subprocess.run(
+        [triage, "scan", image, "--out", str(tmp_path / "a")], capture_output=True, env=env
+    )
+    assert first.returncode == 0, first.stderr
+    known = [r for r in read_jsonl(tmp_path / "a" / "files.jsonl") if r["size"]][0]
+    bad = tmp_path / "bad.txt"
+    bad.write_text(known["md5"] + "\n")
+    (tmp_path / "link.txt").symlink_to(bad)
+    sets = [
+        "--hashset",
+        str(bad),
+        "--hashset",
+        str(tmp_path / "." / "bad.txt"),
+        "--hashset",
+        str(tmp_path / "link.txt"),
+    ]
+    again = subprocess.run(
+        [triage, "scan", image, *sets, "--known-good", str(bad), "--out", str(tmp_path / "b")],
+        capture_output=True,
+        env=env,
+    )
+    assert again.returncode == 0, again.stderr
+    record = next(r for r in read_jsonl(tmp_path / "b" / "files.jsonl") if r["path"] == known["path"])
+    assert [(h["set"], h["kind"]) for h in record["hashset_hits"]] == [
+        ("bad.txt", "known_bad"),
+        ("bad.txt", "known_good"),
+    ]
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["hashset_hits"] == {"bad.txt": {"(none)": 2}}  # once as known-bad, once as known-good
+    assert len(summary["provenance"]["options"]["hashsets"]) == 2
+
+
 def test_dfxml_named_as_another_result_of_out_is_refused(tmp_path: Path) -> None:
     # `--out o --dfxml o/files.jsonl`: the DFXML was copied over the listing once the scan had
     # put it in place, exit 0, and the listing was lost.

@@ -181,6 +181,17 @@ def _refuse_clashing_results(out: Path | None, dfxml: Path | None) -> None:
             )
 
 
+def _each_once(known_bad: list[Path], known_good: list[Path]) -> list[tuple[Path, HashSetKind | None]]:
+    """The hash sets to load, each file once for each use (``None``: as its format says,
+    known-bad but NSRL): one given twice, under two names or through a link, gave every file it
+    knows two hits, and the summary's count of hits twice the files."""
+    sets: list[tuple[Path, HashSetKind | None]] = []
+    for path, kind in [(p, None) for p in known_bad] + [(p, HashSetKind.known_good) for p in known_good]:
+        if not any(kind == taken and same_file(path, [other]) for other, taken in sets):
+            sets.append((path, kind))
+    return sets
+
+
 def _is_file(path: Path) -> bool:
     """Whether results could be there: a regular file (``/dev/null``, a pipe or ``/dev/stdout``
     never holds any, even with standard output sent to a file)."""
@@ -345,8 +356,9 @@ def scan(
         def counting(text: str) -> None:
             bar.update(task, description=text, total=None, completed=0)
 
-        sets = [(p, None) for p in hashset or []] + [(p, HashSetKind.known_good) for p in known_good or []]
-        for path, kind in sets:  # a set seen for the first time is indexed: minutes for NSRL's size
+        for path, kind in _each_once(
+            hashset or [], known_good or []
+        ):  # a set seen for the first time is indexed: minutes for NSRL's size
             try:
                 told = hashset_progress(path.name, counting)
                 options.hashsets.append(load_hashset(path, hashset_cache, kind=kind, progress=told))
