@@ -125,6 +125,20 @@ def test_a_link_inside_a_rule_folder_to_a_file_in_it_is_read(public_set: Path) -
     assert compile_rules([public_set]).rule_count == 3
 
 
+def test_a_rule_file_named_twice_is_compiled_once(tmp_path: Path) -> None:
+    # Given twice, in its folder and by itself, or through a link: compiled once a name, and
+    # every file it matched got each match that many times (9 hits for 3 files).
+    rule = tmp_path / "rules" / "any.yar"
+    rule.parent.mkdir()
+    rule.write_text("rule any_file { condition: filesize > 0 }\n")
+    (tmp_path / "link.yar").symlink_to(rule)
+    rules = compile_rules([rule, rule.parent / "." / "any.yar", rule.parent, tmp_path / "link.yar"])
+    assert [Path(f).name for f in rules.files] == ["any.yar"] and rules.rule_count == 1
+    result = Scanner(rules).scan(b"x", path="/x", filetype="", size=1)
+    assert [m["rule"] for m in result.matches] == ["any_file"]
+    assert rules.sha256 == compile_rules([rule]).sha256
+
+
 def test_a_compile_error_names_the_file_it_is_in(public_set: Path) -> None:
     # YARA numbers the line of rules given as text but not their file: with a folder of
     # hundreds, "line 1: undefined string" did not say where.

@@ -17,7 +17,7 @@ import yara
 
 from triage.analysis.hashers import Content
 from triage.errors import RulesError
-from triage.evidence.paths import not_usable, shown
+from triage.evidence.paths import not_usable, same_file, shown
 
 RULE_SUFFIXES = {".yar", ".yara", ".rule", ".rules"}
 # The externals that public rule sets (e.g. signature-base) expect; empty values compile.
@@ -43,6 +43,9 @@ class YaraResult:
 
 
 def rule_files(paths: list[Path]) -> list[Path]:
+    """The rule files that ``paths`` (files and folders) name, each once: a file given twice, in
+    a folder given and by itself, or linked to from its own folder, was compiled once for each
+    name, and every file it matched got each match that many times."""
     files: list[Path] = []
     for path in paths:
         if (problem := not_usable(path, allow_dir=True)) is not None:
@@ -55,7 +58,11 @@ def rule_files(paths: list[Path]) -> list[Path]:
             files.append(path)
     if not files:
         raise RulesError(f"no rule files (*.yar, *.yara) under {', '.join(map(str, paths))}")
-    return files
+    once: list[Path] = []
+    for file in files:
+        if same_file(file, once) is None:
+            once.append(file)
+    return once
 
 
 def _inside(folder: Path, files: list[Path]) -> list[Path]:
