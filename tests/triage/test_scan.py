@@ -534,6 +534,21 @@ def test_cli_exit_codes_and_outputs(
     assert bogus.returncode == 3 and bogus.stderr.count("\n") == 1 and "bogus.001" in bogus.stderr
     integrity = run(str(images["ext4"]), "--expect-hash", "md5:" + "0" * 32)
     assert integrity.returncode == 4 and "integrity" in integrity.stderr
+    # Two different acquisition hashes of one kind: the last was taken, so a wrong one followed
+    # by the right one was "verified". The same one twice (any case) is one.
+    right = hashlib.md5(images["ext4"].read_bytes()).hexdigest()  # noqa: S324 - forensic hash
+    two = run(str(images["ext4"]), "--expect-hash", "md5:" + "0" * 32, "--expect-hash", right)
+    assert two.returncode == 2 and "two different MD5 acquisition hashes given" in two.stderr, two.stderr
+    repeated = run(
+        str(images["ext4"]),
+        "--expect-hash",
+        right,
+        "--expect-hash",
+        "md5:" + right.upper(),
+        "--dfxml",
+        os.devnull,
+    )
+    assert repeated.returncode == 0 and "integrity: verified" in repeated.stdout, repeated.stderr
     bad_set = tmp_path / "bad.txt"
     bad_set.write_text("d41d8cd98f00b204e9800998ecf8427e\nnot-a-hash\n")
     hs = run(str(images["ext4"]), "--hashset", str(bad_set))

@@ -233,7 +233,7 @@ def _tell_walk_problems(problems: list[dict[str, Any]], err: bool) -> None:
 
 
 def _parse_expect(values: list[str]) -> dict[str, str]:
-    out = {}
+    out: dict[str, str] = {}
     for value in values:
         algo, _, digest = value.partition(":")
         if not digest:
@@ -241,6 +241,12 @@ def _parse_expect(values: list[str]) -> dict[str, str]:
         algo = algo.lower().replace("-", "")
         if algo not in ALGORITHMS or algorithm_for(digest) != algo or not HEX.match(digest):
             raise typer.BadParameter(f"{value!r}: give ALGO:HEX or a bare MD5/SHA-1/SHA-256 hex digest")
+        if out.get(algo, digest.lower()) != digest.lower():
+            # The last one given was taken: a wrong acquisition hash followed by the right one
+            # was "verified".
+            raise typer.BadParameter(
+                f"two different {algo.upper()} acquisition hashes given: {out[algo]}, {digest}"
+            )
         out[algo] = digest.lower()
     return out
 
