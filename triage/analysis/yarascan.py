@@ -17,7 +17,7 @@ import yara
 
 from triage.analysis.hashers import Content
 from triage.errors import RulesError
-from triage.evidence.paths import not_usable, same_file, shown
+from triage.evidence.paths import each_once, not_usable, shown
 
 RULE_SUFFIXES = {".yar", ".yara", ".rule", ".rules"}
 # The externals that public rule sets (e.g. signature-base) expect; empty values compile.
@@ -58,11 +58,7 @@ def rule_files(paths: list[Path]) -> list[Path]:
             files.append(path)
     if not files:
         raise RulesError(f"no rule files (*.yar, *.yara) under {', '.join(map(str, paths))}")
-    once: list[Path] = []
-    for file in files:
-        if same_file(file, once) is None:
-            once.append(file)
-    return once
+    return each_once(files)
 
 
 def _inside(folder: Path, files: list[Path]) -> list[Path]:

@@ -30,7 +30,7 @@ from triage.errors import (
 )
 from triage.evidence.formats import DetectedImage, detect
 from triage.evidence.names import xml_safe
-from triage.evidence.paths import not_usable, same_file, shown
+from triage.evidence.paths import each_once, not_usable, same_file, shown
 from triage.forking import start_fork_server
 from triage.scan import ScanOptions, scan_image
 from triage.scan.outputs import written_in_place
@@ -181,15 +181,13 @@ def _refuse_clashing_results(out: Path | None, dfxml: Path | None) -> None:
             )
 
 
-def _each_once(known_bad: list[Path], known_good: list[Path]) -> list[tuple[Path, HashSetKind | None]]:
+def _hash_sets(known_bad: list[Path], known_good: list[Path]) -> list[tuple[Path, HashSetKind | None]]:
     """The hash sets to load, each file once for each use (``None``: as its format says,
     known-bad but NSRL): one given twice, under two names or through a link, gave every file it
     knows two hits, and the summary's count of hits twice the files."""
-    sets: list[tuple[Path, HashSetKind | None]] = []
-    for path, kind in [(p, None) for p in known_bad] + [(p, HashSetKind.known_good) for p in known_good]:
-        if not any(kind == taken and same_file(path, [other]) for other, taken in sets):
-            sets.append((path, kind))
-    return sets
+    return [(p, None) for p in each_once(known_bad)] + [
+        (p, HashSetKind.known_good) for p in each_once(known_good)
+    ]
 
 
 def _is_file(path: Path) -> bool:
@@ -362,9 +360,8 @@ def scan(
         def counting(text: str) -> None:
             bar.update(task, description=text, total=None, completed=0)
 
-        for path, kind in _each_once(
-            hashset or [], known_good or []
-        ):  # a set seen for the first time is indexed: minutes for NSRL's size
+        # A set seen for the first time is indexed: minutes for one of NSRL's size.
+        for path, kind in _hash_sets(hashset or [], known_good or []):
             try:
                 told = hashset_progress(path.name, counting)
                 options.hashsets.append(load_hashset(path, hashset_cache, kind=kind, progress=told))

@@ -73,6 +73,16 @@ def same_file(path: Path, others: Iterable[Path]) -> Path | None:
     return None
 
 
+def each_once(paths: Iterable[Path]) -> list[Path]:
+    """``paths`` in their order, each file once: a later name of a file named before (the same
+    name again, a hard link or a symbolic link to it) is left out."""
+    once: list[Path] = []
+    for path in paths:
+        if same_file(path, once) is None:
+            once.append(path)
+    return once
+
+
 def _reason(exc: OSError | ValueError) -> str:
     """Why the operating system refused a path: its error text (ValueError: a NUL byte)."""
     return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
