@@ -197,10 +197,11 @@ def _shared_out(
         return
     loads = [0] * parts
     shares: list[list[list[Any]]] = [[] for _ in range(parts)]
-    for row in sorted(batch, key=lambda r: bytes_to_read(int(r[4]), media_size), reverse=True):
+    sized = [(bytes_to_read(int(row[4]), media_size), row) for row in batch]
+    for size, row in sorted(sized, key=lambda pair: pair[0], reverse=True):
         lightest = loads.index(min(loads))  # the largest file left goes to the lightest part
         shares[lightest].append(row)
-        loads[lightest] += bytes_to_read(int(row[4]), media_size)
+        loads[lightest] += size
     for _load, share in sorted(zip(loads, shares, strict=True), key=lambda pair: pair[0], reverse=True):
         yield share
 

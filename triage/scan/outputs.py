@@ -122,7 +122,8 @@ class DfxmlWriter:
     def __init__(self, target: Path) -> None:
         self.target = target
         target.parent.mkdir(parents=True, exist_ok=True)
-        beside = None if written_in_place(target) else target.parent
+        self._in_place = written_in_place(target)
+        beside = None if self._in_place else target.parent
         self._folder = Path(tempfile.mkdtemp(prefix=f".{target.name}-parts-", dir=beside))
         self._fragments: dict[int, IO[str]] = {}
         self._next_id = 0
@@ -138,7 +139,7 @@ class DfxmlWriter:
     def finish(self, summary: dict[str, Any]) -> None:
         """Write the whole document: every partition the walk read, in order."""
         # Appended to a descriptor: standard output sent to a file with >> must keep what it holds.
-        mode = "a" if written_in_place(self.target) else "w"
+        mode = "a" if self._in_place else "w"
         with self.target.open(mode, encoding="utf-8", errors="backslashreplace") as out:
             out.write(_dfxml_head(summary))
             for part in summary["partitions"]:
