@@ -103,8 +103,6 @@ def leave(code: object) -> NoReturn:
             thread.join()
     atexit._run_exitfuncs()  # what the interpreter calls on its way out (CPython's own hook)
     for stream in (sys.stdout, sys.stderr):
-        if stream is None:  # started with the descriptor closed (`>&-`): nothing to flush
-            continue
         try:
             stream.flush()
         except (OSError, ValueError):  # a reader gone (a closed pipe), or a stream closed
