@@ -146,7 +146,7 @@ def test_serve_refuses_an_address_in_use_before_starting_the_local_worker(
     from workers import local
 
     started: list[object] = []
-    monkeypatch.setattr(local, "start_in_thread", started.append)
+    monkeypatch.setattr(local, "Beside", started.append)
     env = {"TRIAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "TRIAGE_QUEUE_BACKEND": "local"}
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

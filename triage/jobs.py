@@ -43,6 +43,10 @@ class RunAborted(Exception):
     """The run was cancelled or its lease lost; stop without writing results."""
 
 
+class WorkerStopping(Exception):
+    """The worker was asked to stop: the run goes back to the queue (``runs.release``)."""
+
+
 class RunTimeLimit(TriageError):
     """The run took longer than TRIAGE_RUN_TIME_LIMIT_SECONDS (whatever the backend)."""
 
@@ -263,21 +267,29 @@ def _finish(
 
 
 def execute_run(
-    run_id: int, worker_id: str, settings: Settings | None = None, engine: Engine | None = None
+    run_id: int,
+    worker_id: str,
+    settings: Settings | None = None,
+    engine: Engine | None = None,
+    stop: threading.Event | None = None,
 ) -> RunState | None:
     """Claim run ``run_id`` and triage its image. Returns the final state, or None when the
-    run was not ours to take (already taken, finished or cancelled: a duplicate delivery)."""
+    run was not ours to take (already taken, finished or cancelled: a duplicate delivery) or
+    was given back because the worker is stopping: ``stop`` set (the local worker's), or
+    Ctrl-C or ``SystemExit`` in its thread, which then go on up."""
     settings = settings or get_settings()
     own_engine = engine is None
     engine = engine or make_engine(settings.database_url)
     try:
-        return _execute(run_id, worker_id, settings, engine)
+        return _execute(run_id, worker_id, settings, engine, stop or threading.Event())
     finally:
         if own_engine:
             engine.dispose()
 
 
-def _execute(run_id: int, worker_id: str, settings: Settings, engine: Engine) -> RunState | None:
+def _execute(
+    run_id: int, worker_id: str, settings: Settings, engine: Engine, stop: threading.Event
+) -> RunState | None:
     with session_scope(engine) as session:
         claim = runs.claim(session, run_id, worker_id, settings.run_lease_seconds)
     if claim is None:
@@ -308,6 +320,8 @@ def _execute(run_id: int, worker_id: str, settings: Settings, engine: Engine) ->
         _prepare(options, ruleset, heart)
 
         def progress(phase: str, done: int, total: int) -> None:
+            if stop.is_set():
+                raise WorkerStopping()
             if heart.lost.is_set():
                 raise RunAborted("run cancelled or lease lost")
             if time.monotonic() > deadline:
@@ -336,6 +350,11 @@ def _execute(run_id: int, worker_id: str, settings: Settings, engine: Engine) ->
         _clean_old_attempts(workdir)
         log.info("run_id=%s attempt=%s succeeded: %s files", run_id, claim.attempt, result.summary["files"])
         return RunState.succeeded
+    except (WorkerStopping, KeyboardInterrupt, SystemExit) as exc:
+        _give_back(engine, claim, heart, workdir)
+        if isinstance(exc, WorkerStopping):
+            return None
+        raise
     except RunAborted:
         heart.stopped.set()
         with session_scope(engine) as session:
@@ -374,6 +393,19 @@ def _execute(run_id: int, worker_id: str, settings: Settings, engine: Engine) ->
         return RunState.failed
     finally:
         heart.stopped.set()
+
+
+def _give_back(engine: Engine, claim: runs.Claim, heart: _Heartbeat, workdir: Path) -> None:
+    """The worker is stopping with the run under way: its heartbeat ends, what the attempt wrote
+    is removed, and the run goes back to the queue at once (``runs.release``)."""
+    heart.stopped.set()
+    if heart.is_alive():
+        heart.join()  # no beat of this attempt after the release
+    shutil.rmtree(workdir, ignore_errors=True)
+    with session_scope(engine) as session:
+        state = runs.release(session, claim)
+    now = state.value if state else "no longer this worker's"
+    log.warning("run_id=%s attempt=%s given back as its worker stops: %s", claim.run_id, claim.attempt, now)
 
 
 def _clean_old_attempts(current: Path) -> None:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 HELP_FLAGS = {"--help", "-h"}
@@ -80,6 +82,35 @@ def stop_as_ctrl_c_does() -> None:
 
     for signum in STOPPING_SIGNALS:
         signal.signal(signum, stop)
+
+
+class Stopped(BaseException):
+    """A stopping signal, raised where the main thread was (``ended_by_signal``)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+@contextmanager
+def ended_by_signal(signums: tuple[int, ...] = STOPPING_SIGNALS) -> Iterator[None]:
+    """Within the block, ``signums`` raise ``Stopped``, so the ``finally`` clauses inside it
+    run (a server stopping its local worker); then the process ends by that signal, as it
+    would have at once, so a service manager sees the stop it asked for."""
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise Stopped(signum)
+
+    before = {signum: signal.signal(signum, stop) for signum in signums}
+    try:
+        yield
+    except Stopped as stopped:
+        signal.signal(stopped.signum, signal.SIG_DFL)
+        signal.raise_signal(stopped.signum)
+        raise  # not reached: the default action of a stopping signal ends the process
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def leave(code: object) -> NoReturn:

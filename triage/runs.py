@@ -8,7 +8,7 @@ with, so a worker that was presumed dead cannot overwrite the work of its succes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, update
@@ -184,25 +184,47 @@ def sweep(session: Session) -> list[tuple[int, RunState]]:
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     changed = []
-    ctx = system_context()
     for run in session.exec(query).all():
-        before = audit.snapshot(run)
         lost = f"worker {run.worker_id} lost its lease during attempt {run.attempts}"
-        if run.cancel_requested:
-            run.state, run.error, run.finished_at = RunState.cancelled, "cancelled; " + lost, now
-        elif run.attempts >= run.max_attempts:
-            run.state = RunState.quarantined
-            run.error = f"quarantined after {run.attempts} attempts: {lost} each time"
-            run.finished_at = now
-        else:
-            run.state = RunState.queued
-            run.error = lost
-        run.worker_id, run.lease_expires_at = None, None
-        audit.add_changed(session, ctx, run, before, f"run.sweep.{run.state.value}", "triage_run")
-        if run.state in (RunState.quarantined, RunState.cancelled):
-            _return_exhibit(session, ctx, run, f"triage run {run.id} {run.state.value}")
-        changed.append((run.id or 0, run.state))
+        changed.append((run.id or 0, _give_back(session, run, now, lost, "run.sweep", quarantine=True)))
     return changed
+
+
+def release(session: Session, claim: Claim) -> RunState | None:
+    """Give back a run this worker holds because the worker is stopping (SIGTERM, Ctrl-C, the
+    server it runs in shutting down): queued again at once for any worker, where it would have
+    waited for its lease to lapse; cancelled if that was asked. The attempt counts, but a
+    stop is not the run's fault: a released run is never quarantined. None if the run was no
+    longer this claim's."""
+    run = owned(session, claim)
+    if run is None:
+        return None
+    stopped = f"worker {claim.worker_id} stopped during attempt {claim.attempt}"
+    return _give_back(session, run, database_now(session), stopped, "run.release", quarantine=False)
+
+
+def _give_back(
+    session: Session, run: TriageRun, now: datetime, why: str, action: str, *, quarantine: bool
+) -> RunState:
+    """A run its worker no longer holds (``why``): back to the queue, cancelled if that was
+    asked, or (with ``quarantine``) quarantined when it has used up its attempts. Audited as
+    ``action``.<state>."""
+    before = audit.snapshot(run)
+    if run.cancel_requested:
+        run.state, run.error, run.finished_at = RunState.cancelled, "cancelled; " + why, now
+    elif quarantine and run.attempts >= run.max_attempts:
+        run.state = RunState.quarantined
+        run.error = f"quarantined after {run.attempts} attempts: {why} each time"
+        run.finished_at = now
+    else:
+        run.state = RunState.queued
+        run.error = why
+    run.worker_id, run.lease_expires_at = None, None
+    ctx = system_context()
+    audit.add_changed(session, ctx, run, before, f"{action}.{run.state.value}", "triage_run")
+    if run.state in (RunState.quarantined, RunState.cancelled):
+        _return_exhibit(session, ctx, run, f"triage run {run.id} {run.state.value}")
+    return RunState(run.state)
 
 
 def _return_exhibit(session: Session, ctx: Context, run: TriageRun, reason: str) -> None:

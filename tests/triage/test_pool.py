@@ -68,6 +68,27 @@ def _busy_or_quick(payload: str) -> str:
     return payload if payload == "quick" else _busy(payload)
 
 
+def test_a_pool_waiting_on_a_long_task_asks_whether_to_go_on(tmp_path: Path) -> None:
+    # A run cancelled, or its worker stopping, was seen only when a batch came back: minutes,
+    # for a batch of slow files. The pool now asks between answers, and ends if told to.
+    started = tmp_path / "started"
+    asked = []
+
+    def go_on() -> None:
+        asked.append(started.exists())
+        if started.exists():
+            raise _GivenUp
+
+    pool = IsolatedPool(1, _init, (), _busy_or_quick, memory_limit=1024 * 1024 * 1024)
+    try:
+        with pytest.raises(_GivenUp):
+            pool.run(iter([(str(started), 30.0)]), lambda p, v: None, lambda p, why: None, go_on)
+        busy = pool._slots[0].task is not None
+    finally:
+        pool.close()
+    assert busy and asked[-1]  # asked, and ended, while the task was under way
+
+
 def test_pool_survives_crashing_hanging_and_raising_tasks() -> None:
     done: dict[str, Any] = {}
     failed: dict[str, str] = {}

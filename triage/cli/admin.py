@@ -259,6 +259,7 @@ def serve(
     import uvicorn
 
     from triage import queue
+    from triage.launch import ended_by_signal
     from triage.settings import QueueBackend
 
     settings = get_settings()
@@ -271,18 +272,31 @@ def serve(
     # find it only after the local worker had started and perhaps claimed a run, which would
     # then wait out its lease before another worker took it up.
     _refuse_taken_address(host, port)
+    beside = None
     if settings.queue_backend is QueueBackend.local:
-        from workers.local import start_in_thread
+        from workers.local import Beside
 
-        start_in_thread(settings)
+        beside = Beside(settings)
         console.print("local worker started beside the API")
-    uvicorn.run(
-        "api.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers or settings.api_workers,
-    )
+    # uvicorn ends on SIGTERM as on Ctrl-C, then raises the signal again with the handler found
+    # before it started: by default that ended the process where it stood, the local worker's
+    # run left "running" until its lease lapsed. As an exception, the worker is stopped first.
+    with ended_by_signal():
+        try:
+            uvicorn.run(
+                "api.main:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers or settings.api_workers,
+            )
+        finally:
+            if beside is not None and not beside.stop():
+                typer.echo(
+                    "the local worker did not stop in time: its run goes back to the queue"
+                    " when its lease lapses",
+                    err=True,
+                )
 
 
 def _refuse_taken_address(host: str, port: int) -> None:

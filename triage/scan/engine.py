@@ -360,10 +360,12 @@ def scan_image(
             # batch of large files), so that a run stops showing "preparing" or "verifying".
             told()
             batches = _told_as_handed_out(_batches(_tail(spool, walker), options, seen, media_size), told)
-            pool.run(((b, _deadline(b, options, media_size)) for b in batches), on_done, on_failed)
+            # Told again while no batch comes back, so that a run's cancelling (or its worker's
+            # stopping) is seen within a fraction of a second, not when a slow batch ends.
+            pool.run(((b, _deadline(b, options, media_size)) for b in batches), on_done, on_failed, told)
             if retry:
                 alone = (([row], _deadline([row], options, media_size)) for row in list(retry))
-                pool.run(alone, on_done, on_failed)
+                pool.run(alone, on_done, on_failed, told)
             walked = walker.result(lambda n: progress("walking", n, 0))
         except ChildFailed as exc:
             raise CorruptImageError(f"{path.name}: the file-system walk failed: {exc}") from exc

@@ -118,8 +118,11 @@ class IsolatedPool:
         tasks: Iterator[tuple[Any, float]],
         on_done: Callable[[Any, Any], None],
         on_failed: Callable[[Any, str], None],
+        on_wait: Callable[[], None] | None = None,
     ) -> None:
         """Run ``(payload, timeout)`` tasks; ``on_failed`` may not submit (use a new run).
+        ``on_wait`` is called every 0.2 s that no answer comes (a batch of slow files can take
+        minutes): an exception from it (a run cancelled, its worker stopping) ends the run.
 
         A worker that answers gets its next task before the answer is handled, so that it works
         on while the parent takes the answer in (it idled 10-70 ms a batch when handed its next
@@ -148,6 +151,8 @@ class IsolatedPool:
             except queue.Empty:
                 self._check_health(pending, on_failed)
                 hand_out()
+                if on_wait:
+                    on_wait()
                 continue
             if status == "init":
                 raise WorkerInitError(value)
