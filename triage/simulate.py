@@ -21,6 +21,12 @@ import scoring
 
 START = date(2026, 1, 5)
 
+# The exhibits a scenario may hold: its starting backlog and the arrivals it expects over its
+# weeks. The simulation rescores everything waiting every day: a unit's scenario (the default
+# is about 1,000) runs in a second or two, 50,000 in about a minute, and a slip of the keyboard
+# (a million a week) went on for many minutes, filling gigabytes, before it was stopped.
+MAX_EXHIBITS = 100_000
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -36,6 +42,14 @@ class Scenario:
     vendor_turnaround_days: int = 30
     initial_backlog: int = 150
     seed: int = 1
+
+    def __post_init__(self) -> None:
+        expected = self.initial_backlog + sum(self.arrivals_per_week.values()) * self.weeks
+        if expected > MAX_EXHIBITS:
+            raise ValueError(
+                f"the scenario holds about {expected:,.0f} exhibits (backlog plus arrivals over "
+                f"{self.weeks} weeks): more than the {MAX_EXHIBITS:,} this simulation takes"
+            )
 
 
 @dataclass
@@ -74,13 +88,23 @@ def _p95(values: list[int]) -> int:
     return values[max(0, math.ceil(0.95 * len(values)) - 1)]
 
 
+POISSON_PIECE = 50.0
+
+
 def _poisson(rng: random.Random, mean: float) -> int:
-    # Knuth's method: fine for the small daily means of a unit.
-    limit, k, product = math.exp(-mean), 0, rng.random()
-    while product > limit:
-        k += 1
-        product *= rng.random()
-    return k
+    """A Poisson number of mean ``mean``: Knuth's method, drawn in pieces of a mean of at most
+    ``POISSON_PIECE`` and summed (a sum of Poisson numbers is a Poisson number of their total
+    mean). In one piece, ``exp(-mean)`` underflowed to 0 from a mean of about 745 a day, and
+    the method then gave about 745 whatever the mean."""
+    count = 0
+    while mean > 0:
+        piece = min(mean, POISSON_PIECE)
+        limit, product = math.exp(-piece), rng.random()
+        while product > limit:
+            count += 1
+            product *= rng.random()
+        mean -= piece
+    return count
 
 
 def _arrivals(scenario: Scenario) -> list[_Item]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from triage.cli import app as cli
-from triage.simulate import Scenario, chart, simulate
+from triage.simulate import Scenario, _poisson, chart, simulate
 
 OVERLOADED = Scenario(weeks=52, examiners=3, initial_backlog=300, seed=1)
 
@@ -63,3 +65,26 @@ def test_triage_simulate_json_has_every_week(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output)
     assert len(figures["scoring"]["backlog_by_week"]) == 6 and figures["chart"] == str(tmp_path / "c.png")
+
+
+def test_large_daily_arrivals_are_drawn_with_their_mean() -> None:
+    # Knuth's method in one piece: exp(-mean) underflowed to 0 from a mean of about 745, and
+    # every draw came out near 745 whatever the mean.
+    rng = random.Random(7)
+    draws = [_poisson(rng, 10_000.0) for _ in range(20)]
+    assert all(abs(d - 10_000) < 500 for d in draws), draws  # five standard deviations
+    assert len(set(draws)) > 1
+
+
+def test_a_scenario_too_large_to_simulate_is_refused_in_one_line(tmp_path: Path) -> None:
+    # A slip of the keyboard (a million arrivals a week) ran for many minutes, filling gigabytes.
+    with pytest.raises(ValueError, match="more than the 100,000"):
+        Scenario(weeks=520, arrivals_per_week={"phone": 1_000_000.0})
+    chart_file = tmp_path / "c.png"
+    result = CliRunner().invoke(
+        cli,
+        ["simulate", "--weeks", "1", "--arrivals", "0", "--backlog", "100001", "--chart", str(chart_file)],
+    )
+    assert result.exit_code == 2, result.output
+    assert "about 100,001 exhibits" in result.output and "Traceback" not in result.output
+    assert not chart_file.exists()

@@ -182,17 +182,20 @@ def simulate(
     from triage import simulate as sim
 
     share = {"laptop": 0.375, "phone": 0.5, "external_disk": 0.125}
-    scenario = sim.Scenario(
-        weeks=weeks,
-        arrivals_per_week={k: arrivals * v for k, v in share.items()},
-        child_welfare_share=child_share,
-        examiners=examiners,
-        exhibits_per_examiner_per_week=rate,
-        vendor_capacity_per_month=vendor_capacity,
-        vendor_turnaround_days=vendor_turnaround,
-        initial_backlog=backlog,
-        seed=seed,
-    )
+    try:
+        scenario = sim.Scenario(
+            weeks=weeks,
+            arrivals_per_week={k: arrivals * v for k, v in share.items()},
+            child_welfare_share=child_share,
+            examiners=examiners,
+            exhibits_per_examiner_per_week=rate,
+            vendor_capacity_per_month=vendor_capacity,
+            vendor_turnaround_days=vendor_turnaround,
+            initial_backlog=backlog,
+            seed=seed,
+        )
+    except ValueError as exc:
+        raise fail(f"{exc}; fewer weeks, arrivals or backlog", code=2) from None
     results = sim.simulate(scenario, queue.policy(get_settings().policy_path))
     sim.chart(results, chart)
     summaries = {name: r.summary() for name, r in results.items()}
