@@ -149,6 +149,26 @@ def test_progress_counts_files_and_bytes_from_the_start_of_the_analysis(
     assert told[-1] == ("walking", files, 0)
 
 
+def test_progress_moves_while_a_batch_is_under_way(tmp_path: Path) -> None:
+    # The bytes done moved only when a batch came back: a file of a hundred gigabytes (a
+    # virtual machine's disk) held the progress still for minutes. Here one batch of files
+    # that YARA takes about a second each: the bytes each worker has read are told meanwhile.
+    sizes = [64 * 1024, 96 * 1024, 128 * 1024]
+    image = build.ext4(
+        tmp_path / "slow.img", [Planted(f"f{n}.bin", random_bytes(n, size)) for n, size in enumerate(sizes)]
+    )
+    rule = tmp_path / "slow.yar"
+    rule.write_text(SLOW_RULE)
+    told: list[tuple[str, int, int]] = []
+    options = ScanOptions(rules=compile_rules([rule]), processes=1)
+    result = scan_image(image, options, tmp_path / "x.jsonl", lambda *p: told.append(p))
+    files_done = [done for phase, done, _ in told if phase == "files"]
+    analysed = [done for phase, done, _ in told if phase == "analysing"]
+    assert max(files_done[:-1]) == 0 and files_done[-1] == len(sizes)  # one batch: done at its end
+    assert analysed == sorted(analysed) and analysed[-1] == sum(sizes) == result.summary["bytes"]
+    assert {0 < done < sum(sizes) for done in analysed} == {True, False}  # moved before the answer
+
+
 def test_sha256_of_each_file_is_recorded(images: dict[str, Path], tmp_path: Path) -> None:
     _, records = _scan(images["ext4"], tmp_path)
     by_path = {r["path"]: r for r in records}

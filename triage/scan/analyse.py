@@ -22,6 +22,7 @@ from triage.evidence.tsk import open_tsk_image, tsk_words
 from triage.evidence.volumes import list_partitions, try_open_fs
 from triage.scan.arena import Arena
 from triage.scan.options import ScanOptions
+from triage.scan.pool import tell_read
 
 
 @dataclass
@@ -121,6 +122,7 @@ def _read(
         if whole and len(data) < want:
             raise OSError(f"short read at offset {offset + len(data)} of {entry.size}")
         hasher.update(data)
+        tell_read(len(data))
         if offset == 0:
             head = data[: filetypes.HEADER_BYTES]
         offset += len(data)
@@ -135,11 +137,13 @@ def _read_direct(
     if whole:
         data = state.direct.read(extents, size, state.kept.take(size) if keep else state.spare_for(size))
         hasher.update(data)
+        tell_read(size)
         return bytes(data[: filetypes.HEADER_BYTES]), data
     head = b""
     block = state.options.read_block
     for piece in state.direct.chunks(extents, state.spare_for(block), block):
         hasher.update(piece)
+        tell_read(len(piece))
         head = head or bytes(piece[: filetypes.HEADER_BYTES])
     return head, None
 

@@ -335,8 +335,15 @@ def scan_image(
             done_bytes += bytes_to_read(int(record["size"]), media_size)
             done_files += 1
 
+        shown_bytes = 0
+
         def told() -> None:
-            progress("analysing", done_bytes, seen[1])
+            # The bytes of the files done, and of those the workers are reading (a batch's
+            # answer takes minutes for a file of a hundred gigabytes). Never less than told
+            # before: a batch just answered is in neither count for a moment.
+            nonlocal shown_bytes
+            shown_bytes = max(shown_bytes, done_bytes + pool.reading())
+            progress("analysing", shown_bytes, seen[1])
             progress("files", done_files, seen[0])
 
         def on_done(batch: list[list[Any]], records: list[dict[str, Any]]) -> None:

@@ -36,6 +36,18 @@ def _exit_with_owner(owner: int) -> None:
     on_exit_of(owner, lambda: os._exit(1))
 
 
+# In a worker: how many bytes its current task has read, shared with the parent (``tell_read``).
+_reading: Any = None
+
+
+def tell_read(count: int) -> None:
+    """In a worker, ``count`` more bytes of its current task read: the parent shows them as
+    progress before the task's answer comes (a single file of a hundred gigabytes, a virtual
+    machine's disk, takes minutes; the progress stood still until it was done)."""
+    if _reading is not None:
+        _reading.value += count
+
+
 def _worker_main(
     index: int,
     initializer: Callable[..., Any],
@@ -45,9 +57,13 @@ def _worker_main(
     tasks: Any,
     results: Any,
     owner: int,
+    reading: Any,
+    reading_task: Any,
 ) -> None:
+    global _reading
     limit_memory(memory_limit)
     _exit_with_owner(owner)
+    _reading = reading
     try:
         initializer(*initargs)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
@@ -58,6 +74,8 @@ def _worker_main(
         if item is None:
             return
         task_id, payload = item
+        reading.value = 0  # then the task it counts for: the parent never adds another's bytes
+        reading_task.value = task_id
         try:
             results.put((index, task_id, "ok", handler(payload)))
         except MemoryError:
@@ -77,6 +95,8 @@ def _worker_main(
 class _Slot:
     process: Any
     tasks: Any
+    reading: Any  # bytes its worker has read of the task ...
+    reading_task: Any  # ... of this id
     task: tuple[int, Any] | None = None
     deadline: float = 0.0
 
@@ -100,11 +120,22 @@ class IsolatedPool:
 
     def _start(self, index: int) -> _Slot:
         tasks = CTX.Queue()
+        reading, reading_task = CTX.Value("q", 0, lock=False), CTX.Value("q", -1, lock=False)
         process = CTX.Process(
-            target=_worker_main, args=(index, *self._args, tasks, self._results, os.getpid()), daemon=True
+            target=_worker_main,
+            args=(index, *self._args, tasks, self._results, os.getpid(), reading, reading_task),
+            daemon=True,
         )
         process.start()
-        return _Slot(process, tasks)
+        return _Slot(process, tasks, reading, reading_task)
+
+    def reading(self) -> int:
+        """Bytes the workers have read of the tasks they are on, as they told (``tell_read``)."""
+        return sum(
+            int(slot.reading.value)
+            for slot in self._slots
+            if slot.task is not None and slot.reading_task.value == slot.task[0]
+        )
 
     def _replace(self, index: int) -> None:
         slot = self._slots[index]
