@@ -84,11 +84,14 @@ def stop_as_ctrl_c_does() -> None:
         signal.signal(signum, stop)
 
 
-class Stopped(BaseException):
-    """A stopping signal, raised where the main thread was (``ended_by_signal``)."""
+class Stopped(SystemExit):
+    """A stopping signal, raised where the main thread was (``ended_by_signal``). A kind of
+    ``SystemExit``, which asyncio lets out of its event loop (another exception raised in a
+    task's step is kept in the task: uvicorn then served on), with the status a signal's end
+    gives, should anything let it out."""
 
     def __init__(self, signum: int) -> None:
-        super().__init__(f"signal {signum}")
+        super().__init__(128 + signum)
         self.signum = signum
 
 

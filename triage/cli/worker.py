@@ -30,7 +30,8 @@ def worker(
             while local.run_one():
                 pass
             return
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        for stopping in (signal.SIGTERM, signal.SIGHUP):  # a service manager; its terminal closed
+            signal.signal(stopping, lambda *_: stop.set())
         try:
             local.run_forever(stop)
         except KeyboardInterrupt:
