@@ -134,6 +134,8 @@ def _prepare(options: ScanOptions, ruleset: RuleSetRecord | None, heart: _Heartb
     lease that ran out meanwhile would hand the run to another worker, which would start the
     same work, and on SQLite an open write transaction locks the database for everyone."""
     heart.progress["phase"] = "preparing"
+    if not options.expect_hashes:  # no acquisition hash to check: not "verifying", as claimed
+        heart.progress["state"] = RunState.running
     if ruleset is not None:
         options.rules = registry.load_ruleset(ruleset, heart.settings)
     for info in options.hashsets:

@@ -9,6 +9,7 @@ import shutil
 import time
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -302,6 +303,19 @@ def test_a_running_scan_publishes_its_files_and_bytes_every_few_seconds() -> Non
     assert jobs.progress_update("walking", 7, 0) == {"phase": "walking", "files_total": 7}
     assert jobs.beat_every(Settings().run_lease_seconds) <= 2.0
     assert jobs.beat_every(3.0) == 1.0  # a short lease is still renewed three times over
+
+
+@pytest.mark.parametrize("declared", [{}, {"md5": "0" * 32}])
+def test_a_run_with_no_hash_to_check_is_not_shown_verifying_while_it_prepares(
+    declared: dict[str, str],
+) -> None:
+    # A claimed run is "verifying" (the claim cannot tell); one of an image with no acquisition
+    # hash stayed so while its rules compiled and its hash sets' filters were built (a minute,
+    # for a set of NSRL size), though nothing would be verified.
+    heart = SimpleNamespace(progress={}, settings=Settings())
+    jobs._prepare(ScanOptions(expect_hashes=dict(declared)), None, heart)  # type: ignore[arg-type]
+    expected = {"phase": "preparing"} | ({} if declared else {"state": RunState.running})
+    assert heart.progress == expected
 
 
 def test_a_filter_built_before_the_scan_does_not_cost_the_run_its_lease(
