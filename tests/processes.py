@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 
 
 def descendants(pid: int) -> list[int]:
@@ -36,3 +37,16 @@ def kill_tree(proc: subprocess.Popen[bytes]) -> None:
         except ProcessLookupError:
             pass
     proc.wait(10)
+
+
+def group_ends(leader: int, what: str, timeout: float = 10.0) -> None:
+    """Wait for every process of the group that ``leader`` started (``start_new_session``) to
+    end; fail naming ``what`` if any is still running after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.killpg(leader, 0)
+        except ProcessLookupError:
+            return
+        assert time.monotonic() < deadline, f"{what} left processes running"
+        time.sleep(0.05)

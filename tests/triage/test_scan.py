@@ -21,6 +21,7 @@ from tests.conftest import TESTDATA
 from tests.images import build
 from tests.images.planted import KNOWN_BAD, KNOWN_GOOD, YARA_HIT, Planted, random_bytes
 from tests.oracle import fiwalk, mismatches, parse_dfxml
+from tests.processes import group_ends
 from triage.analysis.hashsets import HashSetKind, load_hashset
 from triage.analysis.yarascan import compile_rules
 from triage.errors import CorruptImageError, IntegrityError, InvalidInputError, UnsupportedFormatError
@@ -859,14 +860,7 @@ def test_a_scan_stopped_by_a_signal_removes_its_partial_results_and_processes(
             os.killpg(scan.pid, signal.SIGKILL)
     assert scan.returncode == 128 + stop, stderr
     assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier  # nothing partial left
-    deadline = time.monotonic() + 10
-    while True:  # the fork server and the analysis processes end with it
-        try:
-            os.killpg(scan.pid, 0)
-        except ProcessLookupError:
-            break
-        assert time.monotonic() < deadline, "the scan left processes running"
-        time.sleep(0.05)
+    group_ends(scan.pid, "the scan")  # the fork server and the analysis processes end with it
 
 
 NAMES = [

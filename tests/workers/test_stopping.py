@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 
 from tests.images import build
 from tests.images.planted import Planted, random_bytes
-from tests.processes import kill_tree
+from tests.processes import group_ends, kill_tree
 from tests.workers.conftest import TRIAGE, run_row, wait_for
 from tests.workers.test_backends import _exhibit_with_image
 from triage.models.audit import AuditEvent
@@ -111,14 +111,7 @@ def test_a_stopped_local_worker_gives_its_run_back_at_once(
         released = s.exec(select(AuditEvent).where(AuditEvent.action == "run.release.queued")).all()
     assert [e.object_id for e in released] == [str(run_id)]
     assert not list((Path(worker_env["TRIAGE_ARTIFACT_DIR"]) / "runs" / str(run_id)).glob("attempt-*"))
-    deadline = time.monotonic() + 10
-    while True:  # its scan's fork server and analysis processes end with it
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            break
-        assert time.monotonic() < deadline, "the stopped worker left processes running"
-        time.sleep(0.05)
+    group_ends(proc.pid, "the stopped worker")  # its scan's fork server and analysis processes end with it
     # Nothing lost: the next worker triages the image from the start.
     done = subprocess.run(
         [TRIAGE, "worker", "--backend", "local", "--once"],
