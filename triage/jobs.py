@@ -403,9 +403,10 @@ def _give_back(engine: Engine, claim: runs.Claim, heart: _Heartbeat, workdir: Pa
     heart.stopped.set()
     if heart.is_alive():
         heart.join()  # no beat of this attempt after the release
-    shutil.rmtree(workdir, ignore_errors=True)
     with session_scope(engine) as session:
         state = runs.release(session, claim)
+    if state is not None:  # else its results may be stored already (Ctrl-C just after): kept
+        shutil.rmtree(workdir, ignore_errors=True)
     now = state.value if state else "no longer this worker's"
     log.warning("run_id=%s attempt=%s given back as its worker stops: %s", claim.run_id, claim.attempt, now)
 

@@ -354,6 +354,39 @@ def test_a_filter_built_before_the_scan_does_not_cost_the_run_its_lease(
     assert done["state"] == "succeeded" and done["attempts"] == 1
 
 
+@pytest.mark.parametrize("where", ["scanning", "stored"])
+def test_ctrl_c_in_a_worker_gives_its_run_back_but_never_what_it_stored(
+    where: str,
+    client: TestClient,
+    users: Users,
+    headers: dict[str, dict[str, str]],
+    settings: Settings,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ctrl-C in `triage worker --backend local` left its run "running" until the lease lapsed.
+    # Now the run goes back to the queue, with what the attempt wrote, unless its results were
+    # stored before the interrupt came: then the run and its files stay as they are.
+    _, run = _queued_run(client, headers["manager"], users)
+    # Ctrl-C while the image is scanned, or just after the run's results were stored.
+    monkeypatch.setattr(jobs, "scan_image" if where == "scanning" else "_clean_old_attempts", _ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        jobs.execute_run(run["id"], "test-worker", settings, engine)
+    after = client.get(f"/api/v1/runs/{run['id']}", headers=headers["manager"]).json()
+    attempt = settings.artifact_dir / "runs" / str(run["id"]) / "attempt-1"
+    if where == "scanning":
+        assert after["state"] == "queued" and "stopped during attempt 1" in after["error"]
+        assert not attempt.exists()
+    else:
+        assert after["state"] == "succeeded"
+        listing = client.get(f"/api/v1/runs/{run['id']}/files", headers=headers["manager"])
+        assert listing.status_code == 200 and (attempt / "dfxml.xml").is_file()
+
+
+def _ctrl_c(*args: Any, **kwargs: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def test_a_hash_set_whose_index_is_gone_fails_the_run_saying_how_to_mend_it(
     client: TestClient, users: Users, headers: dict[str, dict[str, str]], settings: Settings, engine: Engine
 ) -> None:
