@@ -398,8 +398,8 @@ def _execute(
 
 
 def _give_back(engine: Engine, claim: runs.Claim, heart: _Heartbeat, workdir: Path) -> None:
-    """The worker is stopping with the run under way: its heartbeat ends, what the attempt wrote
-    is removed, and the run goes back to the queue at once (``runs.release``)."""
+    """The worker is stopping with the run under way: its heartbeat ends, the run goes back to
+    the queue at once (``runs.release``) and what the attempt wrote is removed."""
     heart.stopped.set()
     if heart.is_alive():
         heart.join()  # no beat of this attempt after the release

@@ -186,7 +186,7 @@ def sweep(session: Session) -> list[tuple[int, RunState]]:
     changed = []
     for run in session.exec(query).all():
         lost = f"worker {run.worker_id} lost its lease during attempt {run.attempts}"
-        changed.append((run.id or 0, _give_back(session, run, now, lost, "run.sweep", quarantine=True)))
+        changed.append((run.id or 0, _settle(session, run, now, lost, "run.sweep", quarantine=True)))
     return changed
 
 
@@ -200,10 +200,10 @@ def release(session: Session, claim: Claim) -> RunState | None:
     if run is None:
         return None
     stopped = f"worker {claim.worker_id} stopped during attempt {claim.attempt}"
-    return _give_back(session, run, database_now(session), stopped, "run.release", quarantine=False)
+    return _settle(session, run, database_now(session), stopped, "run.release", quarantine=False)
 
 
-def _give_back(
+def _settle(
     session: Session, run: TriageRun, now: datetime, why: str, action: str, *, quarantine: bool
 ) -> RunState:
     """A run its worker no longer holds (``why``): back to the queue, cancelled if that was
