@@ -33,6 +33,9 @@ from triage.models.types import utcnow
 
 RUN_STARTERS = (Role.admin, Role.manager, Role.examiner)
 
+# A run's progress before any attempt has told its own.
+NO_PROGRESS: dict[str, int] = {"bytes_done": 0, "bytes_total": 0, "files_done": 0, "files_total": 0}
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -121,6 +124,7 @@ def claim(session: Session, run_id: int, worker_id: str, lease_seconds: float) -
             started_at=now,
             phase="starting",
             error="",
+            **NO_PROGRESS,  # an earlier attempt's: its bar and time left would show till the first beat
         )
         .returning(col(TriageRun.attempts))
         .execution_options(synchronize_session=False)
@@ -219,6 +223,9 @@ def _settle(
     else:
         run.state = RunState.queued
         run.error = why
+        run.phase = ""  # waiting for a worker: not "analysing" (the pages showed "queued (analysing)")
+        for name, value in NO_PROGRESS.items():
+            setattr(run, name, value)
     run.worker_id, run.lease_expires_at = None, None
     ctx = system_context()
     audit.add_changed(session, ctx, run, before, f"{action}.{run.state.value}", "triage_run")

@@ -486,6 +486,33 @@ def test_a_run_s_lease_is_kept_by_the_database_s_clock_not_the_worker_s(
         assert session.get_one(TriageRun, run["id"]).worker_id == "slow-worker"
 
 
+def test_a_run_back_in_the_queue_shows_no_progress_of_its_lost_attempt(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], engine: Engine
+) -> None:
+    # A run swept back to the queue (or given back by a stopping worker) kept its attempt's
+    # phase and bytes: the pages showed "queued (analysing)" with a bar part full, and its next
+    # attempt started with them, its time left reckoned from bytes it had not read.
+    _, run = _queued_run(client, headers["manager"], users)
+    progress = {"phase": "analysing", "bytes_done": 7, "bytes_total": 9, "files_done": 2, "files_total": 3}
+    with Session(engine) as session:
+        claim = runs.claim(session, run["id"], "lost-worker", -1)  # its lease lapsed at once
+        assert claim is not None and runs.heartbeat(session, claim, -1, progress)
+        assert runs.sweep(session) == [(run["id"], RunState.queued)]
+        session.commit()
+    swept = client.get(f"/api/v1/runs/{run['id']}", headers=headers["manager"]).json()
+    assert swept["state"] == "queued" and swept["phase"] == ""
+    assert [swept[k] for k in ("bytes_done", "bytes_total", "files_done", "files_total")] == [0, 0, 0, 0]
+    with Session(engine) as session:  # an attempt swept before this change, as it was left
+        row = session.get_one(TriageRun, run["id"])
+        row.phase, row.bytes_done, row.files_done = "analysing", 7, 2
+        session.add(row)
+        session.commit()
+        assert runs.claim(session, run["id"], "next-worker", 60) is not None
+        session.commit()
+    claimed = client.get(f"/api/v1/runs/{run['id']}", headers=headers["manager"]).json()
+    assert claimed["phase"] == "starting" and claimed["bytes_done"] == claimed["files_done"] == 0
+
+
 def test_a_rule_set_changed_on_disk_fails_the_run_and_returns_the_exhibit(
     client: TestClient, users: Users, headers: dict[str, dict[str, str]], settings: Settings, engine: Engine
 ) -> None:

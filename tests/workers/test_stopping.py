@@ -103,6 +103,7 @@ def test_a_stopped_local_worker_gives_its_run_back_at_once(
     run = run_row(engine_w, run_id)
     assert run.state == RunState.queued, logs
     assert run.worker_id is None and run.lease_expires_at is None
+    assert run.phase == "" and run.bytes_done == run.files_done == 0  # waiting, no attempt's progress
     assert f"stopped during attempt {run.attempts}" in run.error
     assert took < 15, (
         f"the worker took {took:.1f} s to stop\n{logs}"
