@@ -35,6 +35,8 @@ class LocalWorker:
         """Sweep (and rescore when due), then take and run the oldest queued run; False when
         there was none. ``stop`` set while the run is under way gives it back to the queue."""
         self.upkeep.tick()
+        if stop is not None and stop.is_set():  # asked to stop during the upkeep: take nothing
+            return False
         with session_scope(self.engine) as session:
             run_id = runs.next_queued(session)
         if run_id is None:

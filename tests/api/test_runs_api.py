@@ -6,6 +6,7 @@ import io
 import os
 import re
 import shutil
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -381,6 +382,21 @@ def test_ctrl_c_in_a_worker_gives_its_run_back_but_never_what_it_stored(
         assert after["state"] == "succeeded"
         listing = client.get(f"/api/v1/runs/{run['id']}/files", headers=headers["manager"])
         assert listing.status_code == 200 and (attempt / "dfxml.xml").is_file()
+
+
+def test_a_local_worker_asked_to_stop_takes_no_new_run(
+    client: TestClient, users: Users, headers: dict[str, dict[str, str]], settings: Settings, engine: Engine
+) -> None:
+    # Asked to stop during its upkeep (a rescore of every case takes seconds), it claimed the
+    # next run anyway, counting an attempt, only to give it back at its first progress.
+    from workers.local import LocalWorker
+
+    _, run = _queued_run(client, headers["manager"], users)
+    stop = threading.Event()
+    stop.set()
+    assert LocalWorker(settings, engine).run_one(stop) is False
+    after = client.get(f"/api/v1/runs/{run['id']}", headers=headers["manager"]).json()
+    assert after["state"] == "queued" and after["attempts"] == 0
 
 
 def _ctrl_c(*args: Any, **kwargs: Any) -> None:
