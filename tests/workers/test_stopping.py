@@ -105,9 +105,8 @@ def test_a_stopped_local_worker_gives_its_run_back_at_once(
     assert run.worker_id is None and run.lease_expires_at is None
     assert run.phase == "" and run.bytes_done == run.files_done == 0  # waiting, no attempt's progress
     assert f"stopped during attempt {run.attempts}" in run.error
-    assert took < 15, (
-        f"the worker took {took:.1f} s to stop\n{logs}"
-    )  # a batch of the slow files takes longer
+    # Stopped promptly: inside the grace a service manager gives (Docker 10 s, plus slack).
+    assert took < 15, f"the worker took {took:.1f} s to stop\n{logs}"
     with Session(engine_w) as s:
         released = s.exec(select(AuditEvent).where(AuditEvent.action == "run.release.queued")).all()
     assert [e.object_id for e in released] == [str(run_id)]
