@@ -47,10 +47,10 @@ def _free_port() -> int:
 def _command(how: str) -> list[str]:
     if how == "serve":
         return [TRIAGE, "serve", "--host", "127.0.0.1", "--port", str(_free_port())]
-    return [TRIAGE, "worker", "--backend", "local"]
+    return [TRIAGE, "worker", "--backend", "local", *(["--once"] if how == "once" else [])]
 
 
-@pytest.mark.parametrize("how", ["serve", "worker"])
+@pytest.mark.parametrize("how", ["serve", "worker", "once"])
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_stopped_local_worker_gives_its_run_back_at_once(
     how: str,

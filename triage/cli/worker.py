@@ -26,14 +26,14 @@ def worker(
         from workers.local import LocalWorker
 
         local = LocalWorker(settings)
-        if once:
-            while local.run_one():
-                pass
-            return
         for stopping in (signal.SIGTERM, signal.SIGHUP):  # a service manager; its terminal closed
             signal.signal(stopping, lambda *_: stop.set())
-        try:
-            local.run_forever(stop)
+        try:  # a run under way when asked to stop goes back to the queue (jobs.execute_run)
+            if once:
+                while not stop.is_set() and local.run_one(stop):
+                    pass
+            else:
+                local.run_forever(stop)
         except KeyboardInterrupt:
             stop.set()
         return
