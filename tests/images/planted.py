@@ -26,6 +26,12 @@ KNOWN_GOOD = b"MZ\x90\x00" + random_bytes(2, 9000)
 YARA_HIT = b"notes\n" + random_bytes(3, 3000) + YARA_MARKER + b"\nend\n"
 # A PNG (for file-type counting), not in any set.
 PNG = b"\x89PNG\r\n\x1a\n" + random_bytes(4, 2048)
+# A rule that takes YARA about a second over a 64 KiB file (filesize x 400 steps of its
+# condition): a scan of such files is still under way when a test stops or watches it, on any
+# machine.
+SLOW_RULE = (
+    "rule slow { condition: for all i in (0..filesize) : (for all j in (0..400) : (uint8(i) + j >= 0)) }\n"
+)
 
 
 @dataclass(frozen=True)

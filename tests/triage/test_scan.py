@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import TESTDATA
 from tests.images import build
-from tests.images.planted import KNOWN_BAD, KNOWN_GOOD, YARA_HIT, Planted, random_bytes
+from tests.images.planted import KNOWN_BAD, KNOWN_GOOD, SLOW_RULE, YARA_HIT, Planted, random_bytes
 from tests.oracle import fiwalk, mismatches, parse_dfxml
 from tests.processes import group_ends
 from triage.analysis.hashsets import HashSetKind, load_hashset
@@ -798,13 +798,6 @@ def _scan_to(triage: str, image: str, document: Path) -> str:
     done = subprocess.run([triage, "scan", image, "--dfxml", str(document)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return document.read_text()
-
-
-# Each file takes YARA about a second (filesize x 400 steps of its condition), so the scan is
-# still under way when it is stopped, on any machine.
-SLOW_RULE = (
-    "rule slow { condition: for all i in (0..filesize) : (for all j in (0..400) : (uint8(i) + j >= 0)) }\n"
-)
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])

@@ -18,19 +18,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from tests.images import build
-from tests.images.planted import Planted, random_bytes
+from tests.images.planted import SLOW_RULE, Planted, random_bytes
 from tests.processes import group_ends, kill_tree
 from tests.workers.conftest import TRIAGE, run_row, wait_for
 from tests.workers.test_backends import _exhibit_with_image
 from triage.models.audit import AuditEvent
 from triage.models.runs import RunState
 
-# Each 64 KiB file takes YARA about a second (filesize x 400 steps of its condition): a batch of
-# them is still under way when the worker is stopped, on any machine.
-SLOW_RULE = (
-    "rule slow { condition: for all i in (0..filesize) : (for all j in (0..400) : (uint8(i) + j >= 0)) }\n"
-)
-FILES = 6
+FILES = 6  # of 64 KiB, each about a second under SLOW_RULE
 
 
 @pytest.fixture
