@@ -67,6 +67,17 @@ def standard_streams_open() -> None:
 STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
+class Stopped(SystemExit):
+    """A stopping signal, raised where the main thread was (``stop_as_ctrl_c_does``,
+    ``ended_by_signal``), with the status a signal's end gives (128 plus its number). A kind of
+    ``SystemExit``, which asyncio lets out of its event loop (another exception raised in a
+    task's step is kept in the task: uvicorn then served on)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
 def stop_as_ctrl_c_does() -> None:
     """End the process on SIGTERM (``timeout``, a service manager, ``kill``) or SIGHUP (its
     terminal closed) as Ctrl-C ends it, by an exception, so that what it has under way is
@@ -78,21 +89,10 @@ def stop_as_ctrl_c_does() -> None:
     def stop(signum: int, _frame: Any) -> None:
         for other in STOPPING_SIGNALS:  # a second signal must not cut the clean-up short
             signal.signal(other, signal.SIG_IGN)
-        raise SystemExit(128 + signum)
+        raise Stopped(signum)
 
     for signum in STOPPING_SIGNALS:
         signal.signal(signum, stop)
-
-
-class Stopped(SystemExit):
-    """A stopping signal, raised where the main thread was (``ended_by_signal``). A kind of
-    ``SystemExit``, which asyncio lets out of its event loop (another exception raised in a
-    task's step is kept in the task: uvicorn then served on), with the status a signal's end
-    gives, should anything let it out."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(128 + signum)
-        self.signum = signum
 
 
 @contextmanager

@@ -26,7 +26,9 @@ def worker(
         from workers.local import LocalWorker
 
         local = LocalWorker(settings)
-        for stopping in (signal.SIGTERM, signal.SIGHUP):  # a service manager; its terminal closed
+        from triage.launch import STOPPING_SIGNALS
+
+        for stopping in STOPPING_SIGNALS:  # a service manager; its terminal closed
             signal.signal(stopping, lambda *_: stop.set())
         try:  # a run under way when asked to stop goes back to the queue (jobs.execute_run)
             if once:
